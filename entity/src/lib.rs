@@ -1,0 +1,31 @@
+//! sea-orm entities for leadql: one module per table, nothing else.
+//!
+//! Times are stored as epoch milliseconds (`i64`), the unit the platform
+//! sends, so ordering and bucketing are plain integer arithmetic on both
+//! SQLite and PostgreSQL. Free-form payload parts are JSON columns.
+
+pub mod activity;
+pub mod analysis;
+pub mod conversation;
+pub mod delivery;
+pub mod disposition_event;
+pub mod lead;
+pub mod lead_update;
+pub mod message;
+pub mod rejected_delivery;
+pub mod tool_call;
+pub mod variable;
+
+pub mod prelude {
+    pub use super::activity::Entity as Activity;
+    pub use super::analysis::Entity as Analysis;
+    pub use super::conversation::Entity as Conversation;
+    pub use super::delivery::Entity as Delivery;
+    pub use super::disposition_event::Entity as DispositionEvent;
+    pub use super::lead::Entity as Lead;
+    pub use super::lead_update::Entity as LeadUpdate;
+    pub use super::message::Entity as Message;
+    pub use super::rejected_delivery::Entity as RejectedDelivery;
+    pub use super::tool_call::Entity as ToolCall;
+    pub use super::variable::Entity as Variable;
+}

@@ -1,0 +1,58 @@
+//! leadql's configuration: one struct, each field settable by a flag or an
+//! environment variable, with a default that runs out of the box.
+
+use crate::ingest::auth::WebhookSecret;
+use std::net::SocketAddr;
+
+/// The default database: an embedded SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://leadql.db?mode=rwc";
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "LEADQL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Database URL: sqlite://PATH?mode=rwc (embedded) or postgres://USER@HOST/DB.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+
+    /// Shared secret for webhook deliveries. When set, each delivery must
+    /// carry `Authorization: Bearer <secret>` or a valid Standard Webhooks
+    /// signature. Unset: deliveries are not authenticated.
+    #[arg(long, env = "LEADQL_WEBHOOK_SECRET", value_parser = parse_secret, hide_env_values = true)]
+    pub webhook_secret: Option<WebhookSecret>,
+
+    /// Largest webhook body accepted, in bytes.
+    #[arg(long, env = "LEADQL_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+
+    /// Deliveries committed together at most (group commit).
+    #[arg(long, env = "LEADQL_INGEST_BATCH")]
+    pub ingest_batch: Option<usize>,
+
+    /// Concurrent writer tasks (default: 1 on SQLite, 4 on PostgreSQL).
+    #[arg(long, env = "LEADQL_INGEST_WORKERS")]
+    pub ingest_workers: Option<usize>,
+}
+
+fn parse_secret(s: &str) -> Result<WebhookSecret, String> {
+    if s.is_empty() {
+        return Err("the webhook secret must not be empty".into());
+    }
+    Ok(WebhookSecret::new(s))
+}
+
+impl Config {
+    /// A configuration for the given database, everything else default.
+    pub fn for_database(database_url: impl Into<String>) -> Self {
+        Config {
+            listen: ([127, 0, 0, 1], 0).into(),
+            database_url: database_url.into(),
+            webhook_secret: None,
+            body_limit: 1024 * 1024,
+            ingest_batch: None,
+            ingest_workers: None,
+        }
+    }
+}

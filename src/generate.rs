@@ -1,0 +1,271 @@
+//! Synthetic payload streams (`leadql generate`) for demos, scale tests and
+//! benchmarks: several attempts per lead (busy, no answer, completed), schedule
+//! activities in between, transcripts in English and Hindi, tool calls,
+//! extracted variables, update-lead results, and the delivery faults of a
+//! real platform: some duplicates and out-of-order deliveries.
+//! The same seed gives the same stream.
+
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use std::io::Write;
+
+const PROJECTS: &[&str] = &["681db2d0a1b2c3d4e5f60120", "681dbf0a1b2c3d4e5f645120", "6820aa11b2c3d4e5f6a70001", "6820bb22c3d4e5f6a7b80002"];
+const PROCESSES: &[&str] = &["6932eb3a1b2c3d4e5fac2f00d", "6932ec4b2c3d4e5f6bd3f011"];
+const NAMES: &[&str] = &["John Doe", "Priya Sharma", "Rahul Verma", "Asha Patel", "Vikram Singh", "Meera Iyer", "Arjun Nair", "Sara Khan", "राहुल शर्मा", "सुनीता देवी", "Amit Kumar", "Neha Gupta"];
+const CIRCLES: &[&str] = &["GJ", "MH", "UP", "KA", "TN", "DL"];
+/// (disposition, dispositionType, share in percent of connected calls)
+const OUTCOMES: &[(&str, &str, u32)] = &[
+    ("Interested", "positive", 30),
+    ("Not Interested", "failure", 30),
+    ("Callback Requested", "neutral", 25),
+    ("Wrong Number", "failure", 10),
+    ("Do Not Call", "failure", 5),
+];
+const EN_LINES: &[(&str, &str)] = &[
+    ("assistant", "Hello {name}, this is Maya calling about your insurance enquiry."),
+    ("user", "Yes, tell me."),
+    ("assistant", "We have a plan that covers your whole family. Would you like to hear about it?"),
+    ("user", "What would it cost per month?"),
+    ("assistant", "It starts at 799 rupees a month. I can have an expert call you with the details."),
+    ("user", "Okay, that sounds fine."),
+    ("assistant", "When would be a good time for the expert to call?"),
+    ("user", "This evening after six."),
+];
+const HI_LINES: &[(&str, &str)] = &[
+    ("assistant", "हैलो {name} जी, मैं माया बोल रही हूँ, आपकी बीमा पूछताछ के बारे में।"),
+    ("user", "बोलिए।"),
+    ("assistant", "हमारे पास एक प्लान है जो आपके पूरे परिवार को कवर करता है। क्या आप सुनना चाहेंगे?"),
+    ("user", "महीने का कितना लगेगा?"),
+    ("assistant", "यह 799 रुपये महीने से शुरू होता है। मैं एक्सपर्ट से आपको कॉल करवा सकती हूँ।"),
+    ("user", "ठीक है।"),
+    ("assistant", "एक्सपर्ट किस समय कॉल करें?"),
+    ("user", "आज शाम छह बजे के बाद।"),
+];
+
+/// Epoch ms of 2026-01-01T00:00:00Z, where generated time starts.
+const START_MS: i64 = 1_767_225_600_000;
+
+/// All payloads for `leads` leads, one JSON document per element.
+pub fn generate(leads: usize, seed: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    let _ = write_to(leads, seed, &mut |line: String| {
+        out.push(line);
+        Ok(())
+    });
+    out
+}
+
+/// Write `leads` leads' payloads as NDJSON.
+pub fn write_ndjson(leads: usize, seed: u64, out: &mut impl Write) -> std::io::Result<u64> {
+    write_to(leads, seed, &mut |line: String| {
+        out.write_all(line.as_bytes())?;
+        out.write_all(b"\n")
+    })
+}
+
+fn write_to(leads: usize, seed: u64, emit: &mut dyn FnMut(String) -> std::io::Result<()>) -> std::io::Result<u64> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    // Deliveries wait in a small pool and leave it in random order, so leads
+    // interleave and some of a lead's payloads arrive before older ones.
+    let mut pool: Vec<String> = Vec::new();
+    let mut written = 0_u64;
+    for _ in 0..leads {
+        for payload in lead_payloads(&mut rng) {
+            let line = payload.to_string();
+            if rng.random_bool(0.03) {
+                pool.push(line.clone()); // a retry: the same body again
+            }
+            pool.push(line);
+            while pool.len() > 24 {
+                let i = rng.random_range(0..pool.len().min(6));
+                emit(pool.remove(i))?;
+                written += 1;
+            }
+        }
+    }
+    for line in pool {
+        emit(line)?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+fn object_id(rng: &mut StdRng) -> String {
+    (0..24).map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0')).collect()
+}
+
+fn lead_payloads(rng: &mut StdRng) -> Vec<Value> {
+    let lead_id = object_id(rng);
+    let project = *PROJECTS.choose(rng).unwrap_or(&PROJECTS[0]);
+    let process = *PROCESSES.choose(rng).unwrap_or(&PROCESSES[0]);
+    let reference = format!("AB{:09}", rng.random_range(0..1_000_000_000_u64));
+    let name = *NAMES.choose(rng).unwrap_or(&NAMES[0]);
+    let hindi = rng.random_bool(0.4);
+    let flow = object_id(rng);
+    let mut t = START_MS + rng.random_range(0..30 * 86_400_000_i64);
+    let attempts = rng.random_range(1..=4);
+    let mut payloads = Vec::new();
+    let mut last_activity: Option<String> = None;
+    let mut summary_lines: Vec<String> = Vec::new();
+    for attempt in 1..=attempts {
+        let activity_id = object_id(rng);
+        let scheduled = t;
+        t += rng.random_range(60_000..600_000);
+        let roll = rng.random_range(0..100);
+        let call_status = if attempt == attempts || roll >= 60 { "completed" } else if roll < 30 { "busy" } else { "no-answer" };
+        let connected = call_status == "completed";
+        let (disposition, dtype) = if connected {
+            let mut pick = rng.random_range(0..100);
+            let mut chosen = OUTCOMES[0];
+            for outcome in OUTCOMES {
+                if pick < outcome.2 {
+                    chosen = *outcome;
+                    break;
+                }
+                pick -= outcome.2;
+            }
+            (chosen.0, chosen.1)
+        } else {
+            ("Attempted", "neutral")
+        };
+        let to_state = if connected { disposition.to_lowercase().replace(' ', "_") } else { format!("schedule_call_{}", attempt + 1) };
+        let summary = if connected {
+            format!("Customer spoke with the agent; outcome: {disposition}.")
+        } else {
+            format!("Agent called the lead but no conversation took place because the line was {call_status}.")
+        };
+        summary_lines.push(format!("- call: {summary}"));
+        let input = json!({
+            "make_call": "yes", "circle": CIRCLES.choose(rng), "called": true, "connected": connected,
+            "name": name, "leadId": lead_id, "projectId": project, "referenceId": reference,
+            "scheduledTime": scheduled, "schedulingMethod": "standard",
+        });
+        let mut result = json!({
+            "success": true, "type": "call", "leadId": lead_id, "projectId": project, "activityId": activity_id,
+            "referenceId": reference, "flowId": flow, "channelId": rng.random_range(1..64), "hasTransfer": false,
+            "telephonyType": "provider", "input": input, "wsId": rng.random_range(1..200), "callRequest": {},
+            "providerCallId": object_id(rng), "callMetadata": {}, "status": "completed",
+            "callStatus": call_status, "nextState": to_state,
+        });
+        if connected {
+            let lines = if hindi { HI_LINES } else { EN_LINES };
+            let count = rng.random_range(4..=lines.len());
+            let mut mt = t - 120_000;
+            let messages: Vec<Value> = lines[..count]
+                .iter()
+                .map(|(role, text)| {
+                    mt += rng.random_range(2_000..9_000);
+                    json!({"role": role, "content": text.replace("{name}", name), "timestamp": mt})
+                })
+                .collect();
+            let mut tool_calls = Vec::new();
+            let callback = matches!(disposition, "Interested" | "Callback Requested");
+            if callback {
+                tool_calls.push(json!({
+                    "tool_call_id": format!("call_{}", &object_id(rng)[..16]), "name": "scheduleExpertCallback",
+                    "arguments": {"callbackDate": "13/01/2026", "callbackTime": "18:00"},
+                    "response": {"success": true, "callbackDate": "13/01/2026", "callbackTime": "18:00"},
+                    "utteranceId": count.to_string(), "timestamp": mt + 1_000,
+                }));
+            }
+            tool_calls.push(json!({
+                "tool_call_id": format!("call_{}", &object_id(rng)[..16]), "name": "endCall",
+                "arguments": {"endCall": true}, "response": {"success": true, "endCall": true},
+                "utteranceId": count.to_string(), "timestamp": mt + 2_000,
+            }));
+            let urgency = if disposition == "Interested" { *["Very Urgent", "Urgent", "Normal"].choose(rng).unwrap_or(&"Normal") } else { "None" };
+            result["conversationId"] = json!(object_id(rng));
+            result["conversation"] = json!({
+                "projectId": project, "flowId": flow, "streamId": object_id(rng), "callSid": object_id(rng),
+                "phoneHash": format!("{}{}", object_id(rng), object_id(rng)), "leadId": lead_id,
+                "messages": messages, "toolCalls": tool_calls,
+                "createdAt": rfc3339(t - 120_000), "updatedAt": rfc3339(mt + 3_000),
+                "reconciled": true, "turnCount": count * 2,
+            });
+            result["variables"] = json!({
+                "flowId": flow, "projectId": project,
+                "variables": {
+                    "inferredLanguage": if hindi { "hi" } else { "en" }, "Urgency": urgency,
+                    "expertCallbackRequested": callback, "circle": input_circle(&result),
+                },
+            });
+        }
+        if connected || rng.random_bool(0.95) {
+            result["analysis"] = json!({
+                "success": connected, "disposition": disposition, "dispositionType": dtype,
+                "summary": summary, "timestamp": t - 200,
+            });
+        }
+        payloads.push(json!({
+            "action_type": "update", "activityId": activity_id, "leadId": lead_id,
+            "lastActivityId": last_activity, "processId": process, "referenceId": reference, "timestamp": t,
+            "activity": {
+                "type": "call", "status": "success", "fromState": format!("make_call_{attempt}"), "toState": to_state,
+                "scheduledAt": scheduled,
+                "metadata": {"attemptLogId": object_id(rng), "attemptNumber": attempt, "isConnected": connected},
+                "result": result,
+            },
+            "leadSummary": format!("Lead Details: Contacting {name}.\nActivities:\n{}", summary_lines.join("\n")),
+            "leadDisposition": disposition,
+        }));
+        last_activity = Some(activity_id);
+        if connected {
+            break;
+        }
+        // The platform schedules the next attempt.
+        t += rng.random_range(30_000..120_000);
+        let schedule_id = object_id(rng);
+        payloads.push(json!({
+            "action_type": "update", "activityId": schedule_id, "leadId": lead_id, "lastActivityId": last_activity,
+            "processId": process, "referenceId": reference, "timestamp": t,
+            "activity": {"type": "schedule", "status": "success", "fromState": to_state, "toState": format!("make_call_{}", attempt + 1), "scheduledAt": t + 3_600_000},
+            "leadDisposition": "Attempted",
+        }));
+        last_activity = Some(schedule_id);
+        t += rng.random_range(3_600_000..6 * 3_600_000);
+    }
+    if rng.random_bool(0.1) {
+        let ok = rng.random_bool(0.8);
+        payloads.push(json!({
+            "action_type": "update", "updateId": object_id(rng), "success": ok,
+            "error": if ok { Value::Null } else { json!("Lead is locked by another process") },
+            "leadId": lead_id, "referenceId": reference, "timestamp": t + 60_000,
+            "data": if ok { json!({"status": "synced"}) } else { Value::Null },
+        }));
+    }
+    payloads
+}
+
+fn input_circle(result: &Value) -> Value {
+    result["input"]["circle"].clone()
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::payload::parse;
+
+    #[test]
+    fn same_seed_same_stream_and_every_payload_parses() {
+        let a = generate(50, 1);
+        assert_eq!(a, generate(50, 1));
+        assert_ne!(a, generate(50, 2));
+        for body in &a {
+            parse(body.as_bytes()).unwrap();
+        }
+        let text = a.join("\n");
+        for needle in ["\"busy\"", "\"no-answer\"", "scheduleExpertCallback", "endCall", "बोलिए", "\"schedule\"", "updateId"] {
+            assert!(text.contains(needle), "no {needle} in 50 generated leads");
+        }
+        let unique: std::collections::HashSet<_> = a.iter().collect();
+        assert!(unique.len() < a.len(), "some deliveries are repeated");
+    }
+}

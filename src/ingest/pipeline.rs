@@ -1,0 +1,167 @@
+//! The group-commit pipeline every delivery goes through (webhook and
+//! `leadql import` alike).
+//!
+//! Callers submit a parsed delivery and wait. Writer tasks take whatever
+//! deliveries are waiting (up to a batch), store them in one transaction
+//! and answer each caller only after the commit: a positive answer always
+//! means durable. While one batch commits, the next one fills, so the cost
+//! of a commit is shared by every delivery that arrived meanwhile.
+
+use super::payload::Delivery;
+use crate::store::{self, Mode, Status};
+use entity::disposition_event;
+use sea_orm::{DatabaseConnection, DbBackend, DbErr, TransactionOptions, TransactionTrait};
+use std::sync::Arc;
+use tokio::sync::{broadcast, mpsc, oneshot, Mutex};
+
+/// Why a delivery could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The database cannot be reached; the sender should retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The database refused the write.
+    #[error("storing the delivery failed: {0}")]
+    Failed(String),
+    /// The pipeline is shutting down.
+    #[error("leadql is shutting down")]
+    ShuttingDown,
+}
+
+impl From<DbErr> for IngestError {
+    fn from(err: DbErr) -> Self {
+        if store::is_unavailable(&err) {
+            IngestError::Unavailable(err.to_string())
+        } else {
+            IngestError::Failed(err.to_string())
+        }
+    }
+}
+
+/// Tuning of the pipeline.
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    /// Most deliveries committed together.
+    pub max_batch: usize,
+    /// Concurrent writer tasks (1 on SQLite, which has one writer anyway).
+    pub workers: usize,
+}
+
+impl PipelineConfig {
+    pub fn for_backend(backend: DbBackend) -> Self {
+        match backend {
+            DbBackend::Sqlite => PipelineConfig { max_batch: 256, workers: 1 },
+            _ => PipelineConfig { max_batch: 128, workers: 4 },
+        }
+    }
+}
+
+struct Job {
+    delivery: Delivery,
+    reply: oneshot::Sender<Result<Status, IngestError>>,
+}
+
+/// Handle to the pipeline; cheap to clone.
+#[derive(Clone)]
+pub struct Ingestor {
+    jobs: mpsc::Sender<Job>,
+    events: broadcast::Sender<disposition_event::Model>,
+}
+
+impl Ingestor {
+    /// Start the writer tasks. They stop once every handle is dropped and
+    /// the queue is drained.
+    pub fn start(db: DatabaseConnection, config: PipelineConfig) -> Self {
+        let (jobs, rx) = mpsc::channel::<Job>(config.max_batch * 8);
+        let (events, _) = broadcast::channel(4096);
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..config.workers.max(1) {
+            tokio::spawn(writer(db.clone(), rx.clone(), config.max_batch, events.clone()));
+        }
+        Ingestor { jobs, events }
+    }
+
+    /// Store one delivery; returns once it is committed.
+    pub async fn submit(&self, delivery: Delivery) -> Result<Status, IngestError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send(Job { delivery, reply }).await.map_err(|_| IngestError::ShuttingDown)?;
+        answer.await.map_err(|_| IngestError::ShuttingDown)?
+    }
+
+    /// Disposition events, published after their transaction commits.
+    pub fn subscribe(&self) -> broadcast::Receiver<disposition_event::Model> {
+        self.events.subscribe()
+    }
+}
+
+async fn writer(
+    db: DatabaseConnection,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    max_batch: usize,
+    events: broadcast::Sender<disposition_event::Model>,
+) {
+    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
+    loop {
+        {
+            let mut rx = rx.lock().await;
+            if rx.recv_many(&mut batch, max_batch).await == 0 {
+                return;
+            }
+        }
+        let deliveries: Vec<&Delivery> = batch.iter().map(|j| &j.delivery).collect();
+        match commit(&db, &deliveries).await {
+            Ok(result) => {
+                for (job, status) in batch.drain(..).zip(result.statuses) {
+                    let _ = job.reply.send(Ok(status));
+                }
+                for event in result.events {
+                    let _ = events.send(event);
+                }
+            }
+            Err(err) if batch.len() > 1 && !store::is_unavailable(&err) => {
+                // One bad delivery must not fail its neighbours: retry alone.
+                tracing::warn!(error = %err, size = batch.len(), "batch failed; storing its deliveries one by one");
+                for job in batch.drain(..) {
+                    let answer = match commit(&db, &[&job.delivery]).await {
+                        Ok(result) => {
+                            for event in result.events {
+                                let _ = events.send(event);
+                            }
+                            Ok(result.statuses[0])
+                        }
+                        Err(err) => Err(log_failure(err, &job.delivery)),
+                    };
+                    let _ = job.reply.send(answer);
+                }
+            }
+            Err(err) => {
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(Err(log_failure(err.clone(), &job.delivery)));
+                }
+            }
+        }
+    }
+}
+
+fn log_failure(err: DbErr, delivery: &Delivery) -> IngestError {
+    let err = IngestError::from(err);
+    match &err {
+        IngestError::Unavailable(_) => {
+            tracing::warn!(error = %err, lead_id = %delivery.lead_id, source_id = %delivery.source_id, "database unavailable")
+        }
+        _ => tracing::error!(error = %err, lead_id = %delivery.lead_id, source_id = %delivery.source_id, "storing a delivery failed"),
+    }
+    err
+}
+
+async fn commit(db: &DatabaseConnection, deliveries: &[&Delivery]) -> Result<store::BatchResult, DbErr> {
+    let txn = db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await?;
+    let result = store::apply_batch(&txn, deliveries, store::now_ms(), Mode::Live).await?;
+    txn.commit().await?;
+    Ok(result)
+}

@@ -1,0 +1,86 @@
+//! leadql turns the webhook stream of an AI voice-calling platform into a
+//! GraphQL API for lead histories and live disposition feeds.
+//!
+//! The path of one delivery: [`ingest::webhook`] (route) → [`ingest::payload`]
+//! (parse) → [`ingest::pipeline`] (group commit) → [`store`] (one
+//! transaction) → answer.
+
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod generate;
+pub mod import;
+pub mod ingest;
+pub mod store;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use config::Config;
+use ingest::pipeline::{Ingestor, PipelineConfig};
+use sea_orm::DatabaseConnection;
+use serde_json::{json, Value};
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub ingestor: Ingestor,
+    pub config: Arc<Config>,
+}
+
+impl AppState {
+    /// Connect, migrate and start the ingest pipeline.
+    pub async fn open(config: Config) -> anyhow::Result<Self> {
+        let db = store::connect(&config.database_url).await?;
+        store::migrate(&db).await?;
+        let mut pipeline = PipelineConfig::for_backend(db.get_database_backend());
+        if let Some(batch) = config.ingest_batch {
+            pipeline.max_batch = batch.max(1);
+        }
+        if let Some(workers) = config.ingest_workers {
+            pipeline.workers = workers.max(1);
+        }
+        let ingestor = Ingestor::start(db.clone(), pipeline);
+        Ok(AppState { db, ingestor, config: Arc::new(config) })
+    }
+}
+
+/// The HTTP application.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(ingest::webhook::router())
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    match store::ping(&state.db).await {
+        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "error": "database_unavailable", "message": "the database is unreachable" })),
+            )
+        }
+    }
+}
+
+/// Serve `state` on `listener` until `shutdown` completes; in-flight
+/// deliveries finish (committed and answered) before this returns.
+pub async fn run(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    tracing::info!(address = %listener.local_addr()?, "leadql listening");
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}

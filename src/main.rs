@@ -1,0 +1,186 @@
+//! The `leadql` command line: parse arguments, set up logging, call into the library.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use leadql::config::{Config, DEFAULT_DATABASE_URL};
+use leadql::{store, AppState};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// leadql: a GraphQL lead API over the webhook stream of an AI voice-calling platform.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, env = "LEADQL_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate the database, then serve the webhook and the API over HTTP.
+    Serve {
+        #[command(flatten)]
+        config: Config,
+        /// Load the example payloads and a small generated data set first,
+        /// so there is data to look at straight away.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate {
+        #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+        database_url: String,
+    },
+    /// Ingest payloads from JSON or NDJSON files (`-` for stdin), exactly as
+    /// the webhook would, and print how many were stored, duplicate, stale
+    /// and rejected.
+    Import {
+        /// Files holding one JSON payload, a JSON array of payloads, or NDJSON.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+        database_url: String,
+    },
+    /// Rebuild every projection (leads, activities, conversations, …) from
+    /// the raw delivery log, e.g. after an upgrade that reads payloads better.
+    Reproject {
+        #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+        database_url: String,
+    },
+    /// Write realistic synthetic payloads as NDJSON (to stdout or --output).
+    Generate {
+        /// Number of leads; each has one to four call attempts and more.
+        #[arg(long)]
+        leads: usize,
+        /// Random seed: the same seed gives the same stream.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LEADQL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    match execute(cli.command).await {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve { config, demo } => {
+            let listen = config.listen;
+            let state = AppState::open(config).await?;
+            if demo {
+                let count = leadql::demo::load(&state, 200).await?;
+                tracing::info!(payloads = count, "demo data loaded");
+            }
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+            leadql::run(state, listener, shutdown_signal()).await?;
+        }
+        Command::Migrate { database_url } => {
+            let db = store::connect(&database_url).await?;
+            store::migrate(&db).await?;
+            println!("migrations applied");
+        }
+        Command::Import { files, database_url } => {
+            let state = AppState::open(Config::for_database(database_url)).await?;
+            let mut total = leadql::import::ImportSummary::default();
+            for file in &files {
+                let bodies = leadql::import::read_bodies(file)?;
+                let started = std::time::Instant::now();
+                let count = bodies.len();
+                let summary = leadql::import::import(&state, bodies, std::io::stderr().is_terminal()).await;
+                let secs = started.elapsed().as_secs_f64();
+                eprintln!("{}: {summary} ({count} payloads in {secs:.1}s, {:.0}/s)", file.display(), count as f64 / secs.max(1e-9));
+                total.stored += summary.stored;
+                total.duplicate += summary.duplicate;
+                total.stale += summary.stale;
+                total.rejected += summary.rejected;
+                total.failed += summary.failed;
+            }
+            println!("{total}");
+            if total.failed > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Reproject { database_url } => {
+            let db = store::connect(&database_url).await?;
+            store::migrate(&db).await?;
+            let summary = store::reproject(&db, |_| {}).await?;
+            println!(
+                "replayed {} deliveries into {} leads ({} no longer readable)",
+                summary.replayed, summary.leads, summary.unreadable
+            );
+        }
+        Command::Generate { leads, seed, output } => {
+            let written = match output {
+                Some(path) => {
+                    let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
+                    let n = leadql::generate::write_ndjson(leads, seed, &mut file)?;
+                    std::io::Write::flush(&mut file)?;
+                    n
+                }
+                None => {
+                    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                    let n = leadql::generate::write_ndjson(leads, seed, &mut out)?;
+                    std::io::Write::flush(&mut out)?;
+                    n
+                }
+            };
+            eprintln!("wrote {written} payloads for {leads} leads");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight deliveries");
+}

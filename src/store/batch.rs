@@ -1,0 +1,445 @@
+//! Storing a batch of deliveries in one transaction (group commit).
+//!
+//! The ingest pipeline hands concurrent deliveries here together; they are
+//! decided in arrival order (duplicate, stale or stored), written with
+//! multi-row statements and committed once, and only then answered. Lead
+//! rows are recomputed from their activities, so the result does not depend
+//! on delivery order; disposition events record each change of a lead's
+//! disposition as this batch saw it.
+
+use super::projection::{project_lead, LeadFacts};
+use crate::ingest::payload::{ActivityRows, Delivery, Kind, Projection};
+use entity::{
+    activity, analysis, conversation, delivery, disposition_event, lead, lead_update, message, tool_call,
+    variable,
+};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, IdenStatic,
+    IntoActiveModel, Iterable, NotSet, QueryFilter, QuerySelect, Statement,
+};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// What happened to one delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// New, or a newer version of an activity: it is now the current data.
+    Stored,
+    /// The same body was stored before.
+    Duplicate,
+    /// An older version of something already stored: logged, not applied.
+    Stale,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Stored => "stored",
+            Status::Duplicate => "duplicate",
+            Status::Stale => "stale",
+        }
+    }
+}
+
+/// The outcome of one batch: a status per delivery, in order, and the
+/// disposition events it recorded (with their ids), to publish after commit.
+#[derive(Debug, Default)]
+pub struct BatchResult {
+    pub statuses: Vec<Status>,
+    pub events: Vec<disposition_event::Model>,
+}
+
+/// Largest number of bound parameters per statement (SQLite allows 32,766).
+const MAX_PARAMS: usize = 30_000;
+
+#[derive(FromQueryResult)]
+struct Version {
+    id: String,
+    lead_id: String,
+    timestamp: i64,
+    version_hash: String,
+}
+
+#[derive(FromQueryResult)]
+struct LeadDisposition {
+    id: String,
+    disposition: Option<String>,
+}
+
+#[derive(FromQueryResult)]
+struct Hash {
+    body_hash: String,
+}
+
+/// How a batch is applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// New deliveries: log them, detect duplicates, record disposition events.
+    Live,
+    /// Deliveries replayed from the log by `reproject`: projections only.
+    Replay,
+}
+
+/// Store `deliveries` inside the caller's transaction.
+#[tracing::instrument(skip_all, fields(deliveries = deliveries.len()))]
+pub async fn apply_batch<C: ConnectionTrait>(
+    txn: &C,
+    deliveries: &[&Delivery],
+    received_at: i64,
+    mode: Mode,
+) -> Result<BatchResult, DbErr> {
+    let live = mode == Mode::Live;
+    let backend = txn.get_database_backend();
+    if deliveries.is_empty() {
+        return Ok(BatchResult::default());
+    }
+    if backend == DbBackend::Postgres {
+        lock_leads(txn, deliveries.iter().map(|d| d.lead_id.as_str())).await?;
+    }
+
+    // What is already stored: body hashes and current versions.
+    let hashes: Vec<&str> = deliveries.iter().map(|d| d.body_hash.as_str()).collect();
+    let mut seen_hashes: HashSet<String> = HashSet::new();
+    for chunk in hashes.chunks(500).filter(|_| live) {
+        let rows = delivery::Entity::find()
+            .select_only()
+            .column(delivery::Column::BodyHash)
+            .filter(delivery::Column::BodyHash.is_in(chunk.iter().copied()))
+            .into_model::<Hash>()
+            .all(txn)
+            .await?;
+        seen_hashes.extend(rows.into_iter().map(|r| r.body_hash));
+    }
+    let stored_before: HashSet<String> = seen_hashes.clone();
+
+    let activity_ids: Vec<&str> =
+        deliveries.iter().filter(|d| d.kind == Kind::Activity).map(|d| d.source_id.as_str()).collect();
+    let update_ids: Vec<&str> =
+        deliveries.iter().filter(|d| d.kind == Kind::Update).map(|d| d.source_id.as_str()).collect();
+    let mut activity_versions: HashMap<String, (i64, String)> = HashMap::new();
+    let mut previous_lead_of: HashMap<String, String> = HashMap::new();
+    for chunk in activity_ids.chunks(500) {
+        let rows = activity::Entity::find()
+            .select_only()
+            .columns([activity::Column::Id, activity::Column::LeadId, activity::Column::Timestamp, activity::Column::VersionHash])
+            .filter(activity::Column::Id.is_in(chunk.iter().copied()))
+            .into_model::<Version>()
+            .all(txn)
+            .await?;
+        for v in rows {
+            previous_lead_of.insert(v.id.clone(), v.lead_id);
+            activity_versions.insert(v.id, (v.timestamp, v.version_hash));
+        }
+    }
+    let mut update_versions: HashMap<String, (i64, String)> = HashMap::new();
+    for chunk in update_ids.chunks(500) {
+        let rows = lead_update::Entity::find()
+            .select_only()
+            .columns([lead_update::Column::Id, lead_update::Column::LeadId, lead_update::Column::Timestamp, lead_update::Column::VersionHash])
+            .filter(lead_update::Column::Id.is_in(chunk.iter().copied()))
+            .into_model::<Version>()
+            .all(txn)
+            .await?;
+        for v in rows {
+            update_versions.insert(v.id, (v.timestamp, v.version_hash));
+        }
+    }
+    let existing_activities: HashSet<String> = activity_versions.keys().cloned().collect();
+
+    // Decide each delivery in arrival order.
+    let mut statuses = Vec::with_capacity(deliveries.len());
+    let mut duplicate_counts: HashMap<&str, i32> = HashMap::new();
+    for d in deliveries {
+        let status = if !seen_hashes.insert(d.body_hash.clone()) {
+            *duplicate_counts.entry(d.body_hash.as_str()).or_default() += 1;
+            Status::Duplicate
+        } else {
+            let versions = match d.kind {
+                Kind::Activity => &mut activity_versions,
+                Kind::Update => &mut update_versions,
+            };
+            let candidate = (d.timestamp, d.body_hash.clone());
+            match versions.get(&d.source_id) {
+                Some(current) if *current >= candidate => Status::Stale,
+                _ => {
+                    versions.insert(d.source_id.clone(), candidate);
+                    Status::Stored
+                }
+            }
+        };
+        statuses.push(status);
+    }
+
+    // The leads this batch touches, with their activities as stored now.
+    let mut affected: BTreeSet<String> = BTreeSet::new();
+    for (d, status) in deliveries.iter().zip(&statuses) {
+        if *status == Status::Stored {
+            affected.insert(d.lead_id.clone());
+            if let Some(previous) = previous_lead_of.get(&d.source_id) {
+                affected.insert(previous.clone());
+            }
+        }
+    }
+    let affected: Vec<String> = affected.into_iter().collect();
+    let mut facts: HashMap<String, Vec<LeadFacts>> = affected.iter().map(|l| (l.clone(), Vec::new())).collect();
+    let mut dispositions: HashMap<String, Option<String>> = HashMap::new();
+    for chunk in affected.chunks(500) {
+        let rows = activity::Entity::find()
+            .select_only()
+            .columns([
+                activity::Column::Id,
+                activity::Column::LeadId,
+                activity::Column::Timestamp,
+                activity::Column::ToState,
+                activity::Column::LeadDisposition,
+                activity::Column::LeadSummary,
+                activity::Column::AnalysisDisposition,
+                activity::Column::AnalysisDispositionType,
+                activity::Column::AnalysisSummary,
+                activity::Column::ProjectId,
+                activity::Column::ProcessId,
+                activity::Column::ReferenceId,
+                activity::Column::LeadName,
+            ])
+            .filter(activity::Column::LeadId.is_in(chunk.iter().map(String::as_str)))
+            .into_model::<LeadFacts>()
+            .all(txn)
+            .await?;
+        for f in rows {
+            facts.entry(f.lead_id.clone()).or_default().push(f);
+        }
+        let leads = lead::Entity::find()
+            .select_only()
+            .columns([lead::Column::Id, lead::Column::Disposition])
+            .filter(lead::Column::Id.is_in(chunk.iter().map(String::as_str)))
+            .into_model::<LeadDisposition>()
+            .all(txn)
+            .await?;
+        for l in leads {
+            dispositions.insert(l.id, l.disposition);
+        }
+    }
+
+    // Apply stored deliveries in order; note each disposition change.
+    let mut activity_winners: HashMap<&str, &ActivityRows> = HashMap::new();
+    let mut update_winners: HashMap<&str, &lead_update::Model> = HashMap::new();
+    let mut events: Vec<disposition_event::Model> = Vec::new();
+    for (d, status) in deliveries.iter().zip(&statuses) {
+        if *status != Status::Stored {
+            continue;
+        }
+        match &d.projection {
+            Projection::Update(update) => {
+                update_winners.insert(d.source_id.as_str(), update);
+            }
+            Projection::Activity(rows) => {
+                activity_winners.insert(d.source_id.as_str(), rows);
+                if let Some(previous) = previous_lead_of.get(&d.source_id) {
+                    if let Some(list) = facts.get_mut(previous) {
+                        list.retain(|f| f.id != d.source_id);
+                    }
+                }
+                let list = facts.entry(d.lead_id.clone()).or_default();
+                list.retain(|f| f.id != d.source_id);
+                list.push(LeadFacts::from(&rows.activity));
+                if !live {
+                    continue;
+                }
+                let projected = project_lead(&d.lead_id, list);
+                let previous = dispositions.get(&d.lead_id).cloned().flatten();
+                if let Some(new) = &projected.disposition {
+                    let changed = previous.as_ref().is_none_or(|p| !p.eq_ignore_ascii_case(new));
+                    if changed {
+                        events.push(disposition_event::Model {
+                            id: 0,
+                            lead_id: d.lead_id.clone(),
+                            activity_id: d.source_id.clone(),
+                            project_id: projected.project_id.clone(),
+                            previous_disposition: previous,
+                            disposition: new.clone(),
+                            disposition_type: projected.disposition_type.clone(),
+                            occurred_at: rows.activity.timestamp,
+                            recorded_at: received_at,
+                        });
+                    }
+                }
+                dispositions.insert(d.lead_id.clone(), projected.disposition);
+            }
+        }
+    }
+
+    // The raw log: every non-duplicate body, with its outcome.
+    let mut log_rows = Vec::new();
+    for (d, status) in deliveries.iter().zip(&statuses).filter(|_| live) {
+        if *status == Status::Duplicate {
+            continue;
+        }
+        let repeats = duplicate_counts.remove(d.body_hash.as_str()).unwrap_or(0);
+        log_rows.push(delivery::ActiveModel {
+            id: NotSet,
+            ..delivery::Model {
+                id: 0,
+                body_hash: d.body_hash.clone(),
+                kind: d.kind.as_str().to_string(),
+                source_id: d.source_id.clone(),
+                lead_id: d.lead_id.clone(),
+                timestamp: d.timestamp,
+                outcome: status.as_str().to_string(),
+                body: d.body.clone(),
+                received_at,
+                duplicate_count: repeats,
+            }
+            .into_active_model()
+        });
+    }
+    insert_rows::<delivery::Entity, _>(
+        txn,
+        log_rows,
+        Some(OnConflict::column(delivery::Column::BodyHash).do_nothing().to_owned()),
+    )
+    .await?;
+    // Repeats of bodies stored in an earlier batch.
+    for (hash, repeats) in duplicate_counts {
+        if stored_before.contains(hash) {
+            delivery::Entity::update_many()
+                .col_expr(
+                    delivery::Column::DuplicateCount,
+                    Expr::col(delivery::Column::DuplicateCount).add(repeats),
+                )
+                .filter(delivery::Column::BodyHash.eq(hash))
+                .exec(txn)
+                .await?;
+        }
+    }
+
+    // Activities: replace the parts of activities that had an older version.
+    let replaced: Vec<&str> =
+        activity_winners.keys().copied().filter(|id| existing_activities.contains(*id)).collect();
+    if !replaced.is_empty() {
+        for chunk in replaced.chunks(500) {
+            let ids = || chunk.iter().copied();
+            message::Entity::delete_many().filter(message::Column::ActivityId.is_in(ids())).exec(txn).await?;
+            tool_call::Entity::delete_many().filter(tool_call::Column::ActivityId.is_in(ids())).exec(txn).await?;
+            variable::Entity::delete_many().filter(variable::Column::ActivityId.is_in(ids())).exec(txn).await?;
+            analysis::Entity::delete_many().filter(analysis::Column::ActivityId.is_in(ids())).exec(txn).await?;
+            conversation::Entity::delete_many()
+                .filter(conversation::Column::ActivityId.is_in(ids()))
+                .exec(txn)
+                .await?;
+        }
+    }
+    let mut winners: Vec<&ActivityRows> = activity_winners.into_values().collect();
+    winners.sort_unstable_by(|a, b| a.activity.id.cmp(&b.activity.id));
+    insert_rows::<activity::Entity, _>(
+        txn,
+        winners.iter().map(|r| r.activity.clone().into_active_model()).collect(),
+        Some(upsert::<activity::Entity>(activity::Column::Id)),
+    )
+    .await?;
+    insert_rows::<conversation::Entity, _>(
+        txn,
+        winners.iter().filter_map(|r| r.conversation.clone()).map(IntoActiveModel::into_active_model).collect(),
+        None,
+    )
+    .await?;
+    insert_rows::<message::Entity, _>(
+        txn,
+        winners.iter().flat_map(|r| r.messages.iter().cloned()).map(IntoActiveModel::into_active_model).collect(),
+        None,
+    )
+    .await?;
+    insert_rows::<tool_call::Entity, _>(
+        txn,
+        winners.iter().flat_map(|r| r.tool_calls.iter().cloned()).map(IntoActiveModel::into_active_model).collect(),
+        None,
+    )
+    .await?;
+    insert_rows::<analysis::Entity, _>(
+        txn,
+        winners.iter().filter_map(|r| r.analysis.clone()).map(IntoActiveModel::into_active_model).collect(),
+        None,
+    )
+    .await?;
+    insert_rows::<variable::Entity, _>(
+        txn,
+        winners.iter().flat_map(|r| r.variables.iter().cloned()).map(IntoActiveModel::into_active_model).collect(),
+        None,
+    )
+    .await?;
+    let mut updates: Vec<&lead_update::Model> = update_winners.into_values().collect();
+    updates.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    insert_rows::<lead_update::Entity, _>(
+        txn,
+        updates.into_iter().map(|u| u.clone().into_active_model()).collect(),
+        Some(upsert::<lead_update::Entity>(lead_update::Column::Id)),
+    )
+    .await?;
+
+    // Leads, recomputed from their activities.
+    let leads: Vec<lead::ActiveModel> = affected
+        .iter()
+        .map(|id| project_lead(id, facts.get(id).map(Vec::as_slice).unwrap_or_default()).into_active_model())
+        .collect();
+    insert_rows::<lead::Entity, _>(txn, leads, Some(upsert::<lead::Entity>(lead::Column::Id))).await?;
+
+    // Disposition events, with their ids (the subscription cursor).
+    let events = if events.is_empty() {
+        events
+    } else {
+        let rows: Vec<disposition_event::ActiveModel> = events
+            .into_iter()
+            .map(|e| disposition_event::ActiveModel { id: NotSet, ..e.into_active_model() })
+            .collect();
+        disposition_event::Entity::insert_many(rows).exec_with_returning(txn).await?
+    };
+    Ok(BatchResult { statuses, events })
+}
+
+/// `ON CONFLICT (key) DO UPDATE SET` every other column.
+fn upsert<E: EntityTrait>(key: E::Column) -> OnConflict {
+    let others: Vec<E::Column> = E::Column::iter().filter(|c| c.as_str() != key.as_str()).collect();
+    OnConflict::column(key).update_columns(others).to_owned()
+}
+
+/// Multi-row insert, split so no statement exceeds the parameter limit.
+async fn insert_rows<E, A>(txn: &impl ConnectionTrait, rows: Vec<A>, on_conflict: Option<OnConflict>) -> Result<(), DbErr>
+where
+    E: EntityTrait<ActiveModel = A>,
+    A: ActiveModelTrait<Entity = E> + Send,
+{
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let per_statement = (MAX_PARAMS / E::Column::iter().count().max(1)).max(1);
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<A> = rows.by_ref().take(per_statement).collect();
+        let mut insert = E::insert_many(chunk);
+        if let Some(on_conflict) = &on_conflict {
+            insert = insert.on_conflict(on_conflict.clone());
+        }
+        insert.exec_without_returning(txn).await?;
+    }
+    Ok(())
+}
+
+/// Serialise concurrent writers (other instances, other workers) per lead
+/// on PostgreSQL: transaction-scoped advisory locks, taken in one order so
+/// two batches never wait on each other in a cycle.
+async fn lock_leads<'a>(txn: &impl ConnectionTrait, lead_ids: impl Iterator<Item = &'a str>) -> Result<(), DbErr> {
+    let keys: BTreeSet<i64> = lead_ids
+        .map(|id| {
+            let digest = Sha256::digest(id.as_bytes());
+            i64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
+        })
+        .collect();
+    let keys: Vec<i64> = keys.into_iter().collect();
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(k, n)",
+        [keys.into()],
+    ))
+    .await?;
+    Ok(())
+}

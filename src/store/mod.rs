@@ -1,0 +1,98 @@
+//! Every database read and write leadql makes, behind named functions.
+
+mod batch;
+pub mod projection;
+mod reproject;
+
+pub use batch::{apply_batch, BatchResult, Mode, Status};
+pub use reproject::{reproject, ReprojectSummary};
+
+use entity::rejected_delivery;
+use migration::MigratorTrait;
+use sea_orm::{
+    ActiveModelTrait, ConnectOptions, Database, DatabaseConnection, DbErr, NotSet, Set,
+};
+use std::time::Duration;
+
+/// Open the database named by `url` (SQLite or PostgreSQL).
+///
+/// SQLite runs in WAL mode with `synchronous = FULL`, so a committed
+/// delivery survives a power cut, and waits for locks instead of failing.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(url.to_string());
+    options
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5));
+    if url.starts_with("sqlite:") {
+        options.max_connections(8).min_connections(1).map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10))
+                .create_if_missing(true)
+        });
+    } else {
+        options.max_connections(16).min_connections(1);
+    }
+    Database::connect(options).await
+}
+
+/// Apply every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    migration::Migrator::up(db, None).await
+}
+
+/// Is the database answering?
+pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
+    db.ping().await
+}
+
+/// Keep a body that could not be accepted, for inspection and replay.
+pub async fn record_rejection(
+    db: &DatabaseConnection,
+    status: u16,
+    error: &str,
+    message: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<i64, DbErr> {
+    let row = rejected_delivery::ActiveModel {
+        id: NotSet,
+        received_at: Set(now_ms()),
+        status: Set(i32::from(status)),
+        error: Set(error.to_string()),
+        message: Set(message.to_string()),
+        content_type: Set(content_type.map(str::to_string)),
+        body: Set(body.to_vec()),
+        replayed_at: Set(None),
+    };
+    Ok(row.insert(db).await?.id)
+}
+
+/// Wall-clock time in epoch milliseconds.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Whether a database error means "the database is unreachable" (so the
+/// sender should retry) rather than "this statement failed".
+pub fn is_unavailable(err: &DbErr) -> bool {
+    matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_))
+        || {
+            let text = err.to_string().to_ascii_lowercase();
+            [
+                "connection refused",
+                "connection reset",
+                "broken pipe",
+                "pool timed out",
+                "terminating connection",
+                "connection closed",
+                "unexpected eof",
+                "database is locked",
+                "io error",
+                "error communicating with database",
+            ]
+            .iter()
+            .any(|needle| text.contains(needle))
+        }
+}
