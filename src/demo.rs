@@ -6,14 +6,38 @@ use crate::AppState;
 
 /// Fixture payloads compiled into the binary, so `--demo` works anywhere.
 pub const FIXTURES: &[(&str, &str)] = &[
-    ("connected-interested.json", include_str!("../fixtures/connected-interested.json")),
-    ("not-connected-busy.json", include_str!("../fixtures/not-connected-busy.json")),
-    ("schedule-activity.json", include_str!("../fixtures/schedule-activity.json")),
-    ("create-no-result.json", include_str!("../fixtures/create-no-result.json")),
-    ("call-no-analysis.json", include_str!("../fixtures/call-no-analysis.json")),
-    ("update-success.json", include_str!("../fixtures/update-success.json")),
-    ("update-failure.json", include_str!("../fixtures/update-failure.json")),
-    ("hindi-transcript.json", include_str!("../fixtures/hindi-transcript.json")),
+    (
+        "connected-interested.json",
+        include_str!("../fixtures/connected-interested.json"),
+    ),
+    (
+        "not-connected-busy.json",
+        include_str!("../fixtures/not-connected-busy.json"),
+    ),
+    (
+        "schedule-activity.json",
+        include_str!("../fixtures/schedule-activity.json"),
+    ),
+    (
+        "create-no-result.json",
+        include_str!("../fixtures/create-no-result.json"),
+    ),
+    (
+        "call-no-analysis.json",
+        include_str!("../fixtures/call-no-analysis.json"),
+    ),
+    (
+        "update-success.json",
+        include_str!("../fixtures/update-success.json"),
+    ),
+    (
+        "update-failure.json",
+        include_str!("../fixtures/update-failure.json"),
+    ),
+    (
+        "hindi-transcript.json",
+        include_str!("../fixtures/hindi-transcript.json"),
+    ),
 ];
 
 /// Load the fixtures and `generated_leads` synthetic leads.
@@ -22,9 +46,18 @@ pub async fn load(state: &AppState, generated_leads: usize) -> anyhow::Result<us
     bodies.extend(crate::generate::generate(generated_leads, 7));
     let mut stored = 0;
     for body in &bodies {
-        match accept(&state.db, &state.ingestor, body.as_bytes(), Some("application/json")).await {
+        match accept(
+            &state.db,
+            &state.ingestor,
+            body.as_bytes(),
+            Some("application/json"),
+        )
+        .await
+        {
             Ok(_) => stored += 1,
-            Err(NotAccepted::Rejected { rejection, .. }) => anyhow::bail!("a demo payload was rejected: {}", rejection.message()),
+            Err(NotAccepted::Rejected { rejection, .. }) => {
+                anyhow::bail!("a demo payload was rejected: {}", rejection.message())
+            }
             Err(NotAccepted::NotStored(err)) => return Err(err.into()),
         }
     }

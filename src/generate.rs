@@ -11,9 +11,27 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use std::io::Write;
 
-const PROJECTS: &[&str] = &["681db2d0a1b2c3d4e5f60120", "681dbf0a1b2c3d4e5f645120", "6820aa11b2c3d4e5f6a70001", "6820bb22c3d4e5f6a7b80002"];
+const PROJECTS: &[&str] = &[
+    "681db2d0a1b2c3d4e5f60120",
+    "681dbf0a1b2c3d4e5f645120",
+    "6820aa11b2c3d4e5f6a70001",
+    "6820bb22c3d4e5f6a7b80002",
+];
 const PROCESSES: &[&str] = &["6932eb3a1b2c3d4e5fac2f00d", "6932ec4b2c3d4e5f6bd3f011"];
-const NAMES: &[&str] = &["John Doe", "Priya Sharma", "Rahul Verma", "Asha Patel", "Vikram Singh", "Meera Iyer", "Arjun Nair", "Sara Khan", "राहुल शर्मा", "सुनीता देवी", "Amit Kumar", "Neha Gupta"];
+const NAMES: &[&str] = &[
+    "John Doe",
+    "Priya Sharma",
+    "Rahul Verma",
+    "Asha Patel",
+    "Vikram Singh",
+    "Meera Iyer",
+    "Arjun Nair",
+    "Sara Khan",
+    "राहुल शर्मा",
+    "सुनीता देवी",
+    "Amit Kumar",
+    "Neha Gupta",
+];
 const CIRCLES: &[&str] = &["GJ", "MH", "UP", "KA", "TN", "DL"];
 /// (disposition, dispositionType, share in percent of connected calls)
 const OUTCOMES: &[(&str, &str, u32)] = &[
@@ -24,21 +42,42 @@ const OUTCOMES: &[(&str, &str, u32)] = &[
     ("Do Not Call", "failure", 5),
 ];
 const EN_LINES: &[(&str, &str)] = &[
-    ("assistant", "Hello {name}, this is Maya calling about your insurance enquiry."),
+    (
+        "assistant",
+        "Hello {name}, this is Maya calling about your insurance enquiry.",
+    ),
     ("user", "Yes, tell me."),
-    ("assistant", "We have a plan that covers your whole family. Would you like to hear about it?"),
+    (
+        "assistant",
+        "We have a plan that covers your whole family. Would you like to hear about it?",
+    ),
     ("user", "What would it cost per month?"),
-    ("assistant", "It starts at 799 rupees a month. I can have an expert call you with the details."),
+    (
+        "assistant",
+        "It starts at 799 rupees a month. I can have an expert call you with the details.",
+    ),
     ("user", "Okay, that sounds fine."),
-    ("assistant", "When would be a good time for the expert to call?"),
+    (
+        "assistant",
+        "When would be a good time for the expert to call?",
+    ),
     ("user", "This evening after six."),
 ];
 const HI_LINES: &[(&str, &str)] = &[
-    ("assistant", "हैलो {name} जी, मैं माया बोल रही हूँ, आपकी बीमा पूछताछ के बारे में।"),
+    (
+        "assistant",
+        "हैलो {name} जी, मैं माया बोल रही हूँ, आपकी बीमा पूछताछ के बारे में।",
+    ),
     ("user", "बोलिए।"),
-    ("assistant", "हमारे पास एक प्लान है जो आपके पूरे परिवार को कवर करता है। क्या आप सुनना चाहेंगे?"),
+    (
+        "assistant",
+        "हमारे पास एक प्लान है जो आपके पूरे परिवार को कवर करता है। क्या आप सुनना चाहेंगे?",
+    ),
     ("user", "महीने का कितना लगेगा?"),
-    ("assistant", "यह 799 रुपये महीने से शुरू होता है। मैं एक्सपर्ट से आपको कॉल करवा सकती हूँ।"),
+    (
+        "assistant",
+        "यह 799 रुपये महीने से शुरू होता है। मैं एक्सपर्ट से आपको कॉल करवा सकती हूँ।",
+    ),
     ("user", "ठीक है।"),
     ("assistant", "एक्सपर्ट किस समय कॉल करें?"),
     ("user", "आज शाम छह बजे के बाद।"),
@@ -65,7 +104,11 @@ pub fn write_ndjson(leads: usize, seed: u64, out: &mut impl Write) -> std::io::R
     })
 }
 
-fn write_to(leads: usize, seed: u64, emit: &mut dyn FnMut(String) -> std::io::Result<()>) -> std::io::Result<u64> {
+fn write_to(
+    leads: usize,
+    seed: u64,
+    emit: &mut dyn FnMut(String) -> std::io::Result<()>,
+) -> std::io::Result<u64> {
     let mut rng = StdRng::seed_from_u64(seed);
     // Deliveries wait in a small pool and leave it in random order, so leads
     // interleave and some of a lead's payloads arrive before older ones.
@@ -93,7 +136,9 @@ fn write_to(leads: usize, seed: u64, emit: &mut dyn FnMut(String) -> std::io::Re
 }
 
 fn object_id(rng: &mut StdRng) -> String {
-    (0..24).map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0')).collect()
+    (0..24)
+        .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0'))
+        .collect()
 }
 
 fn lead_payloads(rng: &mut StdRng) -> Vec<Value> {
@@ -114,7 +159,13 @@ fn lead_payloads(rng: &mut StdRng) -> Vec<Value> {
         let scheduled = t;
         t += rng.random_range(60_000..600_000);
         let roll = rng.random_range(0..100);
-        let call_status = if attempt == attempts || roll >= 60 { "completed" } else if roll < 30 { "busy" } else { "no-answer" };
+        let call_status = if attempt == attempts || roll >= 60 {
+            "completed"
+        } else if roll < 30 {
+            "busy"
+        } else {
+            "no-answer"
+        };
         let connected = call_status == "completed";
         let (disposition, dtype) = if connected {
             let mut pick = rng.random_range(0..100);
@@ -130,7 +181,11 @@ fn lead_payloads(rng: &mut StdRng) -> Vec<Value> {
         } else {
             ("Attempted", "neutral")
         };
-        let to_state = if connected { disposition.to_lowercase().replace(' ', "_") } else { format!("schedule_call_{}", attempt + 1) };
+        let to_state = if connected {
+            disposition.to_lowercase().replace(' ', "_")
+        } else {
+            format!("schedule_call_{}", attempt + 1)
+        };
         let summary = if connected {
             format!("Customer spoke with the agent; outcome: {disposition}.")
         } else {
@@ -175,7 +230,13 @@ fn lead_payloads(rng: &mut StdRng) -> Vec<Value> {
                 "arguments": {"endCall": true}, "response": {"success": true, "endCall": true},
                 "utteranceId": count.to_string(), "timestamp": mt + 2_000,
             }));
-            let urgency = if disposition == "Interested" { *["Very Urgent", "Urgent", "Normal"].choose(rng).unwrap_or(&"Normal") } else { "None" };
+            let urgency = if disposition == "Interested" {
+                *["Very Urgent", "Urgent", "Normal"]
+                    .choose(rng)
+                    .unwrap_or(&"Normal")
+            } else {
+                "None"
+            };
             result["conversationId"] = json!(object_id(rng));
             result["conversation"] = json!({
                 "projectId": project, "flowId": flow, "streamId": object_id(rng), "callSid": object_id(rng),
@@ -197,6 +258,15 @@ fn lead_payloads(rng: &mut StdRng) -> Vec<Value> {
                 "success": connected, "disposition": disposition, "dispositionType": dtype,
                 "summary": summary, "timestamp": t - 200,
             });
+        }
+        if rng.random_bool(0.2) {
+            // The platform's first version of the attempt, superseded by the
+            // result below; delivered late, it is stale.
+            payloads.push(json!({
+                "action_type": "create", "activityId": activity_id, "leadId": lead_id,
+                "lastActivityId": last_activity, "processId": process, "referenceId": reference, "timestamp": scheduled,
+                "activity": {"type": "call", "status": "pending", "fromState": format!("make_call_{attempt}"), "toState": format!("make_call_{attempt}"), "scheduledAt": scheduled},
+            }));
         }
         payloads.push(json!({
             "action_type": "update", "activityId": activity_id, "leadId": lead_id,
@@ -262,7 +332,16 @@ mod tests {
             parse(body.as_bytes()).unwrap();
         }
         let text = a.join("\n");
-        for needle in ["\"busy\"", "\"no-answer\"", "scheduleExpertCallback", "endCall", "बोलिए", "\"schedule\"", "updateId"] {
+        for needle in [
+            "\"busy\"",
+            "\"no-answer\"",
+            "scheduleExpertCallback",
+            "endCall",
+            "बोलिए",
+            "\"schedule\"",
+            "updateId",
+            "\"create\"",
+        ] {
             assert!(text.contains(needle), "no {needle} in 50 generated leads");
         }
         let unique: std::collections::HashSet<_> = a.iter().collect();

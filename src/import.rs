@@ -42,7 +42,8 @@ pub fn read_bodies(source: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
     if source.as_os_str() == "-" {
         std::io::stdin().read_to_end(&mut text)?;
     } else {
-        text = std::fs::read(source).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", source.display()))?;
+        text = std::fs::read(source)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", source.display()))?;
     }
     Ok(split_bodies(&text))
 }
@@ -58,7 +59,10 @@ pub fn split_bodies(text: &[u8]) -> Vec<Vec<u8>> {
         let raw = doc.get().trim_start();
         if raw.starts_with('[') {
             if let Ok(items) = serde_json::from_str::<Vec<&serde_json::value::RawValue>>(raw) {
-                return items.into_iter().map(|i| i.get().as_bytes().to_vec()).collect();
+                return items
+                    .into_iter()
+                    .map(|i| i.get().as_bytes().to_vec())
+                    .collect();
             }
         }
         return vec![trimmed.to_vec()];
@@ -74,7 +78,11 @@ pub fn split_bodies(text: &[u8]) -> Vec<Vec<u8>> {
 
 /// Ingest `bodies`, many in flight at once so they share group commits.
 pub async fn import(state: &AppState, bodies: Vec<Vec<u8>>, show_progress: bool) -> ImportSummary {
-    let progress = if show_progress { ProgressBar::new(bodies.len() as u64) } else { ProgressBar::hidden() };
+    let progress = if show_progress {
+        ProgressBar::new(bodies.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     progress.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} payloads  {per_sec}  eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -88,9 +96,14 @@ pub async fn import(state: &AppState, bodies: Vec<Vec<u8>>, show_progress: bool)
             Ok(Status::Stored) => summary.stored += 1,
             Ok(Status::Duplicate) => summary.duplicate += 1,
             Ok(Status::Stale) => summary.stale += 1,
-            Err(NotAccepted::Rejected { rejection, rejected_id }) => {
+            Err(NotAccepted::Rejected {
+                rejection,
+                rejected_id,
+            }) => {
                 summary.rejected += 1;
-                progress.suspend(|| tracing::warn!(rejected_id, error = rejection.message(), "payload rejected"));
+                progress.suspend(|| {
+                    tracing::warn!(rejected_id, error = rejection.message(), "payload rejected")
+                });
             }
             Err(NotAccepted::NotStored(err)) => {
                 summary.failed += 1;
@@ -110,8 +123,14 @@ mod tests {
     #[test]
     fn splits_objects_arrays_and_ndjson() {
         assert_eq!(split_bodies(b" {\n \"a\": 1\n}\n").len(), 1);
-        assert_eq!(split_bodies(b"[{\"a\":1}, {\"a\":2}]"), vec![b"{\"a\":1}".to_vec(), b"{\"a\":2}".to_vec()]);
-        assert_eq!(split_bodies(b"{\"a\":1}\n\n{\"a\":2}\r\nnot json\n").len(), 3);
+        assert_eq!(
+            split_bodies(b"[{\"a\":1}, {\"a\":2}]"),
+            vec![b"{\"a\":1}".to_vec(), b"{\"a\":2}".to_vec()]
+        );
+        assert_eq!(
+            split_bodies(b"{\"a\":1}\n\n{\"a\":2}\r\nnot json\n").len(),
+            3
+        );
         assert!(split_bodies(b"  \n").is_empty());
     }
 }

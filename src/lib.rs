@@ -46,7 +46,11 @@ impl AppState {
             pipeline.workers = workers.max(1);
         }
         let ingestor = Ingestor::start(db.clone(), pipeline);
-        Ok(AppState { db, ingestor, config: Arc::new(config) })
+        Ok(AppState {
+            db,
+            ingestor,
+            config: Arc::new(config),
+        })
     }
 }
 
@@ -71,7 +75,9 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             tracing::warn!(error = %err, "readiness check failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "error": "database_unavailable", "message": "the database is unreachable" })),
+                Json(
+                    json!({ "status": "unavailable", "error": "database_unavailable", "message": "the database is unreachable" }),
+                ),
             )
         }
     }
@@ -79,8 +85,14 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
 
 /// Serve `state` on `listener` until `shutdown` completes; in-flight
 /// deliveries finish (committed and answered) before this returns.
-pub async fn run(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "leadql listening");
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
 }

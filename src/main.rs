@@ -73,7 +73,9 @@ enum Command {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LEADQL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -112,16 +114,24 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             store::migrate(&db).await?;
             println!("migrations applied");
         }
-        Command::Import { files, database_url } => {
+        Command::Import {
+            files,
+            database_url,
+        } => {
             let state = AppState::open(Config::for_database(database_url)).await?;
             let mut total = leadql::import::ImportSummary::default();
             for file in &files {
                 let bodies = leadql::import::read_bodies(file)?;
                 let started = std::time::Instant::now();
                 let count = bodies.len();
-                let summary = leadql::import::import(&state, bodies, std::io::stderr().is_terminal()).await;
+                let summary =
+                    leadql::import::import(&state, bodies, std::io::stderr().is_terminal()).await;
                 let secs = started.elapsed().as_secs_f64();
-                eprintln!("{}: {summary} ({count} payloads in {secs:.1}s, {:.0}/s)", file.display(), count as f64 / secs.max(1e-9));
+                eprintln!(
+                    "{}: {summary} ({count} payloads in {secs:.1}s, {:.0}/s)",
+                    file.display(),
+                    count as f64 / secs.max(1e-9)
+                );
                 total.stored += summary.stored;
                 total.duplicate += summary.duplicate;
                 total.stale += summary.stale;
@@ -142,7 +152,11 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 summary.replayed, summary.leads, summary.unreadable
             );
         }
-        Command::Generate { leads, seed, output } => {
+        Command::Generate {
+            leads,
+            seed,
+            output,
+        } => {
             let written = match output {
                 Some(path) => {
                     let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);

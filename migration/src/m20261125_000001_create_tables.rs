@@ -18,7 +18,11 @@ fn json_null(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).json_binary().null().take()
 }
 
-fn index(table: &'static str, name: &'static str, columns: &[&'static str]) -> IndexCreateStatement {
+fn index(
+    table: &'static str,
+    name: &'static str,
+    columns: &[&'static str],
+) -> IndexCreateStatement {
     let mut stmt = Index::create();
     stmt.name(name).table(table);
     for column in columns {
@@ -255,37 +259,94 @@ impl MigrationTrait for Migration {
             index("deliveries", "deliveries_lead", &["lead_id"]),
             index("rejected_deliveries", "rejected_received", &["received_at"]),
             index("leads", "leads_last_activity", &["last_activity_at", "id"]),
-            index("leads", "leads_project_last_activity", &["project_id", "last_activity_at", "id"]),
-            index("leads", "leads_disposition_last_activity", &["disposition", "last_activity_at"]),
-            index("leads", "leads_project_disposition", &["project_id", "disposition"]),
+            index(
+                "leads",
+                "leads_project_last_activity",
+                &["project_id", "last_activity_at", "id"],
+            ),
+            index(
+                "leads",
+                "leads_disposition_last_activity",
+                &["disposition", "last_activity_at"],
+            ),
+            index(
+                "leads",
+                "leads_project_disposition",
+                &["project_id", "disposition"],
+            ),
             index("leads", "leads_state", &["state"]),
             index("leads", "leads_reference", &["reference_id"]),
             index("leads", "leads_process", &["process_id"]),
-            index("activities", "activities_lead_time", &["lead_id", "timestamp", "id"]),
+            index(
+                "activities",
+                "activities_lead_time",
+                &["lead_id", "timestamp", "id"],
+            ),
             index("activities", "activities_time", &["timestamp", "id"]),
             index(
                 "activities",
                 "activities_project_time",
-                &["project_id", "timestamp", "analysis_disposition", "analysis_disposition_type"],
+                &[
+                    "project_id",
+                    "timestamp",
+                    "analysis_disposition",
+                    "analysis_disposition_type",
+                ],
             ),
-            index("activities", "activities_disposition_time", &["analysis_disposition", "timestamp"]),
+            index(
+                "activities",
+                "activities_disposition_time",
+                &["analysis_disposition", "timestamp"],
+            ),
             index("activities", "activities_call_status", &["call_status"]),
             index("activities", "activities_to_state", &["to_state"]),
-            index("conversations", "conversations_lead", &["lead_id", "timestamp"]),
-            index("conversations", "conversations_external", &["conversation_id"]),
-            index("conversations", "conversations_project_time", &["project_id", "timestamp"]),
+            index(
+                "conversations",
+                "conversations_lead",
+                &["lead_id", "timestamp"],
+            ),
+            index(
+                "conversations",
+                "conversations_external",
+                &["conversation_id"],
+            ),
+            index(
+                "conversations",
+                "conversations_project_time",
+                &["project_id", "timestamp"],
+            ),
             index("messages", "messages_lead", &["lead_id"]),
             index("tool_calls", "tool_calls_lead", &["lead_id"]),
             index("tool_calls", "tool_calls_name", &["name"]),
-            index("tool_calls", "tool_calls_project_time", &["project_id", "timestamp"]),
+            index(
+                "tool_calls",
+                "tool_calls_project_time",
+                &["project_id", "timestamp"],
+            ),
             index("analyses", "analyses_lead", &["lead_id"]),
-            index("analyses", "analyses_project_disposition", &["project_id", "disposition"]),
+            index(
+                "analyses",
+                "analyses_project_disposition",
+                &["project_id", "disposition"],
+            ),
             index("analyses", "analyses_time", &["activity_timestamp"]),
             index("variables", "variables_name_value", &["name", "value_text"]),
             index("variables", "variables_lead", &["lead_id"]),
-            index("lead_updates", "lead_updates_lead_time", &["lead_id", "timestamp"]),
-            index("disposition_events", "disposition_events_lead", &["lead_id", "id"]),
-            index("disposition_events", "disposition_events_project", &["project_id", "id"]),
+            index(
+                "lead_updates",
+                "lead_updates_lead_time",
+                &["lead_id", "timestamp"],
+            ),
+            index(
+                "disposition_events",
+                "disposition_events_lead",
+                &["lead_id", "id"],
+            ),
+            index(
+                "disposition_events",
+                "disposition_events_project",
+                &["project_id", "id"],
+            ),
         ];
         for stmt in indexes {
             manager.create_index(stmt).await?;
@@ -307,7 +368,9 @@ impl MigrationTrait for Migration {
             "rejected_deliveries",
             "deliveries",
         ] {
-            manager.drop_table(Table::drop().table(table).take()).await?;
+            manager
+                .drop_table(Table::drop().table(table).take())
+                .await?;
         }
         Ok(())
     }

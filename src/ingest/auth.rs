@@ -33,7 +33,10 @@ impl WebhookSecret {
             .strip_prefix("whsec_")
             .and_then(|b64| BASE64.decode(b64).ok())
             .unwrap_or_else(|| secret.as_bytes().to_vec());
-        WebhookSecret { token: secret.as_bytes().to_vec(), signing_key }
+        WebhookSecret {
+            token: secret.as_bytes().to_vec(),
+            signing_key,
+        }
     }
 
     /// Check a delivery's credentials; the error says what was wrong.
@@ -42,7 +45,10 @@ impl WebhookSecret {
             let token = auth
                 .to_str()
                 .ok()
-                .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
                 .ok_or("Authorization must be \"Bearer <secret>\"")?;
             return if bool::from(token.trim().as_bytes().ct_eq(&self.token)) {
                 Ok(())
@@ -58,15 +64,24 @@ impl WebhookSecret {
             );
         };
         let id = header(headers, "webhook-id")?.ok_or("missing webhook-id header")?;
-        let timestamp = header(headers, "webhook-timestamp")?.ok_or("missing webhook-timestamp header")?;
-        let ts: i64 = timestamp.trim().parse().map_err(|_| "webhook-timestamp must be epoch seconds")?;
+        let timestamp =
+            header(headers, "webhook-timestamp")?.ok_or("missing webhook-timestamp header")?;
+        let ts: i64 = timestamp
+            .trim()
+            .parse()
+            .map_err(|_| "webhook-timestamp must be epoch seconds")?;
         if (now_secs - ts).abs() > TOLERANCE_SECS {
             return Err("webhook-timestamp is more than 5 minutes from now".into());
         }
         let expected = self.sign(id, ts, body);
-        let matches = signatures.split(' ').filter_map(|s| s.strip_prefix("v1,")).any(|candidate| {
-            BASE64.decode(candidate).is_ok_and(|bytes| bool::from(bytes.ct_eq(&expected)))
-        });
+        let matches = signatures
+            .split(' ')
+            .filter_map(|s| s.strip_prefix("v1,"))
+            .any(|candidate| {
+                BASE64
+                    .decode(candidate)
+                    .is_ok_and(|bytes| bool::from(bytes.ct_eq(&expected)))
+            });
         if matches {
             Ok(())
         } else {
@@ -77,7 +92,8 @@ impl WebhookSecret {
     /// HMAC-SHA256 of `id.timestamp.body`.
     pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
         // HMAC accepts keys of any length.
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.signing_key).expect("HMAC takes any key length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.signing_key).expect("HMAC takes any key length");
         mac.update(id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.to_string().as_bytes());
@@ -107,7 +123,10 @@ mod tests {
     fn signed(secret: &WebhookSecret, ts: i64, body: &[u8], extra: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert("webhook-id", HeaderValue::from_static("msg_1"));
-        h.insert("webhook-timestamp", HeaderValue::from_str(&ts.to_string()).unwrap());
+        h.insert(
+            "webhook-timestamp",
+            HeaderValue::from_str(&ts.to_string()).unwrap(),
+        );
         let sig = format!("{extra}{}", secret.signature_header("msg_1", ts, body));
         h.insert("webhook-signature", HeaderValue::from_str(&sig).unwrap());
         h
@@ -117,19 +136,37 @@ mod tests {
     fn bearer_and_signatures() {
         let secret = WebhookSecret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
         let mut h = HeaderMap::new();
-        h.insert("authorization", HeaderValue::from_static("Bearer whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
+        h.insert(
+            "authorization",
+            HeaderValue::from_static("Bearer whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        );
         assert!(secret.verify(&h, b"{}", 0).is_ok());
         h.insert("authorization", HeaderValue::from_static("Bearer nope"));
-        assert_eq!(secret.verify(&h, b"{}", 0).unwrap_err(), "wrong bearer token");
+        assert_eq!(
+            secret.verify(&h, b"{}", 0).unwrap_err(),
+            "wrong bearer token"
+        );
 
         let now = 1_700_000_000;
-        assert!(secret.verify(&signed(&secret, now, b"{}", ""), b"{}", now).is_ok());
+        assert!(secret
+            .verify(&signed(&secret, now, b"{}", ""), b"{}", now)
+            .is_ok());
         // Several signatures (key rotation): one valid is enough.
-        assert!(secret.verify(&signed(&secret, now, b"{}", "v1,AAAA "), b"{}", now).is_ok());
+        assert!(secret
+            .verify(&signed(&secret, now, b"{}", "v1,AAAA "), b"{}", now)
+            .is_ok());
         // Tampered body, old timestamp, no credentials.
-        assert!(secret.verify(&signed(&secret, now, b"{}", ""), b"{ }", now).is_err());
-        assert!(secret.verify(&signed(&secret, now - 301, b"{}", ""), b"{}", now).unwrap_err().contains("5 minutes"));
-        assert!(secret.verify(&HeaderMap::new(), b"{}", now).unwrap_err().contains("missing credentials"));
+        assert!(secret
+            .verify(&signed(&secret, now, b"{}", ""), b"{ }", now)
+            .is_err());
+        assert!(secret
+            .verify(&signed(&secret, now - 301, b"{}", ""), b"{}", now)
+            .unwrap_err()
+            .contains("5 minutes"));
+        assert!(secret
+            .verify(&HeaderMap::new(), b"{}", now)
+            .unwrap_err()
+            .contains("missing credentials"));
     }
 
     #[test]

@@ -16,7 +16,10 @@ use sea_orm::DatabaseConnection;
 #[derive(Debug)]
 pub enum NotAccepted {
     /// The body was kept in `rejected_deliveries` under this id.
-    Rejected { rejection: Rejection, rejected_id: i64 },
+    Rejected {
+        rejection: Rejection,
+        rejected_id: i64,
+    },
     /// Nothing was stored; the sender should retry.
     NotStored(IngestError),
 }
@@ -35,15 +38,30 @@ pub async fn accept(
             tracing::Span::current()
                 .record("lead_id", delivery.lead_id.as_str())
                 .record("source_id", delivery.source_id.as_str());
-            ingestor.submit(delivery).await.map_err(NotAccepted::NotStored)
+            ingestor
+                .submit(delivery)
+                .await
+                .map_err(NotAccepted::NotStored)
         }
         Err(rejection) => {
             let status = match rejection {
                 Rejection::Malformed { .. } => 400,
                 Rejection::Invalid { .. } => 422,
             };
-            match store::record_rejection(db, status, rejection.code(), rejection.message(), content_type, body).await {
-                Ok(rejected_id) => Err(NotAccepted::Rejected { rejection, rejected_id }),
+            match store::record_rejection(
+                db,
+                status,
+                rejection.code(),
+                rejection.message(),
+                content_type,
+                body,
+            )
+            .await
+            {
+                Ok(rejected_id) => Err(NotAccepted::Rejected {
+                    rejection,
+                    rejected_id,
+                }),
                 Err(err) => Err(NotAccepted::NotStored(err.into())),
             }
         }

@@ -48,7 +48,7 @@ pub struct Delivery {
 #[derive(Clone, Debug)]
 pub enum Projection {
     Activity(Box<ActivityRows>),
-    Update(lead_update::Model),
+    Update(Box<lead_update::Model>),
 }
 
 /// An activity and its parts.
@@ -66,7 +66,11 @@ pub struct ActivityRows {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rejection {
     /// Not JSON at all (HTTP 400).
-    Malformed { message: String, line: usize, column: usize },
+    Malformed {
+        message: String,
+        line: usize,
+        column: usize,
+    },
     /// JSON, but without the identity fields or with a wrong type there (HTTP 422).
     Invalid { message: String },
 }
@@ -131,19 +135,37 @@ pub fn parse(body: &[u8]) -> Result<Delivery, Rejection> {
 
     let mut fields = Fields(top);
     let projection = match kind {
-        Kind::Activity => {
-            Projection::Activity(Box::new(activity_rows(&source_id, &lead_id, timestamp, &body_hash, &mut fields)))
-        }
-        Kind::Update => Projection::Update(update_row(&source_id, &lead_id, timestamp, &body_hash, fields)),
+        Kind::Activity => Projection::Activity(Box::new(activity_rows(
+            &source_id,
+            &lead_id,
+            timestamp,
+            &body_hash,
+            &mut fields,
+        ))),
+        Kind::Update => Projection::Update(Box::new(update_row(
+            &source_id, &lead_id, timestamp, &body_hash, fields,
+        ))),
     };
-    Ok(Delivery { kind, source_id, lead_id, timestamp, body, body_hash, projection })
+    Ok(Delivery {
+        kind,
+        source_id,
+        lead_id,
+        timestamp,
+        body,
+        body_hash,
+        projection,
+    })
 }
 
 fn identity_id(top: &mut Map<String, Value>, field: &str) -> Result<String, Rejection> {
     match top.remove(field) {
-        None | Some(Value::Null) => Err(Rejection::Invalid { message: format!("missing {field}") }),
+        None | Some(Value::Null) => Err(Rejection::Invalid {
+            message: format!("missing {field}"),
+        }),
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(s),
-        Some(Value::String(_)) => Err(Rejection::Invalid { message: format!("{field} is empty") }),
+        Some(Value::String(_)) => Err(Rejection::Invalid {
+            message: format!("{field} is empty"),
+        }),
         Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(n.to_string()),
         Some(other) => Err(Rejection::Invalid {
             message: format!("{field} must be a string, got {}", type_name(&other)),
@@ -153,7 +175,9 @@ fn identity_id(top: &mut Map<String, Value>, field: &str) -> Result<String, Reje
 
 fn identity_time(top: &mut Map<String, Value>, field: &str) -> Result<i64, Rejection> {
     match top.remove(field) {
-        None | Some(Value::Null) => Err(Rejection::Invalid { message: format!("missing {field}") }),
+        None | Some(Value::Null) => Err(Rejection::Invalid {
+            message: format!("missing {field}"),
+        }),
         Some(value) => epoch_ms(&value).ok_or_else(|| Rejection::Invalid {
             message: format!(
                 "{field} must be epoch milliseconds (a number) or an RFC 3339 string, got {}",
@@ -202,7 +226,9 @@ pub fn epoch_ms(value: &Value) -> Option<i64> {
             if let Ok(i) = s.parse::<i64>() {
                 i
             } else {
-                chrono::DateTime::parse_from_rfc3339(s).ok()?.timestamp_millis()
+                chrono::DateTime::parse_from_rfc3339(s)
+                    .ok()?
+                    .timestamp_millis()
             }
         }
         _ => return None,
@@ -264,7 +290,11 @@ fn sanitize(value: Value) -> Value {
     match value {
         Value::String(s) => Value::String(clean(s)),
         Value::Array(items) => Value::Array(items.into_iter().map(sanitize).collect()),
-        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (clean(k), sanitize(v))).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (clean(k), sanitize(v)))
+                .collect(),
+        ),
         other => other,
     }
 }
@@ -454,7 +484,9 @@ fn activity_rows(
     let call_status = result.str("callStatus");
     let next_state = result.str("nextState");
     let variables = result.json("variables");
-    let conversation_fields = result.object("conversation").or_else(|| act.object("conversation"));
+    let conversation_fields = result
+        .object("conversation")
+        .or_else(|| act.object("conversation"));
     let analysis_fields = result.object("analysis").or_else(|| act.object("analysis"));
 
     let lead_name = input
@@ -463,7 +495,11 @@ fn activity_rows(
         .and_then(Value::as_str)
         .map(str::to_string);
     if project_id.is_none() {
-        project_id = input.as_ref().and_then(|i| i.get("projectId")).and_then(Value::as_str).map(str::to_string);
+        project_id = input
+            .as_ref()
+            .and_then(|i| i.get("projectId"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
     }
 
     let analysis = analysis_fields.map(|mut a| analysis::Model {
@@ -492,11 +528,27 @@ fn activity_rows(
                 _ => {}
             }
         }
-        for (position, item) in c.array("messages").unwrap_or_default().into_iter().enumerate() {
+        for (position, item) in c
+            .array("messages")
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
             messages.push(message_row(activity_id, lead_id, position, item));
         }
-        for (position, item) in c.array("toolCalls").unwrap_or_default().into_iter().enumerate() {
-            tool_calls.push(tool_call_row(activity_id, lead_id, &project_id, position, item));
+        for (position, item) in c
+            .array("toolCalls")
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
+            tool_calls.push(tool_call_row(
+                activity_id,
+                lead_id,
+                &project_id,
+                position,
+                item,
+            ));
         }
         conversation::Model {
             activity_id: activity_id.to_string(),
@@ -521,7 +573,11 @@ fn activity_rows(
     let extra = {
         let mut extra = Map::new();
         let top_rest = std::mem::replace(top, Fields(Map::new())).rest();
-        for (level, rest) in [("result", result.rest()), ("activity", act.rest()), ("payload", top_rest)] {
+        for (level, rest) in [
+            ("result", result.rest()),
+            ("activity", act.rest()),
+            ("payload", top_rest),
+        ] {
             if let Some(rest) = rest {
                 extra.insert(level.to_string(), rest);
             }
@@ -572,9 +628,22 @@ fn activity_rows(
     };
     // Conversations and analyses may name the project where the result did not.
     let project_id = activity.project_id.clone();
-    let analysis = analysis.map(|a| analysis::Model { project_id: project_id.clone(), ..a });
-    let conversation = conversation.map(|c| conversation::Model { project_id: project_id.clone(), ..c });
-    ActivityRows { activity, conversation, messages, tool_calls, analysis, variables: variables_rows }
+    let analysis = analysis.map(|a| analysis::Model {
+        project_id: project_id.clone(),
+        ..a
+    });
+    let conversation = conversation.map(|c| conversation::Model {
+        project_id: project_id.clone(),
+        ..c
+    });
+    ActivityRows {
+        activity,
+        conversation,
+        messages,
+        tool_calls,
+        analysis,
+        variables: variables_rows,
+    }
 }
 
 fn message_row(activity_id: &str, lead_id: &str, position: usize, item: Value) -> message::Model {
@@ -621,11 +690,17 @@ fn tool_call_row(
         Value::Object(map) => Fields(map),
         other => Fields(Map::from_iter([("raw".to_string(), other)])),
     };
-    let tool_call_id = t.str("tool_call_id").or_else(|| t.str("toolCallId")).or_else(|| t.str("id"));
+    let tool_call_id = t
+        .str("tool_call_id")
+        .or_else(|| t.str("toolCallId"))
+        .or_else(|| t.str("id"));
     let name = t.str("name").unwrap_or_default();
     let arguments = t.json("arguments");
     let response = t.json("response");
-    let success = response.as_ref().and_then(|r| r.get("success")).and_then(Value::as_bool);
+    let success = response
+        .as_ref()
+        .and_then(|r| r.get("success"))
+        .and_then(Value::as_bool);
     tool_call::Model {
         activity_id: activity_id.to_string(),
         position,
@@ -681,7 +756,13 @@ fn json_text(value: &Value) -> String {
     }
 }
 
-fn update_row(update_id: &str, lead_id: &str, timestamp: i64, body_hash: &str, mut top: Fields) -> lead_update::Model {
+fn update_row(
+    update_id: &str,
+    lead_id: &str,
+    timestamp: i64,
+    body_hash: &str,
+    mut top: Fields,
+) -> lead_update::Model {
     let error = match top.0.get("error") {
         Some(Value::String(_)) => top.str("error"),
         Some(Value::Null) | None => None,
@@ -719,7 +800,9 @@ mod tests {
         assert_eq!(d.kind, Kind::Activity);
         assert_eq!(d.source_id, "6966179xxxxxxxxxxaf8ef");
         assert_eq!(d.timestamp, 1_768_299_801_851);
-        let Projection::Activity(rows) = d.projection else { panic!("not an activity") };
+        let Projection::Activity(rows) = d.projection else {
+            panic!("not an activity")
+        };
         let a = &rows.activity;
         assert_eq!(a.to_state.as_deref(), Some("interested"));
         assert_eq!(a.attempt_number, Some(2));
@@ -737,11 +820,18 @@ mod tests {
         assert_eq!(rows.messages.len(), 2);
         assert_eq!(rows.messages[0].content, "हैलो John ji");
         assert_eq!(rows.tool_calls[0].name, "scheduleExpertCallback");
-        assert_eq!(rows.tool_calls[0].arguments.as_ref().unwrap()["callbackTime"], "18:00");
+        assert_eq!(
+            rows.tool_calls[0].arguments.as_ref().unwrap()["callbackTime"],
+            "18:00"
+        );
         assert_eq!(rows.tool_calls[1].success, Some(true));
         let urgency = rows.variables.iter().find(|v| v.name == "Urgency").unwrap();
         assert_eq!(urgency.value_text.as_deref(), Some("Very Urgent"));
-        let requested = rows.variables.iter().find(|v| v.name == "expertCallbackRequested").unwrap();
+        let requested = rows
+            .variables
+            .iter()
+            .find(|v| v.name == "expertCallbackRequested")
+            .unwrap();
         assert_eq!(requested.value_text.as_deref(), Some("true"));
         // callRequest / callMetadata have no column: they are kept in extra.
         let extra = a.extra.as_ref().unwrap();
@@ -755,14 +845,28 @@ mod tests {
             (r#"{"leadId":"l","timestamp":1}"#, "missing activityId"),
             (r#"{"activityId":"a","timestamp":1}"#, "missing leadId"),
             (r#"{"activityId":"a","leadId":"l"}"#, "missing timestamp"),
-            (r#"{"activityId":{},"leadId":"l","timestamp":1}"#, "activityId must be a string"),
-            (r#"{"activityId":"a","leadId":"l","timestamp":"soon"}"#, "timestamp must be epoch"),
-            (r#"{"activityId":"a","leadId":"l","timestamp":1e300}"#, "timestamp must be epoch"),
-            (r#"{"activityId":"","leadId":"l","timestamp":1}"#, "activityId is empty"),
+            (
+                r#"{"activityId":{},"leadId":"l","timestamp":1}"#,
+                "activityId must be a string",
+            ),
+            (
+                r#"{"activityId":"a","leadId":"l","timestamp":"soon"}"#,
+                "timestamp must be epoch",
+            ),
+            (
+                r#"{"activityId":"a","leadId":"l","timestamp":1e300}"#,
+                "timestamp must be epoch",
+            ),
+            (
+                r#"{"activityId":"","leadId":"l","timestamp":1}"#,
+                "activityId is empty",
+            ),
         ];
         for (body, expected) in cases {
             match parse(body.as_bytes()) {
-                Err(Rejection::Invalid { message }) => assert!(message.contains(expected), "{body}: {message}"),
+                Err(Rejection::Invalid { message }) => {
+                    assert!(message.contains(expected), "{body}: {message}")
+                }
                 other => panic!("{body}: expected Invalid, got {other:?}"),
             }
         }
@@ -782,7 +886,9 @@ mod tests {
             "activity":{"type":"call","result":{"channelId":{"odd":true},"callStatus":7}},"brandNew":[1]}"#;
         let d = parse(body).unwrap();
         assert_eq!(d.timestamp, 1_767_225_600_000);
-        let Projection::Activity(rows) = d.projection else { panic!() };
+        let Projection::Activity(rows) = d.projection else {
+            panic!()
+        };
         assert_eq!(rows.activity.channel_id, None);
         assert_eq!(rows.activity.call_status.as_deref(), Some("7"));
         let extra = rows.activity.extra.unwrap();

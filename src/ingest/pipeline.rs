@@ -50,8 +50,14 @@ pub struct PipelineConfig {
 impl PipelineConfig {
     pub fn for_backend(backend: DbBackend) -> Self {
         match backend {
-            DbBackend::Sqlite => PipelineConfig { max_batch: 256, workers: 1 },
-            _ => PipelineConfig { max_batch: 128, workers: 4 },
+            DbBackend::Sqlite => PipelineConfig {
+                max_batch: 256,
+                workers: 1,
+            },
+            _ => PipelineConfig {
+                max_batch: 128,
+                workers: 4,
+            },
         }
     }
 }
@@ -76,7 +82,12 @@ impl Ingestor {
         let (events, _) = broadcast::channel(4096);
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..config.workers.max(1) {
-            tokio::spawn(writer(db.clone(), rx.clone(), config.max_batch, events.clone()));
+            tokio::spawn(writer(
+                db.clone(),
+                rx.clone(),
+                config.max_batch,
+                events.clone(),
+            ));
         }
         Ingestor { jobs, events }
     }
@@ -84,7 +95,10 @@ impl Ingestor {
     /// Store one delivery; returns once it is committed.
     pub async fn submit(&self, delivery: Delivery) -> Result<Status, IngestError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs.send(Job { delivery, reply }).await.map_err(|_| IngestError::ShuttingDown)?;
+        self.jobs
+            .send(Job { delivery, reply })
+            .await
+            .map_err(|_| IngestError::ShuttingDown)?;
         answer.await.map_err(|_| IngestError::ShuttingDown)?
     }
 
@@ -149,12 +163,17 @@ fn log_failure(err: DbErr, delivery: &Delivery) -> IngestError {
         IngestError::Unavailable(_) => {
             tracing::warn!(error = %err, lead_id = %delivery.lead_id, source_id = %delivery.source_id, "database unavailable")
         }
-        _ => tracing::error!(error = %err, lead_id = %delivery.lead_id, source_id = %delivery.source_id, "storing a delivery failed"),
+        _ => {
+            tracing::error!(error = %err, lead_id = %delivery.lead_id, source_id = %delivery.source_id, "storing a delivery failed")
+        }
     }
     err
 }
 
-async fn commit(db: &DatabaseConnection, deliveries: &[&Delivery]) -> Result<store::BatchResult, DbErr> {
+async fn commit(
+    db: &DatabaseConnection,
+    deliveries: &[&Delivery],
+) -> Result<store::BatchResult, DbErr> {
     let txn = db
         .begin_with_options(TransactionOptions {
             sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),

@@ -17,8 +17,15 @@ pub fn router() -> Router<AppState> {
 }
 
 #[tracing::instrument(skip_all, fields(lead_id, source_id))]
-async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<Value>> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     if let Some(ct) = &content_type {
         if !is_json(ct) {
             return Err(ApiError::new(
@@ -30,26 +37,33 @@ async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) 
     }
     let body = read_body(body, state.config.body_limit).await?;
     if let Some(secret) = &state.config.webhook_secret {
-        secret.verify(&headers, &body, crate::store::now_ms() / 1000).map_err(|why| {
-            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why)
-        })?;
+        secret
+            .verify(&headers, &body, crate::store::now_ms() / 1000)
+            .map_err(|why| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why))?;
     }
     match accept(&state.db, &state.ingestor, &body, content_type.as_deref()).await {
         Ok(status) => Ok(Json(json!({ "status": status.as_str() }))),
-        Err(NotAccepted::Rejected { rejection, rejected_id }) => Err(match rejection {
-            Rejection::Malformed { message, line, column } => {
-                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", message)
-                    .with("line", line)
-                    .with("column", column)
-                    .with("rejectedId", rejected_id)
-            }
+        Err(NotAccepted::Rejected {
+            rejection,
+            rejected_id,
+        }) => Err(match rejection {
+            Rejection::Malformed {
+                message,
+                line,
+                column,
+            } => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", message)
+                .with("line", line)
+                .with("column", column)
+                .with("rejectedId", rejected_id),
             Rejection::Invalid { message } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_payload", message)
                     .with("rejectedId", rejected_id)
             }
         }),
         Err(NotAccepted::NotStored(err)) => Err(match err {
-            IngestError::Unavailable(_) => ApiError::unavailable("the database is unreachable; retry later"),
+            IngestError::Unavailable(_) => {
+                ApiError::unavailable("the database is unreachable; retry later")
+            }
             IngestError::ShuttingDown => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",
@@ -65,8 +79,14 @@ async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) 
 }
 
 fn is_json(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<Bytes> {
@@ -80,7 +100,11 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes> {
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(err) => Err(ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", format!("could not read the body: {err}"))),
+        Err(err) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unreadable_body",
+            format!("could not read the body: {err}"),
+        )),
     }
 }
 
@@ -88,10 +112,20 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes> {
 mod tests {
     #[test]
     fn json_content_types() {
-        for ok in ["application/json", "application/json; charset=utf-8", "Application/JSON", "application/vnd.x+json"] {
+        for ok in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            "application/vnd.x+json",
+        ] {
             assert!(super::is_json(ok), "{ok}");
         }
-        for bad in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", ""] {
+        for bad in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+            "",
+        ] {
             assert!(!super::is_json(bad), "{bad}");
         }
     }

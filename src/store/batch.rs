@@ -10,13 +10,13 @@
 use super::projection::{project_lead, LeadFacts};
 use crate::ingest::payload::{ActivityRows, Delivery, Kind, Projection};
 use entity::{
-    activity, analysis, conversation, delivery, disposition_event, lead, lead_update, message, tool_call,
-    variable,
+    activity, analysis, conversation, delivery, disposition_event, lead, lead_update, message,
+    tool_call, variable,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, IdenStatic,
-    IntoActiveModel, Iterable, NotSet, QueryFilter, QuerySelect, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult,
+    IdenStatic, IntoActiveModel, Iterable, NotSet, QueryFilter, QuerySelect, Statement,
 };
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -113,16 +113,27 @@ pub async fn apply_batch<C: ConnectionTrait>(
     }
     let stored_before: HashSet<String> = seen_hashes.clone();
 
-    let activity_ids: Vec<&str> =
-        deliveries.iter().filter(|d| d.kind == Kind::Activity).map(|d| d.source_id.as_str()).collect();
-    let update_ids: Vec<&str> =
-        deliveries.iter().filter(|d| d.kind == Kind::Update).map(|d| d.source_id.as_str()).collect();
+    let activity_ids: Vec<&str> = deliveries
+        .iter()
+        .filter(|d| d.kind == Kind::Activity)
+        .map(|d| d.source_id.as_str())
+        .collect();
+    let update_ids: Vec<&str> = deliveries
+        .iter()
+        .filter(|d| d.kind == Kind::Update)
+        .map(|d| d.source_id.as_str())
+        .collect();
     let mut activity_versions: HashMap<String, (i64, String)> = HashMap::new();
     let mut previous_lead_of: HashMap<String, String> = HashMap::new();
     for chunk in activity_ids.chunks(500) {
         let rows = activity::Entity::find()
             .select_only()
-            .columns([activity::Column::Id, activity::Column::LeadId, activity::Column::Timestamp, activity::Column::VersionHash])
+            .columns([
+                activity::Column::Id,
+                activity::Column::LeadId,
+                activity::Column::Timestamp,
+                activity::Column::VersionHash,
+            ])
             .filter(activity::Column::Id.is_in(chunk.iter().copied()))
             .into_model::<Version>()
             .all(txn)
@@ -136,7 +147,12 @@ pub async fn apply_batch<C: ConnectionTrait>(
     for chunk in update_ids.chunks(500) {
         let rows = lead_update::Entity::find()
             .select_only()
-            .columns([lead_update::Column::Id, lead_update::Column::LeadId, lead_update::Column::Timestamp, lead_update::Column::VersionHash])
+            .columns([
+                lead_update::Column::Id,
+                lead_update::Column::LeadId,
+                lead_update::Column::Timestamp,
+                lead_update::Column::VersionHash,
+            ])
             .filter(lead_update::Column::Id.is_in(chunk.iter().copied()))
             .into_model::<Version>()
             .all(txn)
@@ -182,7 +198,8 @@ pub async fn apply_batch<C: ConnectionTrait>(
         }
     }
     let affected: Vec<String> = affected.into_iter().collect();
-    let mut facts: HashMap<String, Vec<LeadFacts>> = affected.iter().map(|l| (l.clone(), Vec::new())).collect();
+    let mut facts: HashMap<String, Vec<LeadFacts>> =
+        affected.iter().map(|l| (l.clone(), Vec::new())).collect();
     let mut dispositions: HashMap<String, Option<String>> = HashMap::new();
     for chunk in affected.chunks(500) {
         let rows = activity::Entity::find()
@@ -249,7 +266,9 @@ pub async fn apply_batch<C: ConnectionTrait>(
                 let projected = project_lead(&d.lead_id, list);
                 let previous = dispositions.get(&d.lead_id).cloned().flatten();
                 if let Some(new) = &projected.disposition {
-                    let changed = previous.as_ref().is_none_or(|p| !p.eq_ignore_ascii_case(new));
+                    let changed = previous
+                        .as_ref()
+                        .is_none_or(|p| !p.eq_ignore_ascii_case(new));
                     if changed {
                         events.push(disposition_event::Model {
                             id: 0,
@@ -296,7 +315,11 @@ pub async fn apply_batch<C: ConnectionTrait>(
     insert_rows::<delivery::Entity, _>(
         txn,
         log_rows,
-        Some(OnConflict::column(delivery::Column::BodyHash).do_nothing().to_owned()),
+        Some(
+            OnConflict::column(delivery::Column::BodyHash)
+                .do_nothing()
+                .to_owned(),
+        ),
     )
     .await?;
     // Repeats of bodies stored in an earlier batch.
@@ -314,15 +337,30 @@ pub async fn apply_batch<C: ConnectionTrait>(
     }
 
     // Activities: replace the parts of activities that had an older version.
-    let replaced: Vec<&str> =
-        activity_winners.keys().copied().filter(|id| existing_activities.contains(*id)).collect();
+    let replaced: Vec<&str> = activity_winners
+        .keys()
+        .copied()
+        .filter(|id| existing_activities.contains(*id))
+        .collect();
     if !replaced.is_empty() {
         for chunk in replaced.chunks(500) {
             let ids = || chunk.iter().copied();
-            message::Entity::delete_many().filter(message::Column::ActivityId.is_in(ids())).exec(txn).await?;
-            tool_call::Entity::delete_many().filter(tool_call::Column::ActivityId.is_in(ids())).exec(txn).await?;
-            variable::Entity::delete_many().filter(variable::Column::ActivityId.is_in(ids())).exec(txn).await?;
-            analysis::Entity::delete_many().filter(analysis::Column::ActivityId.is_in(ids())).exec(txn).await?;
+            message::Entity::delete_many()
+                .filter(message::Column::ActivityId.is_in(ids()))
+                .exec(txn)
+                .await?;
+            tool_call::Entity::delete_many()
+                .filter(tool_call::Column::ActivityId.is_in(ids()))
+                .exec(txn)
+                .await?;
+            variable::Entity::delete_many()
+                .filter(variable::Column::ActivityId.is_in(ids()))
+                .exec(txn)
+                .await?;
+            analysis::Entity::delete_many()
+                .filter(analysis::Column::ActivityId.is_in(ids()))
+                .exec(txn)
+                .await?;
             conversation::Entity::delete_many()
                 .filter(conversation::Column::ActivityId.is_in(ids()))
                 .exec(txn)
@@ -333,37 +371,60 @@ pub async fn apply_batch<C: ConnectionTrait>(
     winners.sort_unstable_by(|a, b| a.activity.id.cmp(&b.activity.id));
     insert_rows::<activity::Entity, _>(
         txn,
-        winners.iter().map(|r| r.activity.clone().into_active_model()).collect(),
+        winners
+            .iter()
+            .map(|r| r.activity.clone().into_active_model())
+            .collect(),
         Some(upsert::<activity::Entity>(activity::Column::Id)),
     )
     .await?;
     insert_rows::<conversation::Entity, _>(
         txn,
-        winners.iter().filter_map(|r| r.conversation.clone()).map(IntoActiveModel::into_active_model).collect(),
+        winners
+            .iter()
+            .filter_map(|r| r.conversation.clone())
+            .map(IntoActiveModel::into_active_model)
+            .collect(),
         None,
     )
     .await?;
     insert_rows::<message::Entity, _>(
         txn,
-        winners.iter().flat_map(|r| r.messages.iter().cloned()).map(IntoActiveModel::into_active_model).collect(),
+        winners
+            .iter()
+            .flat_map(|r| r.messages.iter().cloned())
+            .map(IntoActiveModel::into_active_model)
+            .collect(),
         None,
     )
     .await?;
     insert_rows::<tool_call::Entity, _>(
         txn,
-        winners.iter().flat_map(|r| r.tool_calls.iter().cloned()).map(IntoActiveModel::into_active_model).collect(),
+        winners
+            .iter()
+            .flat_map(|r| r.tool_calls.iter().cloned())
+            .map(IntoActiveModel::into_active_model)
+            .collect(),
         None,
     )
     .await?;
     insert_rows::<analysis::Entity, _>(
         txn,
-        winners.iter().filter_map(|r| r.analysis.clone()).map(IntoActiveModel::into_active_model).collect(),
+        winners
+            .iter()
+            .filter_map(|r| r.analysis.clone())
+            .map(IntoActiveModel::into_active_model)
+            .collect(),
         None,
     )
     .await?;
     insert_rows::<variable::Entity, _>(
         txn,
-        winners.iter().flat_map(|r| r.variables.iter().cloned()).map(IntoActiveModel::into_active_model).collect(),
+        winners
+            .iter()
+            .flat_map(|r| r.variables.iter().cloned())
+            .map(IntoActiveModel::into_active_model)
+            .collect(),
         None,
     )
     .await?;
@@ -371,7 +432,10 @@ pub async fn apply_batch<C: ConnectionTrait>(
     updates.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     insert_rows::<lead_update::Entity, _>(
         txn,
-        updates.into_iter().map(|u| u.clone().into_active_model()).collect(),
+        updates
+            .into_iter()
+            .map(|u| u.clone().into_active_model())
+            .collect(),
         Some(upsert::<lead_update::Entity>(lead_update::Column::Id)),
     )
     .await?;
@@ -379,9 +443,13 @@ pub async fn apply_batch<C: ConnectionTrait>(
     // Leads, recomputed from their activities.
     let leads: Vec<lead::ActiveModel> = affected
         .iter()
-        .map(|id| project_lead(id, facts.get(id).map(Vec::as_slice).unwrap_or_default()).into_active_model())
+        .map(|id| {
+            project_lead(id, facts.get(id).map(Vec::as_slice).unwrap_or_default())
+                .into_active_model()
+        })
         .collect();
-    insert_rows::<lead::Entity, _>(txn, leads, Some(upsert::<lead::Entity>(lead::Column::Id))).await?;
+    insert_rows::<lead::Entity, _>(txn, leads, Some(upsert::<lead::Entity>(lead::Column::Id)))
+        .await?;
 
     // Disposition events, with their ids (the subscription cursor).
     let events = if events.is_empty() {
@@ -389,21 +457,32 @@ pub async fn apply_batch<C: ConnectionTrait>(
     } else {
         let rows: Vec<disposition_event::ActiveModel> = events
             .into_iter()
-            .map(|e| disposition_event::ActiveModel { id: NotSet, ..e.into_active_model() })
+            .map(|e| disposition_event::ActiveModel {
+                id: NotSet,
+                ..e.into_active_model()
+            })
             .collect();
-        disposition_event::Entity::insert_many(rows).exec_with_returning(txn).await?
+        disposition_event::Entity::insert_many(rows)
+            .exec_with_returning(txn)
+            .await?
     };
     Ok(BatchResult { statuses, events })
 }
 
 /// `ON CONFLICT (key) DO UPDATE SET` every other column.
 fn upsert<E: EntityTrait>(key: E::Column) -> OnConflict {
-    let others: Vec<E::Column> = E::Column::iter().filter(|c| c.as_str() != key.as_str()).collect();
+    let others: Vec<E::Column> = E::Column::iter()
+        .filter(|c| c.as_str() != key.as_str())
+        .collect();
     OnConflict::column(key).update_columns(others).to_owned()
 }
 
 /// Multi-row insert, split so no statement exceeds the parameter limit.
-async fn insert_rows<E, A>(txn: &impl ConnectionTrait, rows: Vec<A>, on_conflict: Option<OnConflict>) -> Result<(), DbErr>
+async fn insert_rows<E, A>(
+    txn: &impl ConnectionTrait,
+    rows: Vec<A>,
+    on_conflict: Option<OnConflict>,
+) -> Result<(), DbErr>
 where
     E: EntityTrait<ActiveModel = A>,
     A: ActiveModelTrait<Entity = E> + Send,
@@ -427,7 +506,10 @@ where
 /// Serialise concurrent writers (other instances, other workers) per lead
 /// on PostgreSQL: transaction-scoped advisory locks, taken in one order so
 /// two batches never wait on each other in a cycle.
-async fn lock_leads<'a>(txn: &impl ConnectionTrait, lead_ids: impl Iterator<Item = &'a str>) -> Result<(), DbErr> {
+async fn lock_leads<'a>(
+    txn: &impl ConnectionTrait,
+    lead_ids: impl Iterator<Item = &'a str>,
+) -> Result<(), DbErr> {
     let keys: BTreeSet<i64> = lead_ids
         .map(|id| {
             let digest = Sha256::digest(id.as_bytes());

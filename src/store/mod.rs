@@ -9,9 +9,7 @@ pub use reproject::{reproject, ReprojectSummary};
 
 use entity::rejected_delivery;
 use migration::MigratorTrait;
-use sea_orm::{
-    ActiveModelTrait, ConnectOptions, Database, DatabaseConnection, DbErr, NotSet, Set,
-};
+use sea_orm::{ActiveModelTrait, ConnectOptions, Database, DatabaseConnection, DbErr, NotSet, Set};
 use std::time::Duration;
 
 /// Open the database named by `url` (SQLite or PostgreSQL).
@@ -25,12 +23,15 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5));
     if url.starts_with("sqlite:") {
-        options.max_connections(8).min_connections(1).map_sqlx_sqlite_opts(|o| {
-            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(10))
-                .create_if_missing(true)
-        });
+        options
+            .max_connections(8)
+            .min_connections(1)
+            .map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
+                    .busy_timeout(Duration::from_secs(10))
+                    .create_if_missing(true)
+            });
     } else {
         options.max_connections(16).min_connections(1);
     }
@@ -77,22 +78,21 @@ pub fn now_ms() -> i64 {
 /// Whether a database error means "the database is unreachable" (so the
 /// sender should retry) rather than "this statement failed".
 pub fn is_unavailable(err: &DbErr) -> bool {
-    matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_))
-        || {
-            let text = err.to_string().to_ascii_lowercase();
-            [
-                "connection refused",
-                "connection reset",
-                "broken pipe",
-                "pool timed out",
-                "terminating connection",
-                "connection closed",
-                "unexpected eof",
-                "database is locked",
-                "io error",
-                "error communicating with database",
-            ]
-            .iter()
-            .any(|needle| text.contains(needle))
-        }
+    matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) || {
+        let text = err.to_string().to_ascii_lowercase();
+        [
+            "connection refused",
+            "connection reset",
+            "broken pipe",
+            "pool timed out",
+            "terminating connection",
+            "connection closed",
+            "unexpected eof",
+            "database is locked",
+            "io error",
+            "error communicating with database",
+        ]
+        .iter()
+        .any(|needle| text.contains(needle))
+    }
 }

@@ -48,7 +48,9 @@ impl LeadFacts {
     /// The lead's disposition as of this activity: the platform's
     /// `leadDisposition`, else the call's analysis disposition.
     fn disposition(&self) -> Option<&String> {
-        self.lead_disposition.as_ref().or(self.analysis_disposition.as_ref())
+        self.lead_disposition
+            .as_ref()
+            .or(self.analysis_disposition.as_ref())
     }
 }
 
@@ -81,7 +83,11 @@ pub fn project_lead(lead_id: &str, facts: &[LeadFacts]) -> lead::Model {
         state: first(&newest_first, |f| f.to_state.clone()),
         disposition,
         disposition_type,
-        summary: first(&newest_first, |f| f.lead_summary.clone().or_else(|| f.analysis_summary.clone())),
+        summary: first(&newest_first, |f| {
+            f.lead_summary
+                .clone()
+                .or_else(|| f.analysis_summary.clone())
+        }),
         last_activity_id: newest_first.first().map(|f| f.id.clone()),
         last_activity_at: newest_first.first().map(|f| f.timestamp),
         first_activity_at: newest_first.last().map(|f| f.timestamp),
@@ -130,8 +136,16 @@ mod tests {
     fn equal_timestamps_break_ties_by_id() {
         let x = fact("x", 10, Some("One"), None);
         let y = fact("y", 10, Some("Two"), None);
-        assert_eq!(project_lead("L", &[x.clone(), y.clone()]).disposition.as_deref(), Some("Two"));
-        assert_eq!(project_lead("L", &[y, x]).disposition.as_deref(), Some("Two"));
+        assert_eq!(
+            project_lead("L", &[x.clone(), y.clone()])
+                .disposition
+                .as_deref(),
+            Some("Two")
+        );
+        assert_eq!(
+            project_lead("L", &[y, x]).disposition.as_deref(),
+            Some("Two")
+        );
     }
 
     #[test]

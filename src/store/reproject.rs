@@ -3,9 +3,12 @@
 
 use super::batch::{apply_batch, Mode};
 use crate::ingest::payload::parse;
-use entity::{activity, analysis, conversation, delivery, lead, lead_update, message, tool_call, variable};
+use entity::{
+    activity, analysis, conversation, delivery, lead, lead_update, message, tool_call, variable,
+};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 
 /// What `reproject` did.
@@ -51,7 +54,11 @@ pub async fn reproject(
             match parse(row.body.as_bytes()) {
                 Ok(d) => parsed.push(d),
                 Err(rejection) => {
-                    tracing::warn!(delivery_id = row.id, error = rejection.message(), "logged delivery no longer parses");
+                    tracing::warn!(
+                        delivery_id = row.id,
+                        error = rejection.message(),
+                        "logged delivery no longer parses"
+                    );
                     summary.unreadable += 1;
                 }
             }

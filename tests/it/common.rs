@@ -1,0 +1,233 @@
+//! Test helpers: a fresh database per test, the server on a random port,
+//! and a snapshot of every projection for comparisons.
+
+use leadql::config::Config;
+use leadql::AppState;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, EntityTrait, Statement};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub const SEED_CONNECTED: &str = include_str!("../../fixtures/connected-interested.json");
+pub const SEED_BUSY: &str = include_str!("../../fixtures/not-connected-busy.json");
+
+/// A database of its own, dropped (PostgreSQL) or deleted (SQLite) afterwards.
+pub struct TestDb {
+    pub url: String,
+    postgres: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        match std::env::var("LEADQL_TEST_DATABASE_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => {
+                let name = format!(
+                    "leadql_test_{}_{}_{}",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::SeqCst),
+                    rand::random::<u32>()
+                );
+                let admin = Database::connect(&admin_url)
+                    .await
+                    .expect("connect to LEADQL_TEST_DATABASE_URL");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create test database");
+                admin.close().await.ok();
+                TestDb {
+                    url: with_database(&admin_url, &name),
+                    postgres: Some((admin_url, name)),
+                    _dir: None,
+                }
+            }
+            _ => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}/leadql.db?mode=rwc", dir.path().display());
+                TestDb {
+                    url,
+                    postgres: None,
+                    _dir: Some(dir),
+                }
+            }
+        }
+    }
+
+    /// The admin connection URL and the database name (PostgreSQL only).
+    pub fn postgres(&self) -> Option<&(String, String)> {
+        self.postgres.as_ref()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = self.postgres.take() {
+            // Drop runs inside the test's runtime; use a thread with its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                rt.block_on(async {
+                    let admin = Database::connect(&admin_url).await.ok()?;
+                    admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await
+                        .ok()?;
+                    admin.close().await.ok()
+                })
+            })
+            .join();
+        }
+    }
+}
+
+/// Replace the database name in a PostgreSQL URL.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_part = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{host_part}/{name}?{q}"),
+        None => format!("{host_part}/{name}"),
+    }
+}
+
+/// The real server, on 127.0.0.1 and a random port.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub client: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub async fn start(db: &TestDb) -> TestServer {
+        TestServer::start_with(Config::for_database(&db.url)).await
+    }
+
+    pub async fn start_with(config: Config) -> TestServer {
+        let state = AppState::open(config).await.expect("open the app");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let served = state.clone();
+        let handle = tokio::spawn(async move {
+            leadql::run(served, listener, async move {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        TestServer {
+            addr,
+            state,
+            client: reqwest::Client::new(),
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.state.db
+    }
+
+    /// POST a JSON body to the webhook; the status and the JSON answer.
+    pub async fn deliver(&self, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url("/webhooks/activity"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        answer(response).await
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.await;
+        }
+    }
+}
+
+pub async fn answer(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("answer is not JSON ({status}): {text}"));
+    (status, json)
+}
+
+/// Every projection table, rows as JSON, sorted: equal snapshots mean equal state.
+pub async fn snapshot(db: &DatabaseConnection) -> BTreeMap<&'static str, Vec<String>> {
+    use entity::*;
+    async fn rows<E: EntityTrait>(db: &DatabaseConnection) -> Vec<String> {
+        let mut rows: Vec<String> = E::find()
+            .into_json()
+            .all(db)
+            .await
+            .expect("read table")
+            .iter()
+            .map(Value::to_string)
+            .collect();
+        rows.sort();
+        rows
+    }
+    BTreeMap::from([
+        ("leads", rows::<lead::Entity>(db).await),
+        ("activities", rows::<activity::Entity>(db).await),
+        ("conversations", rows::<conversation::Entity>(db).await),
+        ("messages", rows::<message::Entity>(db).await),
+        ("tool_calls", rows::<tool_call::Entity>(db).await),
+        ("analyses", rows::<analysis::Entity>(db).await),
+        ("variables", rows::<variable::Entity>(db).await),
+        ("lead_updates", rows::<lead_update::Entity>(db).await),
+    ])
+}
+
+/// Row count of a table.
+pub async fn count(db: &DatabaseConnection, table: &str) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT COUNT(*) AS n FROM {table}"),
+        ))
+        .await
+        .expect("count")
+        .expect("a row");
+    row.try_get::<i64>("", "n").expect("n")
+}
+
+/// Assert two snapshots are equal, table by table, with a readable diff.
+pub fn assert_same_state(left: &BTreeMap<&str, Vec<String>>, right: &BTreeMap<&str, Vec<String>>) {
+    for (table, rows) in left {
+        let other = &right[table];
+        if rows != other {
+            let only_left: Vec<_> = rows.iter().filter(|r| !other.contains(r)).take(3).collect();
+            let only_right: Vec<_> = other.iter().filter(|r| !rows.contains(r)).take(3).collect();
+            panic!("table {table} differs ({} vs {} rows)\nonly left: {only_left:#?}\nonly right: {only_right:#?}", rows.len(), other.len());
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Black-box tests: each starts the real server on a random port with a
+//! fresh database (SQLite by default; PostgreSQL when
+//! LEADQL_TEST_DATABASE_URL is set) and talks HTTP to it.
+
+mod common;
+mod convergence;
+mod fuzz;
+mod import;
+mod reproject;
+mod webhook;

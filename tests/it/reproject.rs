@@ -1,0 +1,57 @@
+//! `reproject` rebuilds the same projections from the delivery log.
+
+use crate::common::*;
+use sea_orm::{ConnectionTrait, EntityTrait};
+
+#[tokio::test]
+async fn reproject_rebuilds_identical_projections() {
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    let mut bodies: Vec<String> = leadql::demo::FIXTURES
+        .iter()
+        .map(|(_, b)| b.to_string())
+        .collect();
+    bodies.extend(leadql::generate::generate(40, 11));
+    for body in &bodies {
+        assert_eq!(server.deliver(body.clone()).await.0, 200);
+    }
+    let before = snapshot(server.db()).await;
+    let events_before = count(server.db(), "disposition_events").await;
+    assert!(before["leads"].len() > 40);
+
+    // Damage the projections, as a buggy version might have.
+    server
+        .db()
+        .execute_unprepared("UPDATE leads SET disposition = 'wrong', state = NULL")
+        .await
+        .unwrap();
+    server
+        .db()
+        .execute_unprepared("DELETE FROM messages")
+        .await
+        .unwrap();
+    assert_ne!(snapshot(server.db()).await, before);
+
+    let summary = leadql::store::reproject(server.db(), |_| {}).await.unwrap();
+    assert_eq!(
+        summary.replayed as i64,
+        count(server.db(), "deliveries").await
+    );
+    assert_eq!(summary.unreadable, 0);
+    assert_eq!(summary.leads as usize, before["leads"].len());
+    assert_same_state(&before, &snapshot(server.db()).await);
+    // History is kept, not duplicated.
+    assert_eq!(
+        count(server.db(), "disposition_events").await,
+        events_before
+    );
+    assert!(
+        entity::disposition_event::Entity::find()
+            .all(server.db())
+            .await
+            .unwrap()
+            .len() as i64
+            == events_before
+    );
+    server.stop().await;
+}
