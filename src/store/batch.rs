@@ -13,10 +13,13 @@ use entity::{
     activity, analysis, conversation, delivery, disposition_event, lead, lead_update, message,
     tool_call, variable,
 };
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{
+    Expr, ExprTrait, MysqlQueryBuilder, OnConflict, PostgresQueryBuilder, Query,
+    QueryStatementWriter, SqliteQueryBuilder, UnionType,
+};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult,
-    IdenStatic, IntoActiveModel, Iterable, NotSet, QueryFilter, QuerySelect, Statement,
+    IdenStatic, IntoActiveModel, Iterable, NotSet, QueryFilter, QuerySelect, QueryTrait, Statement,
 };
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -50,21 +53,17 @@ pub struct BatchResult {
     pub events: Vec<disposition_event::Model>,
 }
 
-/// Largest number of bound parameters per statement (SQLite allows 32,766).
-const MAX_PARAMS: usize = 30_000;
+/// Most rows per multi-row INSERT.
+const ROWS_PER_INSERT: usize = 500;
 
+/// The current version of an activity (`kind` "a") or update (`kind` "u").
 #[derive(FromQueryResult)]
 struct Version {
+    kind: String,
     id: String,
     lead_id: String,
     timestamp: i64,
     version_hash: String,
-}
-
-#[derive(FromQueryResult)]
-struct LeadDisposition {
-    id: String,
-    disposition: Option<String>,
 }
 
 #[derive(FromQueryResult)]
@@ -82,6 +81,10 @@ pub enum Mode {
 }
 
 /// Store `deliveries` inside the caller's transaction.
+///
+/// Round trips are what a batch costs (each is a thread hop for SQLite and
+/// a network hop for PostgreSQL), so it reads in two queries and writes
+/// every row in one script of multi-row statements built by sea-query.
 #[tracing::instrument(skip_all, fields(deliveries = deliveries.len()))]
 pub async fn apply_batch<C: ConnectionTrait>(
     txn: &C,
@@ -99,65 +102,27 @@ pub async fn apply_batch<C: ConnectionTrait>(
     }
 
     // What is already stored: body hashes and current versions.
-    let hashes: Vec<&str> = deliveries.iter().map(|d| d.body_hash.as_str()).collect();
     let mut seen_hashes: HashSet<String> = HashSet::new();
-    for chunk in hashes.chunks(500).filter(|_| live) {
+    if live {
+        let hashes = deliveries.iter().map(|d| d.body_hash.as_str());
         let rows = delivery::Entity::find()
             .select_only()
             .column(delivery::Column::BodyHash)
-            .filter(delivery::Column::BodyHash.is_in(chunk.iter().copied()))
+            .filter(delivery::Column::BodyHash.is_in(hashes))
             .into_model::<Hash>()
             .all(txn)
             .await?;
         seen_hashes.extend(rows.into_iter().map(|r| r.body_hash));
     }
     let stored_before: HashSet<String> = seen_hashes.clone();
-
-    let activity_ids: Vec<&str> = deliveries
-        .iter()
-        .filter(|d| d.kind == Kind::Activity)
-        .map(|d| d.source_id.as_str())
-        .collect();
-    let update_ids: Vec<&str> = deliveries
-        .iter()
-        .filter(|d| d.kind == Kind::Update)
-        .map(|d| d.source_id.as_str())
-        .collect();
     let mut activity_versions: HashMap<String, (i64, String)> = HashMap::new();
+    let mut update_versions: HashMap<String, (i64, String)> = HashMap::new();
     let mut previous_lead_of: HashMap<String, String> = HashMap::new();
-    for chunk in activity_ids.chunks(500) {
-        let rows = activity::Entity::find()
-            .select_only()
-            .columns([
-                activity::Column::Id,
-                activity::Column::LeadId,
-                activity::Column::Timestamp,
-                activity::Column::VersionHash,
-            ])
-            .filter(activity::Column::Id.is_in(chunk.iter().copied()))
-            .into_model::<Version>()
-            .all(txn)
-            .await?;
-        for v in rows {
+    for v in current_versions(txn, deliveries).await? {
+        if v.kind == "a" {
             previous_lead_of.insert(v.id.clone(), v.lead_id);
             activity_versions.insert(v.id, (v.timestamp, v.version_hash));
-        }
-    }
-    let mut update_versions: HashMap<String, (i64, String)> = HashMap::new();
-    for chunk in update_ids.chunks(500) {
-        let rows = lead_update::Entity::find()
-            .select_only()
-            .columns([
-                lead_update::Column::Id,
-                lead_update::Column::LeadId,
-                lead_update::Column::Timestamp,
-                lead_update::Column::VersionHash,
-            ])
-            .filter(lead_update::Column::Id.is_in(chunk.iter().copied()))
-            .into_model::<Version>()
-            .all(txn)
-            .await?;
-        for v in rows {
+        } else {
             update_versions.insert(v.id, (v.timestamp, v.version_hash));
         }
     }
@@ -200,8 +165,7 @@ pub async fn apply_batch<C: ConnectionTrait>(
     let affected: Vec<String> = affected.into_iter().collect();
     let mut facts: HashMap<String, Vec<LeadFacts>> =
         affected.iter().map(|l| (l.clone(), Vec::new())).collect();
-    let mut dispositions: HashMap<String, Option<String>> = HashMap::new();
-    for chunk in affected.chunks(500) {
+    if !affected.is_empty() {
         let rows = activity::Entity::find()
             .select_only()
             .columns([
@@ -219,24 +183,20 @@ pub async fn apply_batch<C: ConnectionTrait>(
                 activity::Column::ReferenceId,
                 activity::Column::LeadName,
             ])
-            .filter(activity::Column::LeadId.is_in(chunk.iter().map(String::as_str)))
+            .filter(activity::Column::LeadId.is_in(affected.iter().map(String::as_str)))
             .into_model::<LeadFacts>()
             .all(txn)
             .await?;
         for f in rows {
             facts.entry(f.lead_id.clone()).or_default().push(f);
         }
-        let leads = lead::Entity::find()
-            .select_only()
-            .columns([lead::Column::Id, lead::Column::Disposition])
-            .filter(lead::Column::Id.is_in(chunk.iter().map(String::as_str)))
-            .into_model::<LeadDisposition>()
-            .all(txn)
-            .await?;
-        for l in leads {
-            dispositions.insert(l.id, l.disposition);
-        }
     }
+    // A lead row is a function of its activities, so its stored
+    // disposition is the projection of what is stored now.
+    let mut dispositions: HashMap<String, Option<String>> = facts
+        .iter()
+        .map(|(id, list)| (id.clone(), project_lead(id, list).disposition))
+        .collect();
 
     // Apply stored deliveries in order; note each disposition change.
     let mut activity_winners: HashMap<&str, &ActivityRows> = HashMap::new();
@@ -288,51 +248,53 @@ pub async fn apply_batch<C: ConnectionTrait>(
         }
     }
 
+    let mut script = Script::new(backend);
     // The raw log: every non-duplicate body, with its outcome.
-    let mut log_rows = Vec::new();
-    for (d, status) in deliveries.iter().zip(&statuses).filter(|_| live) {
-        if *status == Status::Duplicate {
-            continue;
-        }
-        let repeats = duplicate_counts.remove(d.body_hash.as_str()).unwrap_or(0);
-        log_rows.push(delivery::ActiveModel {
-            id: NotSet,
-            ..delivery::Model {
-                id: 0,
-                body_hash: d.body_hash.clone(),
-                kind: d.kind.as_str().to_string(),
-                source_id: d.source_id.clone(),
-                lead_id: d.lead_id.clone(),
-                timestamp: d.timestamp,
-                outcome: status.as_str().to_string(),
-                body: d.body.clone(),
-                received_at,
-                duplicate_count: repeats,
+    if live {
+        let mut log_rows = Vec::new();
+        for (d, status) in deliveries.iter().zip(&statuses) {
+            if *status == Status::Duplicate {
+                continue;
             }
-            .into_active_model()
-        });
-    }
-    insert_rows::<delivery::Entity, _>(
-        txn,
-        log_rows,
-        Some(
-            OnConflict::column(delivery::Column::BodyHash)
-                .do_nothing()
-                .to_owned(),
-        ),
-    )
-    .await?;
-    // Repeats of bodies stored in an earlier batch.
-    for (hash, repeats) in duplicate_counts {
-        if stored_before.contains(hash) {
-            delivery::Entity::update_many()
-                .col_expr(
-                    delivery::Column::DuplicateCount,
-                    Expr::col(delivery::Column::DuplicateCount).add(repeats),
-                )
-                .filter(delivery::Column::BodyHash.eq(hash))
-                .exec(txn)
-                .await?;
+            let repeats = duplicate_counts.remove(d.body_hash.as_str()).unwrap_or(0);
+            log_rows.push(delivery::ActiveModel {
+                id: NotSet,
+                ..delivery::Model {
+                    id: 0,
+                    body_hash: d.body_hash.clone(),
+                    kind: d.kind.as_str().to_string(),
+                    source_id: d.source_id.clone(),
+                    lead_id: d.lead_id.clone(),
+                    timestamp: d.timestamp,
+                    outcome: status.as_str().to_string(),
+                    body: d.body.clone(),
+                    received_at,
+                    duplicate_count: repeats,
+                }
+                .into_active_model()
+            });
+        }
+        script.insert::<delivery::Entity, _>(
+            log_rows,
+            Some(
+                OnConflict::column(delivery::Column::BodyHash)
+                    .do_nothing()
+                    .to_owned(),
+            ),
+        );
+        // Repeats of bodies stored in an earlier batch.
+        for (hash, repeats) in duplicate_counts {
+            if stored_before.contains(hash) {
+                script.push(
+                    delivery::Entity::update_many()
+                        .col_expr(
+                            delivery::Column::DuplicateCount,
+                            Expr::col(delivery::Column::DuplicateCount).add(repeats),
+                        )
+                        .filter(delivery::Column::BodyHash.eq(hash))
+                        .into_query(),
+                );
+            }
         }
     }
 
@@ -343,102 +305,91 @@ pub async fn apply_batch<C: ConnectionTrait>(
         .filter(|id| existing_activities.contains(*id))
         .collect();
     if !replaced.is_empty() {
-        for chunk in replaced.chunks(500) {
-            let ids = || chunk.iter().copied();
+        let ids = || replaced.iter().copied();
+        script.push(
             message::Entity::delete_many()
                 .filter(message::Column::ActivityId.is_in(ids()))
-                .exec(txn)
-                .await?;
+                .into_query(),
+        );
+        script.push(
             tool_call::Entity::delete_many()
                 .filter(tool_call::Column::ActivityId.is_in(ids()))
-                .exec(txn)
-                .await?;
+                .into_query(),
+        );
+        script.push(
             variable::Entity::delete_many()
                 .filter(variable::Column::ActivityId.is_in(ids()))
-                .exec(txn)
-                .await?;
+                .into_query(),
+        );
+        script.push(
             analysis::Entity::delete_many()
                 .filter(analysis::Column::ActivityId.is_in(ids()))
-                .exec(txn)
-                .await?;
+                .into_query(),
+        );
+        script.push(
             conversation::Entity::delete_many()
                 .filter(conversation::Column::ActivityId.is_in(ids()))
-                .exec(txn)
-                .await?;
-        }
+                .into_query(),
+        );
     }
     let mut winners: Vec<&ActivityRows> = activity_winners.into_values().collect();
     winners.sort_unstable_by(|a, b| a.activity.id.cmp(&b.activity.id));
-    insert_rows::<activity::Entity, _>(
-        txn,
+    script.insert::<activity::Entity, _>(
         winners
             .iter()
             .map(|r| r.activity.clone().into_active_model())
             .collect(),
         Some(upsert::<activity::Entity>(activity::Column::Id)),
-    )
-    .await?;
-    insert_rows::<conversation::Entity, _>(
-        txn,
+    );
+    script.insert::<conversation::Entity, _>(
         winners
             .iter()
             .filter_map(|r| r.conversation.clone())
             .map(IntoActiveModel::into_active_model)
             .collect(),
         None,
-    )
-    .await?;
-    insert_rows::<message::Entity, _>(
-        txn,
+    );
+    script.insert::<message::Entity, _>(
         winners
             .iter()
             .flat_map(|r| r.messages.iter().cloned())
             .map(IntoActiveModel::into_active_model)
             .collect(),
         None,
-    )
-    .await?;
-    insert_rows::<tool_call::Entity, _>(
-        txn,
+    );
+    script.insert::<tool_call::Entity, _>(
         winners
             .iter()
             .flat_map(|r| r.tool_calls.iter().cloned())
             .map(IntoActiveModel::into_active_model)
             .collect(),
         None,
-    )
-    .await?;
-    insert_rows::<analysis::Entity, _>(
-        txn,
+    );
+    script.insert::<analysis::Entity, _>(
         winners
             .iter()
             .filter_map(|r| r.analysis.clone())
             .map(IntoActiveModel::into_active_model)
             .collect(),
         None,
-    )
-    .await?;
-    insert_rows::<variable::Entity, _>(
-        txn,
+    );
+    script.insert::<variable::Entity, _>(
         winners
             .iter()
             .flat_map(|r| r.variables.iter().cloned())
             .map(IntoActiveModel::into_active_model)
             .collect(),
         None,
-    )
-    .await?;
+    );
     let mut updates: Vec<&lead_update::Model> = update_winners.into_values().collect();
     updates.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-    insert_rows::<lead_update::Entity, _>(
-        txn,
+    script.insert::<lead_update::Entity, _>(
         updates
             .into_iter()
             .map(|u| u.clone().into_active_model())
             .collect(),
         Some(upsert::<lead_update::Entity>(lead_update::Column::Id)),
-    )
-    .await?;
+    );
 
     // Leads, recomputed from their activities.
     let leads: Vec<lead::ActiveModel> = affected
@@ -448,8 +399,8 @@ pub async fn apply_batch<C: ConnectionTrait>(
                 .into_active_model()
         })
         .collect();
-    insert_rows::<lead::Entity, _>(txn, leads, Some(upsert::<lead::Entity>(lead::Column::Id)))
-        .await?;
+    script.insert::<lead::Entity, _>(leads, Some(upsert::<lead::Entity>(lead::Column::Id)));
+    script.execute(txn).await?;
 
     // Disposition events, with their ids (the subscription cursor).
     let events = if events.is_empty() {
@@ -469,6 +420,41 @@ pub async fn apply_batch<C: ConnectionTrait>(
     Ok(BatchResult { statuses, events })
 }
 
+/// Current versions of the batch's activities and updates, in one query.
+async fn current_versions<C: ConnectionTrait>(
+    txn: &C,
+    deliveries: &[&Delivery],
+) -> Result<Vec<Version>, DbErr> {
+    let ids = |kind: Kind| -> Vec<sea_orm::Value> {
+        deliveries
+            .iter()
+            .filter(|d| d.kind == kind)
+            .map(|d| d.source_id.clone().into())
+            .collect()
+    };
+    let version_query = |kind: &str, table: &'static str, ids: Vec<sea_orm::Value>| {
+        Query::select()
+            .expr_as(Expr::val(kind), "kind")
+            .columns(["id", "lead_id", "timestamp", "version_hash"])
+            .from(table)
+            .and_where(Expr::col("id").is_in(ids))
+            .take()
+    };
+    let (activities, updates) = (ids(Kind::Activity), ids(Kind::Update));
+    let query = match (activities.is_empty(), updates.is_empty()) {
+        (true, true) => return Ok(Vec::new()),
+        (false, true) => version_query("a", "activities", activities),
+        (true, false) => version_query("u", "lead_updates", updates),
+        (false, false) => version_query("a", "activities", activities)
+            .union(UnionType::All, version_query("u", "lead_updates", updates))
+            .take(),
+    };
+    let backend = txn.get_database_backend();
+    Version::find_by_statement(backend.build(&query))
+        .all(txn)
+        .await
+}
+
 /// `ON CONFLICT (key) DO UPDATE SET` every other column.
 fn upsert<E: EntityTrait>(key: E::Column) -> OnConflict {
     let others: Vec<E::Column> = E::Column::iter()
@@ -477,30 +463,54 @@ fn upsert<E: EntityTrait>(key: E::Column) -> OnConflict {
     OnConflict::column(key).update_columns(others).to_owned()
 }
 
-/// Multi-row insert, split so no statement exceeds the parameter limit.
-async fn insert_rows<E, A>(
-    txn: &impl ConnectionTrait,
-    rows: Vec<A>,
-    on_conflict: Option<OnConflict>,
-) -> Result<(), DbErr>
-where
-    E: EntityTrait<ActiveModel = A>,
-    A: ActiveModelTrait<Entity = E> + Send,
-{
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let per_statement = (MAX_PARAMS / E::Column::iter().count().max(1)).max(1);
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<A> = rows.by_ref().take(per_statement).collect();
-        let mut insert = E::insert_many(chunk);
-        if let Some(on_conflict) = &on_conflict {
-            insert = insert.on_conflict(on_conflict.clone());
+/// Write statements rendered with their values inline (escaped by
+/// sea-query) and sent together in one round trip.
+struct Script {
+    backend: DbBackend,
+    sql: String,
+}
+
+impl Script {
+    fn new(backend: DbBackend) -> Self {
+        Script {
+            backend,
+            sql: String::new(),
         }
-        insert.exec_without_returning(txn).await?;
     }
-    Ok(())
+
+    fn push(&mut self, statement: impl QueryStatementWriter) {
+        let sql = match self.backend {
+            DbBackend::Postgres => statement.to_string(PostgresQueryBuilder),
+            DbBackend::Sqlite => statement.to_string(SqliteQueryBuilder),
+            _ => statement.to_string(MysqlQueryBuilder),
+        };
+        self.sql.push_str(&sql);
+        self.sql.push_str(";\n");
+    }
+
+    /// Multi-row inserts of `rows`, `ROWS_PER_INSERT` at a time.
+    fn insert<E, A>(&mut self, rows: Vec<A>, on_conflict: Option<OnConflict>)
+    where
+        E: EntityTrait<ActiveModel = A>,
+        A: ActiveModelTrait<Entity = E> + Send,
+    {
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<A> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+            let mut insert = E::insert_many(chunk);
+            if let Some(on_conflict) = &on_conflict {
+                insert = insert.on_conflict(on_conflict.clone());
+            }
+            self.push(insert.into_query());
+        }
+    }
+
+    async fn execute(self, txn: &impl ConnectionTrait) -> Result<(), DbErr> {
+        if !self.sql.is_empty() {
+            txn.execute_unprepared(&self.sql).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Serialise concurrent writers (other instances, other workers) per lead

@@ -1,6 +1,7 @@
 //! Every database read and write leadql makes, behind named functions.
 
 mod batch;
+mod nodelay;
 pub mod projection;
 mod reproject;
 
@@ -31,9 +32,25 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                     .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
                     .busy_timeout(Duration::from_secs(10))
                     .create_if_missing(true)
+                    // Statement journals in memory, and a 32 MiB page cache so a
+                    // batch's writes do not spill mid-transaction.
+                    .pragma("temp_store", "memory")
+                    .pragma("cache_size", "-32768")
             });
     } else {
         options.max_connections(16).min_connections(1);
+        let port = url
+            .parse::<sea_orm::sqlx::postgres::PgConnectOptions>()
+            .map(|o| o.get_port())
+            .unwrap_or(5432);
+        options.map_sqlx_postgres_pool_opts(move |pool| {
+            pool.after_connect(move |_conn, _meta| {
+                Box::pin(async move {
+                    nodelay::apply(port);
+                    Ok(())
+                })
+            })
+        });
     }
     Database::connect(options).await
 }

@@ -1,0 +1,259 @@
+//! Ingest benchmark: the release server on a fresh database, generated
+//! payloads delivered over HTTP by concurrent senders on the same machine,
+//! then `leadql import` of a generated file. Prints a table.
+//!
+//!     cargo bench --bench ingest
+//!
+//! Environment: LEADQL_BENCH_PAYLOADS (default 30000), LEADQL_BENCH_SENDERS
+//! (default 32), LEADQL_BENCH_IMPORT (payloads for the import run, default
+//! 100000), LEADQL_BENCH_POSTGRES (admin URL, default
+//! postgres://postgres@127.0.0.1:5432/postgres; "off" to skip).
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    async fn start(database_url: &str) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_leadql"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("DATABASE_URL", database_url)
+            .env("LEADQL_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start leadql");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if client.get(format!("{base}/healthz")).send().await.is_ok() {
+                return Server { child, base };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("leadql did not start");
+    }
+
+    /// Peak resident memory of the server process, in MiB.
+    fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(f64::NAN)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Row {
+    name: String,
+    payloads: usize,
+    seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    rss_mib: f64,
+    note: String,
+}
+
+async fn http_run(
+    name: &str,
+    database_url: &str,
+    payloads: &Arc<Vec<String>>,
+    senders: usize,
+) -> Row {
+    let server = Server::start(database_url).await;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(senders)
+        .build()
+        .unwrap();
+    let next = Arc::new(AtomicUsize::new(0));
+    let url = format!("{}/webhooks/activity", server.base);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..senders {
+        let (client, next, url, payloads) =
+            (client.clone(), next.clone(), url.clone(), payloads.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut acknowledged = 0usize;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(body) = payloads.get(i) else { break };
+                let sent = Instant::now();
+                let response = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .expect("send");
+                let ok = response.status().is_success();
+                let _ = response.bytes().await;
+                latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+                if ok {
+                    acknowledged += 1;
+                }
+            }
+            (latencies, acknowledged)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut acknowledged = 0;
+    for task in tasks {
+        let (l, a) = task.await.unwrap();
+        latencies.extend(l);
+        acknowledged += a;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let rss = server.peak_rss_mib();
+    drop(server);
+    Row {
+        name: name.to_string(),
+        payloads: payloads.len(),
+        seconds,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        rss_mib: rss,
+        note: format!("{acknowledged} acknowledged, {senders} senders"),
+    }
+}
+
+fn import_run(name: &str, database_url: &str, file: &std::path::Path, payloads: usize) -> Row {
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_leadql"))
+        .arg("import")
+        .arg(file)
+        .env("DATABASE_URL", database_url)
+        .env("LEADQL_LOG", "warn")
+        .output()
+        .expect("run leadql import");
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Row {
+        name: name.to_string(),
+        payloads,
+        seconds,
+        p50_ms: f64::NAN,
+        p99_ms: f64::NAN,
+        rss_mib: f64::NAN,
+        note: String::from_utf8_lossy(&output.stdout).trim().to_string(),
+    }
+}
+
+fn postgres_database(admin: &str, name: &str) -> Option<String> {
+    let run = |sql: &str| {
+        Command::new("psql")
+            .args([admin, "-qAtc", sql])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+    };
+    run(&format!("DROP DATABASE IF EXISTS {name}"))?;
+    run(&format!("CREATE DATABASE {name}"))?;
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
+    Some(format!("{base}/{name}"))
+}
+
+#[tokio::main]
+async fn main() {
+    let count = env_or("LEADQL_BENCH_PAYLOADS", 30_000);
+    let senders = env_or("LEADQL_BENCH_SENDERS", 32);
+    let import_count = env_or("LEADQL_BENCH_IMPORT", 100_000);
+    let postgres = std::env::var("LEADQL_BENCH_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let dir = tempfile::tempdir().unwrap();
+
+    // About 2.2 payloads per lead; generate enough leads for `count`.
+    let mut payloads = leadql::generate::generate(count / 2 + 10, 2026);
+    payloads.truncate(count);
+    let payloads = Arc::new(payloads);
+    let bytes: usize = payloads.iter().map(String::len).sum();
+    eprintln!(
+        "{} payloads, {:.1} KiB on average",
+        payloads.len(),
+        bytes as f64 / payloads.len() as f64 / 1024.0
+    );
+
+    let mut rows = Vec::new();
+    let sqlite = format!("sqlite://{}/http.db?mode=rwc", dir.path().display());
+    rows.push(http_run("HTTP, SQLite", &sqlite, &payloads, senders).await);
+    if postgres != "off" {
+        match postgres_database(&postgres, "leadql_bench_http") {
+            Some(url) => rows.push(http_run("HTTP, PostgreSQL", &url, &payloads, senders).await),
+            None => eprintln!("PostgreSQL not reachable at {postgres}: skipped"),
+        }
+    }
+
+    let mut import_payloads = leadql::generate::generate(import_count / 2 + 10, 7);
+    import_payloads.truncate(import_count);
+    let file = dir.path().join("import.ndjson");
+    std::fs::write(&file, import_payloads.join("\n")).unwrap();
+    let sqlite = format!("sqlite://{}/import.db?mode=rwc", dir.path().display());
+    rows.push(import_run(
+        "import, SQLite",
+        &sqlite,
+        &file,
+        import_payloads.len(),
+    ));
+    if postgres != "off" {
+        if let Some(url) = postgres_database(&postgres, "leadql_bench_import") {
+            rows.push(import_run(
+                "import, PostgreSQL",
+                &url,
+                &file,
+                import_payloads.len(),
+            ));
+        }
+    }
+
+    println!();
+    println!("| run | payloads | seconds | payloads/s | p50 ms | p99 ms | peak RSS MiB | notes |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {:.1} | {:.0} | {:.1} | {:.1} | {:.0} | {} |",
+            r.name,
+            r.payloads,
+            r.seconds,
+            r.payloads as f64 / r.seconds,
+            r.p50_ms,
+            r.p99_ms,
+            r.rss_mib,
+            r.note
+        );
+    }
+}
