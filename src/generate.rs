@@ -114,8 +114,12 @@ fn write_to(
     // interleave and some of a lead's payloads arrive before older ones.
     let mut pool: Vec<String> = Vec::new();
     let mut written = 0_u64;
-    for _ in 0..leads {
-        for payload in lead_payloads(&mut rng) {
+    // Leads start one after another over 30 days, so the stream runs
+    // roughly forward in time, as the platform's does.
+    let spacing = 30 * 86_400_000 / leads.max(1) as i64;
+    for i in 0..leads {
+        let start = START_MS + i as i64 * spacing + rng.random_range(0..=spacing.max(1));
+        for payload in lead_payloads(&mut rng, start) {
             let line = payload.to_string();
             if rng.random_bool(0.03) {
                 pool.push(line.clone()); // a retry: the same body again
@@ -141,21 +145,29 @@ fn object_id(rng: &mut StdRng) -> String {
         .collect()
 }
 
-fn lead_payloads(rng: &mut StdRng) -> Vec<Value> {
-    let lead_id = object_id(rng);
+/// A MongoDB ObjectId as the platform makes them: creation time in seconds
+/// (8 hex digits), then 16 random hex digits.
+fn object_id_at(rng: &mut StdRng, ms: i64) -> String {
+    let mut id = format!("{:08x}", (ms / 1000).clamp(0, u32::MAX as i64));
+    id.push_str(&object_id(rng)[..16]);
+    id
+}
+
+fn lead_payloads(rng: &mut StdRng, start: i64) -> Vec<Value> {
+    let lead_id = object_id_at(rng, start);
     let project = *PROJECTS.choose(rng).unwrap_or(&PROJECTS[0]);
     let process = *PROCESSES.choose(rng).unwrap_or(&PROCESSES[0]);
     let reference = format!("AB{:09}", rng.random_range(0..1_000_000_000_u64));
     let name = *NAMES.choose(rng).unwrap_or(&NAMES[0]);
     let hindi = rng.random_bool(0.4);
     let flow = object_id(rng);
-    let mut t = START_MS + rng.random_range(0..30 * 86_400_000_i64);
+    let mut t = start;
     let attempts = rng.random_range(1..=4);
     let mut payloads = Vec::new();
     let mut last_activity: Option<String> = None;
     let mut summary_lines: Vec<String> = Vec::new();
     for attempt in 1..=attempts {
-        let activity_id = object_id(rng);
+        let activity_id = object_id_at(rng, t);
         let scheduled = t;
         t += rng.random_range(60_000..600_000);
         let roll = rng.random_range(0..100);
@@ -237,7 +249,7 @@ fn lead_payloads(rng: &mut StdRng) -> Vec<Value> {
             } else {
                 "None"
             };
-            result["conversationId"] = json!(object_id(rng));
+            result["conversationId"] = json!(object_id_at(rng, t));
             result["conversation"] = json!({
                 "projectId": project, "flowId": flow, "streamId": object_id(rng), "callSid": object_id(rng),
                 "phoneHash": format!("{}{}", object_id(rng), object_id(rng)), "leadId": lead_id,
@@ -286,7 +298,7 @@ fn lead_payloads(rng: &mut StdRng) -> Vec<Value> {
         }
         // The platform schedules the next attempt.
         t += rng.random_range(30_000..120_000);
-        let schedule_id = object_id(rng);
+        let schedule_id = object_id_at(rng, t);
         payloads.push(json!({
             "action_type": "update", "activityId": schedule_id, "leadId": lead_id, "lastActivityId": last_activity,
             "processId": process, "referenceId": reference, "timestamp": t,
@@ -299,7 +311,7 @@ fn lead_payloads(rng: &mut StdRng) -> Vec<Value> {
     if rng.random_bool(0.1) {
         let ok = rng.random_bool(0.8);
         payloads.push(json!({
-            "action_type": "update", "updateId": object_id(rng), "success": ok,
+            "action_type": "update", "updateId": object_id_at(rng, t), "success": ok,
             "error": if ok { Value::Null } else { json!("Lead is locked by another process") },
             "leadId": lead_id, "referenceId": reference, "timestamp": t + 60_000,
             "data": if ok { json!({"status": "synced"}) } else { Value::Null },

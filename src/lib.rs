@@ -38,6 +38,7 @@ impl AppState {
     pub async fn open(config: Config) -> anyhow::Result<Self> {
         let db = store::connect(&config.database_url).await?;
         store::migrate(&db).await?;
+        store::spawn_checkpointer(&db);
         let mut pipeline = PipelineConfig::for_backend(db.get_database_backend());
         if let Some(batch) = config.ingest_batch {
             pipeline.max_batch = batch.max(1);

@@ -121,6 +121,21 @@ async fn writer(
             if rx.recv_many(&mut batch, max_batch).await == 0 {
                 return;
             }
+            // Let deliveries that are already being parsed join this batch:
+            // without this, senders answered together return together and
+            // batches alternate between full and nearly empty.
+            for _ in 0..8 {
+                if batch.len() >= max_batch {
+                    break;
+                }
+                tokio::task::yield_now().await;
+                while batch.len() < max_batch {
+                    match rx.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+            }
         }
         let deliveries: Vec<&Delivery> = batch.iter().map(|j| &j.delivery).collect();
         match commit(&db, &deliveries).await {

@@ -10,7 +10,10 @@ pub use reproject::{reproject, ReprojectSummary};
 
 use entity::rejected_delivery;
 use migration::MigratorTrait;
-use sea_orm::{ActiveModelTrait, ConnectOptions, Database, DatabaseConnection, DbErr, NotSet, Set};
+use sea_orm::{
+    ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, NotSet,
+    Set,
+};
 use std::time::Duration;
 
 /// Open the database named by `url` (SQLite or PostgreSQL).
@@ -36,6 +39,9 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                     // batch's writes do not spill mid-transaction.
                     .pragma("temp_store", "memory")
                     .pragma("cache_size", "-32768")
+                    // Checkpoints run in the background (see `spawn_checkpointer`);
+                    // a writer only checkpoints itself if the WAL reaches 64 MiB.
+                    .pragma("wal_autocheckpoint", "16384")
             });
     } else {
         options.max_connections(16).min_connections(1);
@@ -53,6 +59,29 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         });
     }
     Database::connect(options).await
+}
+
+/// On SQLite, copy the WAL back into the database file every quarter
+/// second from a pool connection, so the ingest writer does not pay for
+/// checkpoints on its own commits. PASSIVE never blocks readers or writers.
+pub fn spawn_checkpointer(db: &DatabaseConnection) {
+    if db.get_database_backend() != sea_orm::DbBackend::Sqlite {
+        return;
+    }
+    let db = db.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(err) = db
+                .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
+                .await
+            {
+                tracing::debug!(error = %err, "background checkpoint failed");
+            }
+        }
+    });
 }
 
 /// Apply every pending migration.
