@@ -56,6 +56,15 @@ enum Command {
         #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
         database_url: String,
     },
+    /// List rejected deliveries (malformed, or without identity fields), or
+    /// with --replay try them again, e.g. after an upgrade that reads more.
+    Rejected {
+        /// Try each pending rejected delivery again; accepted ones are marked replayed.
+        #[arg(long)]
+        replay: bool,
+        #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+        database_url: String,
+    },
     /// Write realistic synthetic payloads as NDJSON (to stdout or --output).
     Generate {
         /// Number of leads; each has one to four call attempts and more.
@@ -151,6 +160,32 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 "replayed {} deliveries into {} leads ({} no longer readable)",
                 summary.replayed, summary.leads, summary.unreadable
             );
+        }
+        Command::Rejected {
+            replay,
+            database_url,
+        } => {
+            let state = AppState::open(Config::for_database(database_url)).await?;
+            if replay {
+                let summary = leadql::import::replay_rejected(&state).await?;
+                println!(
+                    "accepted {}, still rejected {}",
+                    summary.accepted, summary.still_rejected
+                );
+            } else {
+                for r in store::pending_rejections(&state.db).await? {
+                    let at =
+                        chrono::DateTime::from_timestamp_millis(r.received_at).unwrap_or_default();
+                    println!(
+                        "{}\t{}\t{}\t{}\t{} bytes",
+                        r.id,
+                        at.to_rfc3339(),
+                        r.status,
+                        r.message,
+                        r.body.len()
+                    );
+                }
+            }
         }
         Command::Generate {
             leads,

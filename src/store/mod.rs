@@ -142,3 +142,29 @@ pub fn is_unavailable(err: &DbErr) -> bool {
         .any(|needle| text.contains(needle))
     }
 }
+
+/// Rejected deliveries not replayed yet, oldest first.
+pub async fn pending_rejections(
+    db: &DatabaseConnection,
+) -> Result<Vec<rejected_delivery::Model>, DbErr> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    rejected_delivery::Entity::find()
+        .filter(rejected_delivery::Column::ReplayedAt.is_null())
+        .order_by_asc(rejected_delivery::Column::Id)
+        .all(db)
+        .await
+}
+
+/// Mark a rejected delivery as replayed (now accepted).
+pub async fn mark_replayed(db: &DatabaseConnection, id: i64) -> Result<(), DbErr> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    rejected_delivery::Entity::update_many()
+        .col_expr(
+            rejected_delivery::Column::ReplayedAt,
+            sea_orm::sea_query::Expr::value(now_ms()),
+        )
+        .filter(rejected_delivery::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}

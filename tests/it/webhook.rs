@@ -625,3 +625,43 @@ async fn unreachable_database_answers_503_then_recovers() {
     assert_eq!(count(server.db(), "deliveries").await, 2);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn rejected_deliveries_can_be_replayed() {
+    use entity::rejected_delivery;
+    use sea_orm::{ActiveModelTrait, Set};
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    let (status, body) = server.deliver(r#"{"leadId": "l1", "timestamp": 1}"#).await;
+    assert_eq!(status, 422);
+    let (status, _) = server.deliver("{not json").await;
+    assert_eq!(status, 400);
+    // A fix at the sender's relay (or in leadql) would make the body readable;
+    // simulate it by correcting the kept body.
+    let id = body["rejectedId"].as_i64().unwrap();
+    let kept = rejected_delivery::Entity::find_by_id(id)
+        .one(server.db())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut fixed: rejected_delivery::ActiveModel = kept.into();
+    fixed.body = Set(SEED_BUSY.as_bytes().to_vec());
+    fixed.update(server.db()).await.unwrap();
+
+    let summary = leadql::import::replay_rejected(&server.state)
+        .await
+        .unwrap();
+    assert_eq!((summary.accepted, summary.still_rejected), (1, 1));
+    assert_eq!(count(server.db(), "deliveries").await, 1);
+    assert_eq!(count(server.db(), "leads").await, 1);
+    let pending = leadql::store::pending_rejections(server.db())
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1, "the malformed one stays for inspection");
+    // Replaying again does nothing new.
+    let again = leadql::import::replay_rejected(&server.state)
+        .await
+        .unwrap();
+    assert_eq!((again.accepted, again.still_rejected), (0, 1));
+    server.stop().await;
+}
