@@ -31,7 +31,8 @@ pub struct Config {
     #[arg(long, env = "LEADQL_INGEST_BATCH")]
     pub ingest_batch: Option<usize>,
 
-    /// Concurrent writer tasks (default: 1 on SQLite, 4 on PostgreSQL).
+    /// Concurrent writer tasks, each for its own share of the leads
+    /// (default: 1 on SQLite, 2 on PostgreSQL).
     #[arg(long, env = "LEADQL_INGEST_WORKERS")]
     pub ingest_workers: Option<usize>,
 }

@@ -1,5 +1,6 @@
 //! Retries and reordering converge: any multiset of deliveries, in any
-//! order, concurrently, gives the state of one in-order delivery of each.
+//! order, concurrently, to several instances, gives the state of one
+//! in-order delivery of each.
 
 use crate::common::*;
 use futures::StreamExt;
@@ -63,20 +64,23 @@ async fn converge(seed: u64, leads: usize, plan: Vec<usize>) {
         assert_eq!(status, 200, "{answer}");
     }
 
-    // The messy way: duplicates, random order, 16 at a time.
+    // The messy way: duplicates, random order, 16 at a time, spread over
+    // two instances sharing one database (as behind a load balancer).
     let messy_db = TestDb::new().await;
     let messy = TestServer::start(&messy_db).await;
-    let answers: Vec<(String, u16, Value)> = futures::stream::iter(deliveries)
-        .map(|body| {
-            let messy = &messy;
-            async move {
-                let (status, answer) = messy.deliver(body.clone()).await;
-                (body.clone(), status, answer)
-            }
-        })
-        .buffer_unordered(16)
-        .collect()
-        .await;
+    let twin = TestServer::start(&messy_db).await;
+    let answers: Vec<(String, u16, Value)> =
+        futures::stream::iter(deliveries.into_iter().enumerate())
+            .map(|(i, body)| {
+                let instance = if i % 2 == 0 { &messy } else { &twin };
+                async move {
+                    let (status, answer) = instance.deliver(body.clone()).await;
+                    (body.clone(), status, answer)
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
     let mut acknowledged = HashSet::new();
     for (body, status, answer) in &answers {
         assert_eq!(*status, 200, "{answer}");
@@ -94,6 +98,7 @@ async fn converge(seed: u64, leads: usize, plan: Vec<usize>) {
     assert_same_state(&snapshot(reference.db()).await, &snapshot(messy.db()).await);
     reference.stop().await;
     messy.stop().await;
+    twin.stop().await;
 }
 
 async fn logged_hashes(db: &sea_orm::DatabaseConnection) -> HashSet<String> {
