@@ -665,3 +665,84 @@ async fn rejected_deliveries_can_be_replayed() {
     assert_eq!((again.accepted, again.still_rejected), (0, 1));
     server.stop().await;
 }
+
+/// Values are written as SQL literals (one script per batch): text that
+/// looks like SQL or escapes must come back exactly as sent.
+#[tokio::test]
+async fn tricky_text_round_trips_exactly() {
+    use entity::*;
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    let tricky = [
+        "it's",
+        "back\\slash",
+        "\\'",
+        "''; DROP TABLE leads; --",
+        "$$ $tag$ E'\\n'",
+        "tab\tnew\nline\r",
+        "emoji 🎉 and हिन्दी",
+        "\u{7f}\u{1}",
+        "?",
+        "$1",
+        "'",
+    ];
+    let mut payload: Value = serde_json::from_str(SEED_CONNECTED).unwrap();
+    payload["leadSummary"] = tricky.join("|").into();
+    payload["activity"]["result"]["conversation"]["messages"] = tricky
+        .iter()
+        .map(|t| serde_json::json!({"role": t, "content": t}))
+        .collect();
+    payload["activity"]["result"]["variables"]["variables"] = tricky
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (format!("{t}{i}"), Value::from(*t)))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    payload["activity"]["result"]["input"]["name"] = "O'Brien \\ 'quoted'".into();
+    let (status, answer) = server.deliver(payload.to_string()).await;
+    assert_eq!(status, 200, "{answer}");
+
+    let conn = server.db();
+    let activity = activity::Entity::find_by_id("6966179xxxxxxxxxxaf8ef")
+        .one(conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        activity.lead_summary.as_deref(),
+        Some(tricky.join("|").as_str())
+    );
+    assert_eq!(
+        activity.input.as_ref().unwrap()["name"],
+        "O'Brien \\ 'quoted'"
+    );
+    let lead = lead::Entity::find_by_id("6966163xxxxxxxxxxff92")
+        .one(conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lead.name.as_deref(), Some("O'Brien \\ 'quoted'"));
+    let messages = message::Entity::find()
+        .filter(message::Column::ActivityId.eq("6966179xxxxxxxxxxaf8ef"))
+        .order_by_asc(message::Column::Position)
+        .all(conn)
+        .await
+        .unwrap();
+    let contents: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(contents, tricky);
+    assert!(messages.iter().all(|m| m.role == m.content));
+    for (i, t) in tricky.iter().enumerate() {
+        let v =
+            variable::Entity::find_by_id(("6966179xxxxxxxxxxaf8ef".to_string(), format!("{t}{i}")))
+                .one(conn)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("variable {t:?}"));
+        assert_eq!(v.value_text.as_deref(), Some(*t));
+        assert_eq!(v.value, Some(Value::from(*t)));
+    }
+    let stored = delivery::Entity::find().one(conn).await.unwrap().unwrap();
+    assert_eq!(stored.body, payload.to_string());
+    assert_eq!(count(conn, "leads").await, 1, "nothing was dropped");
+    server.stop().await;
+}
