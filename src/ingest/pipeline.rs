@@ -124,27 +124,7 @@ async fn writer(
     events: broadcast::Sender<disposition_event::Model>,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
-    loop {
-        {
-            if rx.recv_many(&mut batch, max_batch).await == 0 {
-                return;
-            }
-            // Let deliveries that are already being parsed join this batch:
-            // without this, senders answered together return together and
-            // batches alternate between full and nearly empty.
-            for _ in 0..8 {
-                if batch.len() >= max_batch {
-                    break;
-                }
-                tokio::task::yield_now().await;
-                while batch.len() < max_batch {
-                    match rx.try_recv() {
-                        Ok(job) => batch.push(job),
-                        Err(_) => break,
-                    }
-                }
-            }
-        }
+    while next_batch(&mut rx, &mut batch, max_batch).await {
         let deliveries: Vec<&Delivery> = batch.iter().map(|j| &j.delivery).collect();
         match commit(&db, &deliveries).await {
             Ok(result) => {
@@ -178,6 +158,34 @@ async fn writer(
             }
         }
     }
+}
+
+/// Wait for deliveries and take up to `max` of them; false once the
+/// pipeline is closed and drained.
+async fn next_batch(rx: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>, max: usize) -> bool {
+    if rx.recv_many(batch, max).await == 0 {
+        return false;
+    }
+    // Let deliveries that are already being parsed join this batch: without
+    // this, senders answered together return together and batches alternate
+    // between full and nearly empty. Stop once a few rounds bring nothing.
+    let mut quiet_rounds = 0;
+    while batch.len() < max && quiet_rounds < 3 {
+        tokio::task::yield_now().await;
+        let before = batch.len();
+        while batch.len() < max {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        quiet_rounds = if batch.len() == before {
+            quiet_rounds + 1
+        } else {
+            0
+        };
+    }
+    true
 }
 
 fn log_failure(err: DbErr, delivery: &Delivery) -> IngestError {
