@@ -4,6 +4,9 @@
 //!
 //!     cargo bench --bench ingest
 //!
+//! Each run is repeated LEADQL_BENCH_RUNS times (default 3) on a fresh
+//! database, and the run with the median throughput is printed.
+//!
 //! Environment: LEADQL_BENCH_PAYLOADS (default 30000), LEADQL_BENCH_SENDERS
 //! (default 32), LEADQL_BENCH_IMPORT (payloads for the import run, default
 //! 100000), LEADQL_BENCH_POSTGRES (admin URL, default
@@ -174,6 +177,17 @@ fn import_run(name: &str, database_url: &str, file: &std::path::Path, payloads: 
     }
 }
 
+/// The run with the median throughput of `runs` repetitions.
+fn median(mut rows: Vec<Row>) -> Row {
+    rows.sort_by(|a, b| {
+        (a.payloads as f64 / a.seconds).total_cmp(&(b.payloads as f64 / b.seconds))
+    });
+    let runs = rows.len();
+    let mut row = rows.swap_remove(runs / 2);
+    row.note = format!("median of {runs}; {}", row.note);
+    row
+}
+
 fn postgres_database(admin: &str, name: &str) -> Option<String> {
     let run = |sql: &str| {
         Command::new("psql")
@@ -208,13 +222,26 @@ async fn main() {
         bytes as f64 / payloads.len() as f64 / 1024.0
     );
 
+    let runs = env_or("LEADQL_BENCH_RUNS", 3).max(1);
     let mut rows = Vec::new();
-    let sqlite = format!("sqlite://{}/http.db?mode=rwc", dir.path().display());
-    rows.push(http_run("HTTP, SQLite", &sqlite, &payloads, senders).await);
+    let mut sqlite_runs = Vec::new();
+    for run in 0..runs {
+        let sqlite = format!("sqlite://{}/http{run}.db?mode=rwc", dir.path().display());
+        sqlite_runs.push(http_run("HTTP, SQLite", &sqlite, &payloads, senders).await);
+    }
+    rows.push(median(sqlite_runs));
     if postgres != "off" {
-        match postgres_database(&postgres, "leadql_bench_http") {
-            Some(url) => rows.push(http_run("HTTP, PostgreSQL", &url, &payloads, senders).await),
-            None => eprintln!("PostgreSQL not reachable at {postgres}: skipped"),
+        let mut pg_runs = Vec::new();
+        for _ in 0..runs {
+            match postgres_database(&postgres, "leadql_bench_http") {
+                Some(url) => {
+                    pg_runs.push(http_run("HTTP, PostgreSQL", &url, &payloads, senders).await)
+                }
+                None => eprintln!("PostgreSQL not reachable at {postgres}: skipped"),
+            }
+        }
+        if !pg_runs.is_empty() {
+            rows.push(median(pg_runs));
         }
     }
 
@@ -222,21 +249,31 @@ async fn main() {
     import_payloads.truncate(import_count);
     let file = dir.path().join("import.ndjson");
     std::fs::write(&file, import_payloads.join("\n")).unwrap();
-    let sqlite = format!("sqlite://{}/import.db?mode=rwc", dir.path().display());
-    rows.push(import_run(
-        "import, SQLite",
-        &sqlite,
-        &file,
-        import_payloads.len(),
-    ));
+    let mut sqlite_runs = Vec::new();
+    for run in 0..runs {
+        let sqlite = format!("sqlite://{}/import{run}.db?mode=rwc", dir.path().display());
+        sqlite_runs.push(import_run(
+            "import, SQLite",
+            &sqlite,
+            &file,
+            import_payloads.len(),
+        ));
+    }
+    rows.push(median(sqlite_runs));
     if postgres != "off" {
-        if let Some(url) = postgres_database(&postgres, "leadql_bench_import") {
-            rows.push(import_run(
-                "import, PostgreSQL",
-                &url,
-                &file,
-                import_payloads.len(),
-            ));
+        let mut pg_runs = Vec::new();
+        for _ in 0..runs {
+            if let Some(url) = postgres_database(&postgres, "leadql_bench_import") {
+                pg_runs.push(import_run(
+                    "import, PostgreSQL",
+                    &url,
+                    &file,
+                    import_payloads.len(),
+                ));
+            }
+        }
+        if !pg_runs.is_empty() {
+            rows.push(median(pg_runs));
         }
     }
 

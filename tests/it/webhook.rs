@@ -69,6 +69,20 @@ fn missing_leaves(payload: &Value, stored: &HashSet<String>) -> Vec<String> {
     missing
 }
 
+/// Every row of `E` whose `column` equals `value`, as JSON.
+async fn rows_where<E: EntityTrait>(
+    conn: &sea_orm::DatabaseConnection,
+    column: E::Column,
+    value: &str,
+) -> Vec<Value> {
+    E::find()
+        .filter(column.eq(value))
+        .into_json()
+        .all(conn)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn seed_payloads_are_stored_with_nothing_dropped() {
     use entity::*;
@@ -87,59 +101,23 @@ async fn seed_payloads_are_stored_with_nothing_dropped() {
         let mut stored = HashSet::new();
         let conn = server.db();
         let mut rows: Vec<Value> = Vec::new();
+        rows.extend(rows_where::<activity::Entity>(conn, activity::Column::Id, activity_id).await);
+        rows.extend(rows_where::<lead::Entity>(conn, lead::Column::Id, lead_id).await);
         rows.extend(
-            activity::Entity::find_by_id(activity_id)
-                .into_json()
-                .all(conn)
-                .await
-                .unwrap(),
+            rows_where::<conversation::Entity>(conn, conversation::Column::ActivityId, activity_id)
+                .await,
         );
         rows.extend(
-            lead::Entity::find_by_id(lead_id)
-                .into_json()
-                .all(conn)
-                .await
-                .unwrap(),
+            rows_where::<message::Entity>(conn, message::Column::ActivityId, activity_id).await,
         );
         rows.extend(
-            conversation::Entity::find()
-                .filter(conversation::Column::ActivityId.eq(activity_id))
-                .into_json()
-                .all(conn)
-                .await
-                .unwrap(),
+            rows_where::<tool_call::Entity>(conn, tool_call::Column::ActivityId, activity_id).await,
         );
         rows.extend(
-            message::Entity::find()
-                .filter(message::Column::ActivityId.eq(activity_id))
-                .into_json()
-                .all(conn)
-                .await
-                .unwrap(),
+            rows_where::<analysis::Entity>(conn, analysis::Column::ActivityId, activity_id).await,
         );
         rows.extend(
-            tool_call::Entity::find()
-                .filter(tool_call::Column::ActivityId.eq(activity_id))
-                .into_json()
-                .all(conn)
-                .await
-                .unwrap(),
-        );
-        rows.extend(
-            analysis::Entity::find()
-                .filter(analysis::Column::ActivityId.eq(activity_id))
-                .into_json()
-                .all(conn)
-                .await
-                .unwrap(),
-        );
-        rows.extend(
-            variable::Entity::find()
-                .filter(variable::Column::ActivityId.eq(activity_id))
-                .into_json()
-                .all(conn)
-                .await
-                .unwrap(),
+            rows_where::<variable::Entity>(conn, variable::Column::ActivityId, activity_id).await,
         );
         for row in &rows {
             atoms(row, None, &mut stored);
@@ -570,13 +548,13 @@ async fn webhook_secret_requires_a_bearer_token_or_a_signature() {
     server.stop().await;
 }
 
-/// PostgreSQL only: SQLite is a file in the process and cannot go away.
+/// PostgreSQL stops accepting connections and kills ours; deliveries get
+/// 503 (so the sender retries), then service resumes without a restart.
 #[tokio::test]
 async fn unreachable_database_answers_503_then_recovers() {
     let db = TestDb::new().await;
     let Some((admin_url, name)) = db.postgres().cloned() else {
-        eprintln!("skipped: needs LEADQL_TEST_DATABASE_URL");
-        return;
+        return sqlite_locked_database_answers_503_then_recovers(db).await;
     };
     let server = TestServer::start(&db).await;
     assert_eq!(server.deliver(SEED_BUSY).await.0, 200);
@@ -622,6 +600,26 @@ async fn unreachable_database_answers_503_then_recovers() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(recovered, "service resumed without a restart");
+    assert_eq!(count(server.db(), "deliveries").await, 2);
+    server.stop().await;
+}
+
+/// On SQLite the file cannot go away, but another process can hold the
+/// write lock past the busy timeout: the delivery is not acknowledged (503)
+/// and is stored once the lock is released.
+async fn sqlite_locked_database_answers_503_then_recovers(db: TestDb) {
+    use sea_orm::ConnectionTrait;
+    let server = TestServer::start(&db).await;
+    assert_eq!(server.deliver(SEED_BUSY).await.0, 200);
+    // One connection (sea-orm's SQLite default), so the lock stays on it.
+    let other = sea_orm::Database::connect(&db.url).await.unwrap();
+    other.execute_unprepared("BEGIN EXCLUSIVE").await.unwrap();
+    let (status, body) = server.deliver(SEED_CONNECTED).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "database_unavailable");
+    other.execute_unprepared("COMMIT").await.unwrap();
+    let (status, body) = server.deliver(SEED_CONNECTED).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("stored")));
     assert_eq!(count(server.db(), "deliveries").await, 2);
     server.stop().await;
 }
