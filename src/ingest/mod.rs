@@ -26,7 +26,7 @@ pub enum NotAccepted {
 
 /// Parse a body and store it; a body that cannot be accepted is kept in
 /// the rejected-deliveries table. `Ok` means committed.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(skip_all, fields(lead_id, source_id))]
 pub async fn accept(
     db: &DatabaseConnection,
     ingestor: &Ingestor,

@@ -16,7 +16,6 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/webhooks/activity", post(receive))
 }
 
-#[tracing::instrument(skip_all, fields(lead_id, source_id))]
 async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
