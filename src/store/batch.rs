@@ -56,7 +56,8 @@ pub struct BatchResult {
 /// Most rows per multi-row INSERT.
 const ROWS_PER_INSERT: usize = 500;
 
-/// The current version of an activity (`kind` "a") or update (`kind` "u").
+/// A logged body (`kind` "h"), or the current version of an activity ("a")
+/// or update ("u").
 #[derive(FromQueryResult)]
 struct Version {
     kind: String,
@@ -64,11 +65,6 @@ struct Version {
     lead_id: String,
     timestamp: i64,
     version_hash: String,
-}
-
-#[derive(FromQueryResult)]
-struct Hash {
-    body_hash: String,
 }
 
 /// How a batch is applied.
@@ -103,29 +99,24 @@ pub async fn apply_batch<C: ConnectionTrait>(
 
     // What is already stored: body hashes and current versions.
     let mut seen_hashes: HashSet<String> = HashSet::new();
-    if live {
-        let hashes = deliveries.iter().map(|d| d.body_hash.as_str());
-        let rows = delivery::Entity::find()
-            .select_only()
-            .column(delivery::Column::BodyHash)
-            .filter(delivery::Column::BodyHash.is_in(hashes))
-            .into_model::<Hash>()
-            .all(txn)
-            .await?;
-        seen_hashes.extend(rows.into_iter().map(|r| r.body_hash));
-    }
-    let stored_before: HashSet<String> = seen_hashes.clone();
     let mut activity_versions: HashMap<String, (i64, String)> = HashMap::new();
     let mut update_versions: HashMap<String, (i64, String)> = HashMap::new();
     let mut previous_lead_of: HashMap<String, String> = HashMap::new();
-    for v in current_versions(txn, deliveries).await? {
-        if v.kind == "a" {
-            previous_lead_of.insert(v.id.clone(), v.lead_id);
-            activity_versions.insert(v.id, (v.timestamp, v.version_hash));
-        } else {
-            update_versions.insert(v.id, (v.timestamp, v.version_hash));
+    for v in stored_state(txn, deliveries, live).await? {
+        match v.kind.as_str() {
+            "h" => {
+                seen_hashes.insert(v.id);
+            }
+            "a" => {
+                previous_lead_of.insert(v.id.clone(), v.lead_id);
+                activity_versions.insert(v.id, (v.timestamp, v.version_hash));
+            }
+            _ => {
+                update_versions.insert(v.id, (v.timestamp, v.version_hash));
+            }
         }
     }
+    let stored_before: HashSet<String> = seen_hashes.clone();
     let existing_activities: HashSet<String> = activity_versions.keys().cloned().collect();
 
     // Decide each delivery in arrival order.
@@ -420,10 +411,13 @@ pub async fn apply_batch<C: ConnectionTrait>(
     Ok(BatchResult { statuses, events })
 }
 
-/// Current versions of the batch's activities and updates, in one query.
-async fn current_versions<C: ConnectionTrait>(
+/// In one query: which of the batch's bodies are already logged (`kind`
+/// "h", live batches only), and the current versions of its activities
+/// ("a") and updates ("u").
+async fn stored_state<C: ConnectionTrait>(
     txn: &C,
     deliveries: &[&Delivery],
+    live: bool,
 ) -> Result<Vec<Version>, DbErr> {
     let ids = |kind: Kind| -> Vec<sea_orm::Value> {
         deliveries
@@ -440,15 +434,37 @@ async fn current_versions<C: ConnectionTrait>(
             .and_where(Expr::col("id").is_in(ids))
             .take()
     };
+    let mut parts = Vec::new();
+    if live {
+        let hashes: Vec<sea_orm::Value> = deliveries
+            .iter()
+            .map(|d| d.body_hash.clone().into())
+            .collect();
+        parts.push(
+            Query::select()
+                .expr_as(Expr::val("h"), "kind")
+                .expr_as(Expr::col("body_hash"), "id")
+                .columns(["lead_id", "timestamp"])
+                .expr_as(Expr::col("body_hash"), "version_hash")
+                .from("deliveries")
+                .and_where(Expr::col("body_hash").is_in(hashes))
+                .take(),
+        );
+    }
     let (activities, updates) = (ids(Kind::Activity), ids(Kind::Update));
-    let query = match (activities.is_empty(), updates.is_empty()) {
-        (true, true) => return Ok(Vec::new()),
-        (false, true) => version_query("a", "activities", activities),
-        (true, false) => version_query("u", "lead_updates", updates),
-        (false, false) => version_query("a", "activities", activities)
-            .union(UnionType::All, version_query("u", "lead_updates", updates))
-            .take(),
+    if !activities.is_empty() {
+        parts.push(version_query("a", "activities", activities));
+    }
+    if !updates.is_empty() {
+        parts.push(version_query("u", "lead_updates", updates));
+    }
+    let mut parts = parts.into_iter();
+    let Some(mut query) = parts.next() else {
+        return Ok(Vec::new());
     };
+    for part in parts {
+        query.union(UnionType::All, part);
+    }
     let backend = txn.get_database_backend();
     Version::find_by_statement(backend.build(&query))
         .all(txn)
