@@ -162,6 +162,17 @@ impl TestServer {
         answer(response).await
     }
 
+    /// The status of a GET request.
+    pub async fn get_status(&self, path: &str) -> u16 {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16()
+    }
+
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

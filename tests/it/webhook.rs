@@ -456,26 +456,8 @@ async fn bad_input_gets_a_clear_error_and_is_kept() {
 
     // Nothing rejected reached the log, and the server still serves.
     assert_eq!(count(server.db(), "deliveries").await, 2);
-    assert_eq!(
-        server
-            .client
-            .get(server.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        server
-            .client
-            .get(server.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(server.get_status("/healthz").await, 200);
+    assert_eq!(server.get_status("/readyz").await, 200);
     server.stop().await;
 }
 
@@ -573,16 +555,7 @@ async fn unreachable_database_answers_503_then_recovers() {
     let (status, body) = server.deliver(SEED_CONNECTED).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"], "database_unavailable");
-    assert_eq!(
-        server
-            .client
-            .get(server.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        503
-    );
+    assert_eq!(server.get_status("/readyz").await, 503);
 
     admin
         .execute_unprepared(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
