@@ -56,12 +56,32 @@ impl AppState {
 }
 
 /// The HTTP application.
+///
+/// Every request carries a request id: the caller's `x-request-id` when it
+/// sends one, else a new UUID; it is on the request's log span and is
+/// returned in the `x-request-id` response header.
 pub fn app(state: AppState) -> Router {
+    use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+    let trace = tower_http::trace::TraceLayer::new_for_http().make_span_with(
+        |request: &axum::http::Request<axum::body::Body>| {
+            let request_id = request
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+        },
+    );
     Router::new()
         .merge(ingest::webhook::router())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(trace)
+                .layer(PropagateRequestIdLayer::x_request_id()),
+        )
         .with_state(state)
 }
 

@@ -717,3 +717,43 @@ async fn tricky_text_round_trips_exactly() {
     assert_eq!(count(conn, "leads").await, 1, "nothing was dropped");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id() {
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    let response = server
+        .client
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    let generated = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(generated.len(), 36, "a UUID: {generated}");
+    let response = server
+        .client
+        .post(server.url("/webhooks/activity"))
+        .header("content-type", "application/json")
+        .header("x-request-id", "sender-42")
+        .body(SEED_BUSY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["x-request-id"],
+        "sender-42",
+        "the caller's id is kept"
+    );
+    assert_eq!(response.status(), 200);
+    let other = server
+        .client
+        .get(server.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(other.headers()["x-request-id"].to_str().unwrap(), generated);
+    server.stop().await;
+}
