@@ -12,6 +12,7 @@ pub mod generate;
 pub mod import;
 pub mod ingest;
 pub mod store;
+pub mod telemetry;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -76,6 +77,10 @@ pub fn app(state: AppState) -> Router {
         .merge(ingest::webhook::router())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route(
+            "/metrics",
+            get(telemetry::render).with_state(telemetry::handle()),
+        )
         .layer(
             tower::ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

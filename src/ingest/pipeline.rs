@@ -126,6 +126,7 @@ async fn writer(
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while next_batch(&mut rx, &mut batch, max_batch).await {
         let deliveries: Vec<&Delivery> = batch.iter().map(|j| &j.delivery).collect();
+        metrics::histogram!(crate::telemetry::BATCH_SIZE).record(deliveries.len() as f64);
         match commit(&db, &deliveries).await {
             Ok(result) => {
                 for (job, status) in batch.drain(..).zip(result.statuses) {

@@ -3,6 +3,7 @@
 
 use super::{accept, payload::Rejection, pipeline::IngestError, NotAccepted};
 use crate::error::{ApiError, Result};
+use crate::store::Status;
 use crate::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -21,6 +22,17 @@ async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>> {
+    let started = std::time::Instant::now();
+    let answer = store_delivery(&state, &headers, body).await;
+    let outcome = match &answer {
+        Ok(status) => status.as_str(),
+        Err(err) => err.code,
+    };
+    crate::telemetry::delivery(outcome, started);
+    answer.map(|status| Json(json!({ "status": status.as_str() })))
+}
+
+async fn store_delivery(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Status> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -37,11 +49,11 @@ async fn receive(
     let body = read_body(body, state.config.body_limit).await?;
     if let Some(secret) = &state.config.webhook_secret {
         secret
-            .verify(&headers, &body, crate::store::now_ms() / 1000)
+            .verify(headers, &body, crate::store::now_ms() / 1000)
             .map_err(|why| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why))?;
     }
     match accept(&state.db, &state.ingestor, &body, content_type.as_deref()).await {
-        Ok(status) => Ok(Json(json!({ "status": status.as_str() }))),
+        Ok(status) => Ok(status),
         Err(NotAccepted::Rejected {
             rejection,
             rejected_id,

@@ -6,5 +6,6 @@ mod common;
 mod convergence;
 mod fuzz;
 mod import;
+mod metrics;
 mod reproject;
 mod webhook;

@@ -1,0 +1,76 @@
+//! `/metrics` speaks Prometheus text and moves with the deliveries.
+
+use crate::common::*;
+
+/// The value of one sample line (`name{labels} value`), 0 when absent.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
+async fn scrape(server: &TestServer) -> String {
+    let response = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    response.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn delivery_metrics_count_each_outcome() {
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    let before = scrape(&server).await;
+    assert_eq!(server.deliver(SEED_BUSY).await.0, 200);
+    assert_eq!(server.deliver(SEED_CONNECTED).await.0, 200);
+    assert_eq!(server.deliver(SEED_BUSY).await.0, 200);
+    assert_eq!(server.deliver("{oops").await.0, 400);
+    assert_eq!(
+        server.deliver(r#"{"leadId":"l","timestamp":1}"#).await.0,
+        422
+    );
+    let after = scrape(&server).await;
+
+    let delta = |series: &str| sample(&after, series) - sample(&before, series);
+    assert_eq!(
+        delta(r#"leadql_deliveries_total{outcome="stored"}"#),
+        2.0,
+        "{after}"
+    );
+    assert_eq!(
+        delta(r#"leadql_deliveries_total{outcome="duplicate"}"#),
+        1.0
+    );
+    assert_eq!(
+        delta(r#"leadql_deliveries_total{outcome="malformed_json"}"#),
+        1.0
+    );
+    assert_eq!(
+        delta(r#"leadql_deliveries_total{outcome="invalid_payload"}"#),
+        1.0
+    );
+    assert_eq!(delta("leadql_ingest_seconds_count"), 5.0, "{after}");
+    assert!(
+        sample(&after, "leadql_ingest_batch_size_count") >= 2.0,
+        "{after}"
+    );
+    assert!(
+        after.contains("# TYPE leadql_ingest_seconds histogram"),
+        "{after}"
+    );
+    server.stop().await;
+}
