@@ -4,6 +4,7 @@
 
 mod common;
 mod convergence;
+mod crash;
 mod fuzz;
 mod import;
 mod metrics;
