@@ -296,32 +296,11 @@ pub async fn apply_batch<C: ConnectionTrait>(
         .filter(|id| existing_activities.contains(*id))
         .collect();
     if !replaced.is_empty() {
-        let ids = || replaced.iter().copied();
-        script.push(
-            message::Entity::delete_many()
-                .filter(message::Column::ActivityId.is_in(ids()))
-                .into_query(),
-        );
-        script.push(
-            tool_call::Entity::delete_many()
-                .filter(tool_call::Column::ActivityId.is_in(ids()))
-                .into_query(),
-        );
-        script.push(
-            variable::Entity::delete_many()
-                .filter(variable::Column::ActivityId.is_in(ids()))
-                .into_query(),
-        );
-        script.push(
-            analysis::Entity::delete_many()
-                .filter(analysis::Column::ActivityId.is_in(ids()))
-                .into_query(),
-        );
-        script.push(
-            conversation::Entity::delete_many()
-                .filter(conversation::Column::ActivityId.is_in(ids()))
-                .into_query(),
-        );
+        script.delete_parts::<message::Entity>(message::Column::ActivityId, &replaced);
+        script.delete_parts::<tool_call::Entity>(tool_call::Column::ActivityId, &replaced);
+        script.delete_parts::<variable::Entity>(variable::Column::ActivityId, &replaced);
+        script.delete_parts::<analysis::Entity>(analysis::Column::ActivityId, &replaced);
+        script.delete_parts::<conversation::Entity>(conversation::Column::ActivityId, &replaced);
     }
     let mut winners: Vec<&ActivityRows> = activity_winners.into_values().collect();
     winners.sort_unstable_by(|a, b| a.activity.id.cmp(&b.activity.id));
@@ -502,6 +481,15 @@ impl Script {
         };
         self.sql.push_str(&sql);
         self.sql.push_str(";\n");
+    }
+
+    /// Delete the rows of `E` that belong to the given activities.
+    fn delete_parts<E: EntityTrait>(&mut self, activity_id: E::Column, activities: &[&str]) {
+        self.push(
+            E::delete_many()
+                .filter(activity_id.is_in(activities.iter().copied()))
+                .into_query(),
+        );
     }
 
     /// Multi-row inserts of `rows`, `ROWS_PER_INSERT` at a time.

@@ -83,6 +83,20 @@ async fn rows_where<E: EntityTrait>(
         .unwrap()
 }
 
+/// An activity's transcript, in order.
+async fn messages_of(
+    conn: &sea_orm::DatabaseConnection,
+    activity_id: &str,
+) -> Vec<entity::message::Model> {
+    use entity::message;
+    message::Entity::find()
+        .filter(message::Column::ActivityId.eq(activity_id))
+        .order_by_asc(message::Column::Position)
+        .all(conn)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn seed_payloads_are_stored_with_nothing_dropped() {
     use entity::*;
@@ -131,12 +145,7 @@ async fn seed_payloads_are_stored_with_nothing_dropped() {
 
     // Spot checks of the nested parts, by column.
     let conn = server.db();
-    let messages = message::Entity::find()
-        .filter(message::Column::ActivityId.eq("6966179xxxxxxxxxxaf8ef"))
-        .order_by_asc(message::Column::Position)
-        .all(conn)
-        .await
-        .unwrap();
+    let messages = messages_of(conn, "6966179xxxxxxxxxxaf8ef").await;
     let transcript: Vec<(&str, &str)> = messages
         .iter()
         .map(|m| (m.role.as_str(), m.content.as_str()))
@@ -332,12 +341,7 @@ async fn every_fixture_shape_is_accepted_and_disposition_events_are_recorded() {
     assert_eq!(busy.state.as_deref(), Some("make_second_call"));
     assert_eq!(busy.disposition.as_deref(), Some("Attempted"));
     assert_eq!(busy.disposition_type.as_deref(), Some("neutral"));
-    let hindi = message::Entity::find()
-        .filter(message::Column::ActivityId.eq("6971ccccxxxxxxxxxxxx0003"))
-        .order_by_asc(message::Column::Position)
-        .all(conn)
-        .await
-        .unwrap();
+    let hindi = messages_of(conn, "6971ccccxxxxxxxxxxxx0003").await;
     assert_eq!(hindi.len(), 4);
     assert_eq!(hindi[3].content, "नहीं, धन्यवाद।");
 
@@ -693,12 +697,7 @@ async fn tricky_text_round_trips_exactly() {
         .unwrap()
         .unwrap();
     assert_eq!(lead.name.as_deref(), Some("O'Brien \\ 'quoted'"));
-    let messages = message::Entity::find()
-        .filter(message::Column::ActivityId.eq("6966179xxxxxxxxxxaf8ef"))
-        .order_by_asc(message::Column::Position)
-        .all(conn)
-        .await
-        .unwrap();
+    let messages = messages_of(conn, "6966179xxxxxxxxxxaf8ef").await;
     let contents: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
     assert_eq!(contents, tricky);
     assert!(messages.iter().all(|m| m.role == m.content));
