@@ -35,6 +35,28 @@ pub struct Config {
     /// (default: 1 on SQLite, 2 on PostgreSQL).
     #[arg(long, env = "LEADQL_INGEST_WORKERS")]
     pub ingest_workers: Option<usize>,
+
+    /// Browser origins allowed to call the API (CORS), comma-separated,
+    /// e.g. `https://app.example.com`; `*` allows any. Default: none.
+    #[arg(
+        long = "cors-origin",
+        env = "LEADQL_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// Deepest GraphQL selection accepted.
+    #[arg(long, env = "LEADQL_MAX_DEPTH", default_value_t = 16)]
+    pub max_depth: usize,
+
+    /// Highest GraphQL query cost accepted (each field costs 1, a list
+    /// field its page size times its selection).
+    #[arg(long, env = "LEADQL_MAX_COMPLEXITY", default_value_t = 250_000)]
+    pub max_complexity: usize,
+
+    /// Seconds a GraphQL query may run before it is stopped.
+    #[arg(long, env = "LEADQL_QUERY_TIMEOUT", default_value_t = 10.0)]
+    pub query_timeout: f64,
 }
 
 fn parse_secret(s: &str) -> Result<WebhookSecret, String> {
@@ -45,6 +67,15 @@ fn parse_secret(s: &str) -> Result<WebhookSecret, String> {
 }
 
 impl Config {
+    /// The GraphQL limits this configuration sets.
+    pub fn limits(&self) -> crate::graphql::Limits {
+        crate::graphql::Limits {
+            max_depth: self.max_depth,
+            max_complexity: self.max_complexity,
+            timeout: std::time::Duration::from_secs_f64(self.query_timeout.max(0.001)),
+        }
+    }
+
     /// A configuration for the given database, everything else default.
     pub fn for_database(database_url: impl Into<String>) -> Self {
         Config {
@@ -54,6 +85,10 @@ impl Config {
             body_limit: 1024 * 1024,
             ingest_batch: None,
             ingest_workers: None,
+            cors_origins: Vec::new(),
+            max_depth: 16,
+            max_complexity: 250_000,
+            query_timeout: 10.0,
         }
     }
 }

@@ -44,22 +44,34 @@ pub const FIXTURES: &[(&str, &str)] = &[
 pub async fn load(state: &AppState, generated_leads: usize) -> anyhow::Result<usize> {
     let mut bodies: Vec<String> = FIXTURES.iter().map(|(_, body)| body.to_string()).collect();
     bodies.extend(crate::generate::generate(generated_leads, 7));
-    let mut stored = 0;
-    for body in &bodies {
-        match accept(
-            &state.db,
-            &state.ingestor,
-            body.as_bytes(),
-            Some("application/json"),
-        )
-        .await
-        {
-            Ok(_) => stored += 1,
-            Err(NotAccepted::Rejected { rejection, .. }) => {
-                anyhow::bail!("a demo payload was rejected: {}", rejection.message())
+    // Concurrently, as a platform would send them; the result does not
+    // depend on the order (see the convergence tests).
+    use futures::stream::{self, StreamExt};
+    let results: Vec<Result<(), anyhow::Error>> = stream::iter(bodies.iter())
+        .map(|body| async move {
+            match accept(
+                &state.db,
+                &state.ingestor,
+                body.as_bytes(),
+                Some("application/json"),
+            )
+            .await
+            {
+                Ok(_) => Ok(()),
+                Err(NotAccepted::Rejected { rejection, .. }) => Err(anyhow::anyhow!(
+                    "a demo payload was rejected: {}",
+                    rejection.message()
+                )),
+                Err(NotAccepted::NotStored(err)) => Err(err.into()),
             }
-            Err(NotAccepted::NotStored(err)) => return Err(err.into()),
-        }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let mut stored = 0;
+    for result in results {
+        result?;
+        stored += 1;
     }
     Ok(stored)
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod generate;
+pub mod graphql;
 pub mod import;
 pub mod ingest;
 pub mod store;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub ingestor: Ingestor,
     pub config: Arc<Config>,
+    pub schema: graphql::LeadqlSchema,
+    pub limits: graphql::Limits,
 }
 
 impl AppState {
@@ -48,9 +51,12 @@ impl AppState {
             pipeline.workers = workers.max(1);
         }
         let ingestor = Ingestor::start(db.clone(), pipeline);
+        let limits = config.limits();
         Ok(AppState {
             db,
             ingestor,
+            schema: graphql::schema(limits),
+            limits,
             config: Arc::new(config),
         })
     }
@@ -73,8 +79,11 @@ pub fn app(state: AppState) -> Router {
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
         },
     );
+    let cors = cors(&state.config.cors_origins);
+    let compression = tower_http::compression::CompressionLayer::new();
     Router::new()
         .merge(ingest::webhook::router())
+        .merge(graphql::router(state.config.body_limit).layer(compression))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route(
@@ -85,9 +94,47 @@ pub fn app(state: AppState) -> Router {
             tower::ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(trace)
-                .layer(PropagateRequestIdLayer::x_request_id()),
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .option_layer(cors),
         )
         .with_state(state)
+}
+
+/// CORS for browser frontends on other origins; none unless configured.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{header, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins: Vec<&str> = origins
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.contains(&"*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| match HeaderValue::from_str(o) {
+                    Ok(v) => Some(v),
+                    Err(_) => {
+                        tracing::warn!(origin = %o, "ignoring an invalid CORS origin");
+                        None
+                    }
+                }),
+        )
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+            .expose_headers([header::HeaderName::from_static("x-request-id")])
+            .max_age(std::time::Duration::from_secs(3600)),
+    )
 }
 
 async fn healthz() -> Json<Value> {

@@ -35,6 +35,9 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// Print the GraphQL schema (SDL); `schema.graphql` in the repository
+    /// is this output.
+    Schema,
     /// Apply pending database migrations and exit.
     Migrate {
         #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
@@ -117,6 +120,9 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
             leadql::run(state, listener, shutdown_signal()).await?;
+        }
+        Command::Schema => {
+            print!("{}", leadql::graphql::sdl());
         }
         Command::Migrate { database_url } => {
             let db = store::connect(&database_url).await?;

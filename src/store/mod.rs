@@ -3,6 +3,7 @@
 mod batch;
 mod nodelay;
 pub mod projection;
+pub mod read;
 mod reproject;
 
 pub use batch::{apply_batch, BatchResult, Mode, Status};
@@ -58,7 +59,9 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
             })
         });
     }
-    Database::connect(options).await
+    let mut db = Database::connect(options).await?;
+    db.set_metric_callback(crate::telemetry::statement);
+    Ok(db)
 }
 
 /// On SQLite, copy the WAL back into the database file every quarter

@@ -162,6 +162,30 @@ impl TestServer {
         answer(response).await
     }
 
+    /// POST a GraphQL query; the `data`, failing the test on any error.
+    pub async fn query(&self, query: &str, variables: Value) -> Value {
+        let body = self.graphql(query, variables).await;
+        assert!(
+            body.get("errors").is_none(),
+            "query failed: {body}\nquery: {query}"
+        );
+        body["data"].clone()
+    }
+
+    /// POST a GraphQL query; the whole JSON answer (status 200 expected).
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        let response = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&serde_json::json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request");
+        let (status, body) = answer(response).await;
+        assert_eq!(status, 200, "GraphQL answer: {body}");
+        body
+    }
+
     /// The status of a GET request.
     pub async fn get_status(&self, path: &str) -> u16 {
         self.client

@@ -5,7 +5,9 @@
 mod common;
 mod convergence;
 mod crash;
+mod filters;
 mod fuzz;
+mod graphql;
 mod import;
 mod metrics;
 mod reproject;

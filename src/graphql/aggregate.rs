@@ -1,0 +1,206 @@
+//! Aggregates: dispositions per bucket, the lead funnel, call statistics.
+//! They take the same filters as the lists, so a dashboard's numbers and
+//! its drill-down list agree.
+
+use super::connection::db_error;
+use super::types::time;
+use crate::store::read::Reader;
+use async_graphql::{Enum, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::{activity, conversation, lead, tool_call};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ColumnTrait, Condition, QueryFilter, QueryOrder, QuerySelect, QueryTrait};
+
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
+const WEEK: i64 = 7 * DAY;
+/// 1970-01-05, the first Monday after the epoch.
+const FIRST_MONDAY: i64 = 4 * DAY;
+
+/// A time bucket; buckets start at UTC boundaries (WEEK: Monday 00:00 UTC).
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum TimeBucket {
+    Hour,
+    Day,
+    Week,
+}
+
+/// How many activities (or leads) have a disposition.
+#[derive(SimpleObject, Clone, Debug, PartialEq)]
+pub struct DispositionCount {
+    /// The disposition (null: none yet).
+    pub disposition: Option<String>,
+    /// The disposition's type, as sent.
+    pub disposition_type: Option<String>,
+    /// Start of the time bucket (when a bucket was asked for).
+    pub bucket_start: Option<DateTime<Utc>>,
+    /// How many.
+    pub count: i64,
+}
+
+/// Call statistics over a set of activities.
+#[derive(SimpleObject, Clone, Debug, PartialEq)]
+pub struct CallStats {
+    /// Call activities (`type` "call").
+    pub attempts: i64,
+    /// Calls that connected: `metadata.isConnected` when sent, else a
+    /// conversation present, else `callStatus` "completed".
+    pub connected: i64,
+    /// connected / attempts (0 when there were no attempts).
+    pub connect_rate: f64,
+    /// Mean `turnCount` over the conversations of these activities.
+    pub average_turn_count: Option<f64>,
+    /// Tool calls made in these activities.
+    pub tool_calls: i64,
+}
+
+fn bucket_expr(bucket: TimeBucket) -> Expr {
+    let ts = Expr::col(activity::Column::Timestamp);
+    match bucket {
+        TimeBucket::Hour => ts.div(HOUR).mul(HOUR),
+        TimeBucket::Day => ts.div(DAY).mul(DAY),
+        TimeBucket::Week => ts.sub(FIRST_MONDAY).div(WEEK).mul(WEEK).add(FIRST_MONDAY),
+    }
+}
+
+/// Activities per analysis disposition (activities without one are not
+/// counted), optionally per time bucket; by bucket, then most frequent.
+pub async fn disposition_counts(
+    reader: &Reader,
+    filter: Condition,
+    bucket: Option<TimeBucket>,
+) -> async_graphql::Result<Vec<DispositionCount>> {
+    use activity::Column as C;
+    let mut q = reader
+        .find::<activity::Entity>()
+        .filter(filter)
+        .filter(C::AnalysisDisposition.is_not_null())
+        .select_only()
+        .column(C::AnalysisDisposition)
+        .column(C::AnalysisDispositionType);
+    match bucket {
+        Some(b) => {
+            q = q
+                .column_as(bucket_expr(b), "bucket")
+                .group_by(Expr::col("bucket"))
+                .order_by_asc(Expr::col("bucket"));
+        }
+        None => q = q.column_as(Expr::val(Option::<i64>::None), "bucket"),
+    }
+    let q = q
+        .column_as(Expr::cust("COUNT(*)"), "count")
+        .group_by(C::AnalysisDisposition)
+        .group_by(C::AnalysisDispositionType)
+        .order_by_desc(Expr::cust("COUNT(*)"))
+        .order_by_asc(C::AnalysisDisposition)
+        .order_by_asc(C::AnalysisDispositionType);
+    type Row = (Option<String>, Option<String>, Option<i64>, i64);
+    let rows: Vec<Row> = q
+        .into_tuple()
+        .all(reader.db())
+        .await
+        .map_err(|e| db_error(&e))?;
+    Ok(rows
+        .into_iter()
+        .map(|(d, t, b, count)| DispositionCount {
+            disposition: d,
+            disposition_type: t,
+            bucket_start: b.map(time),
+            count,
+        })
+        .collect())
+}
+
+/// Leads per current disposition (leads without one form a group with a
+/// null disposition), most frequent first.
+pub async fn lead_funnel(
+    reader: &Reader,
+    filter: Condition,
+) -> async_graphql::Result<Vec<DispositionCount>> {
+    use lead::Column as C;
+    let rows: Vec<(Option<String>, Option<String>, i64)> = reader
+        .find::<lead::Entity>()
+        .filter(filter)
+        .select_only()
+        .column(C::Disposition)
+        .column(C::DispositionType)
+        .column_as(Expr::cust("COUNT(*)"), "count")
+        .group_by(C::Disposition)
+        .group_by(C::DispositionType)
+        .order_by_desc(Expr::cust("COUNT(*)"))
+        .order_by_asc(C::Disposition)
+        .order_by_asc(C::DispositionType)
+        .into_tuple()
+        .all(reader.db())
+        .await
+        .map_err(|e| db_error(&e))?;
+    Ok(rows
+        .into_iter()
+        .map(|(d, t, count)| DispositionCount {
+            disposition: d,
+            disposition_type: t,
+            bucket_start: None,
+            count,
+        })
+        .collect())
+}
+
+pub async fn call_stats(reader: &Reader, filter: Condition) -> async_graphql::Result<CallStats> {
+    use activity::Column as C;
+    let connected = Expr::cust(
+        "COALESCE(SUM(CASE WHEN is_connected IS NOT NULL THEN (CASE WHEN is_connected THEN 1 ELSE 0 END) \
+         WHEN has_conversation THEN 1 WHEN call_status = 'completed' THEN 1 ELSE 0 END), 0)",
+    );
+    let (attempts, connected): (i64, i64) = reader
+        .find::<activity::Entity>()
+        .filter(filter.clone())
+        .filter(C::Type.eq("call"))
+        .select_only()
+        .column_as(Expr::cust("COUNT(*)"), "attempts")
+        .column_as(connected, "connected")
+        .into_tuple()
+        .one(reader.db())
+        .await
+        .map_err(|e| db_error(&e))?
+        .unwrap_or_default();
+    let matching = reader
+        .find::<activity::Entity>()
+        .filter(filter)
+        .select_only()
+        .column(C::Id)
+        .into_query();
+    let average_turn_count: Option<f64> = reader
+        .find::<conversation::Entity>()
+        .filter(conversation::Column::ActivityId.in_subquery(matching.clone()))
+        .select_only()
+        .column_as(
+            Expr::cust("CAST(AVG(turn_count) AS DOUBLE PRECISION)"),
+            "avg",
+        )
+        .into_tuple()
+        .one(reader.db())
+        .await
+        .map_err(|e| db_error(&e))?
+        .flatten();
+    let tool_calls: i64 = reader
+        .find::<tool_call::Entity>()
+        .filter(tool_call::Column::ActivityId.in_subquery(matching))
+        .select_only()
+        .column_as(Expr::cust("COUNT(*)"), "n")
+        .into_tuple()
+        .one(reader.db())
+        .await
+        .map_err(|e| db_error(&e))?
+        .unwrap_or(0);
+    Ok(CallStats {
+        attempts,
+        connected,
+        connect_rate: if attempts == 0 {
+            0.0
+        } else {
+            connected as f64 / attempts as f64
+        },
+        average_turn_count,
+        tool_calls,
+    })
+}
