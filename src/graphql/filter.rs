@@ -364,7 +364,8 @@ pub struct LeadFilter {
     /// Conditions on the lead's `activityCount`.
     pub activity_count: Option<IntFilter>,
     /// Leads whose summary, any analysis summary or any transcript message
-    /// contains this text, ignoring case (index-backed).
+    /// contains this text, ignoring case (index-backed for three
+    /// characters or more).
     pub search: Option<String>,
     /// All of these filters must hold.
     pub and: Option<Vec<LeadFilter>>,
@@ -479,8 +480,8 @@ pub struct ActivityFilter {
     pub has_conversation: Option<BooleanFilter>,
     /// Activities that extracted this variable.
     pub variable: Option<VariableFilter>,
-    /// Activities whose lead summary, analysis summary or transcript
-    /// contains this text, ignoring case (index-backed).
+    /// Activities whose analysis summary or transcript contains this text,
+    /// ignoring case (index-backed for three characters or more).
     pub search: Option<String>,
     /// All of these filters must hold.
     pub and: Option<Vec<ActivityFilter>>,
