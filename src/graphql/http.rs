@@ -21,12 +21,14 @@ const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
 /// The `/graphql` routes.
 pub fn router(body_limit: usize) -> Router<AppState> {
-    Router::new().route(
-        "/graphql",
-        get(get_graphql)
-            .post(post_graphql)
-            .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit)),
-    )
+    Router::new()
+        .route(
+            "/graphql",
+            get(get_graphql)
+                .post(post_graphql)
+                .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit)),
+        )
+        .route("/graphql/assets/{name}", get(super::graphiql::asset))
 }
 
 /// The client prefers the GraphQL-over-HTTP media type.
@@ -185,14 +187,14 @@ async fn execute(
     } else {
         "application/json; charset=utf-8"
     };
-    let mut json = serde_json::to_value(&response).unwrap_or_default();
-    if status != StatusCode::OK {
-        // GraphQL over HTTP: a refused request has no `data` entry.
-        if let Some(map) = json.as_object_mut() {
-            map.remove("data");
-        }
+    // Serialised as it is (fields in the order the query asked for them);
+    // a refused request has no `data` entry (GraphQL over HTTP).
+    let body = if status == StatusCode::OK {
+        serde_json::to_vec(&response)
+    } else {
+        serde_json::to_vec(&serde_json::json!({ "errors": response.errors }))
     }
-    let body = serde_json::to_vec(&json).unwrap_or_else(|_| {
+    .unwrap_or_else(|_| {
         br#"{"errors":[{"message":"the response could not be serialized"}]}"#.to_vec()
     });
     let mut out = (status, body).into_response();

@@ -561,3 +561,93 @@ async fn nested_fields_load_in_a_bounded_number_of_statements() {
     assert!(fifty <= 12.0, "{fifty} statements");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn browsers_get_graphiql_served_from_the_binary() {
+    let db = TestDb::new().await;
+    let s = TestServer::start(&db).await;
+    let response = s
+        .client
+        .get(s.url("/graphql"))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = response.text().await.unwrap();
+    // Every script and style comes from leadql itself, none from a CDN.
+    let assets: Vec<&str> = html
+        .split(['"', '\''])
+        .filter(|part| part.starts_with("/graphql/assets/"))
+        .collect();
+    assert_eq!(assets.len(), 4, "{html}");
+    assert!(!html.contains("https://"), "no third-party URLs: {html}");
+    for asset in assets {
+        let response = s.client.get(s.url(asset)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{asset}");
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body = response.text().await.unwrap();
+        if asset.ends_with(".js") {
+            assert!(content_type.starts_with("text/javascript"));
+            assert!(body.len() > 5_000, "{asset} is a real bundle");
+        } else {
+            assert!(content_type.starts_with("text/css"));
+            assert!(
+                body.contains(".graphiql-container"),
+                "{asset} is GraphiQL's stylesheet"
+            );
+        }
+    }
+    assert!(s
+        .client
+        .get(s.url("/graphql/assets/graphiql.min.js"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains("createFetcher"));
+    assert_eq!(s.get_status("/graphql/assets/nope.js").await, 404);
+
+    // The default query on the page runs as it is.
+    let start = html.find("defaultQuery: ").unwrap() + "defaultQuery: ".len();
+    let end = html[start..].find(",\n").unwrap() + start;
+    let query: String = serde_json::from_str(&html[start..end]).unwrap();
+    leadql::demo::load(&s.state, 5).await.unwrap();
+    let data = s.query(&query, json!({})).await;
+    assert!(data["leads"]["totalCount"].as_i64().unwrap() > 5);
+    assert!(!data["leadFunnel"].as_array().unwrap().is_empty());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn fields_come_back_in_the_order_asked_for() {
+    let db = TestDb::new().await;
+    let s = TestServer::start(&db).await;
+    leadql::demo::load(&s.state, 3).await.unwrap();
+    let response = s
+        .client
+        .post(s.url("/graphql"))
+        .json(&json!({ "query": "{ leads(first: 1) { totalCount nodes { name id } } callStats { toolCalls attempts } }" }))
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle} in {text}"))
+    };
+    assert!(at("\"leads\"") < at("\"callStats\""), "{text}");
+    assert!(at("\"totalCount\"") < at("\"nodes\""), "{text}");
+    assert!(at("\"name\"") < at("\"id\""), "{text}");
+    assert!(at("\"toolCalls\"") < at("\"attempts\""), "{text}");
+    s.stop().await;
+}
