@@ -153,6 +153,16 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 total.rejected += summary.rejected;
                 total.failed += summary.failed;
             }
+            // A bulk load leaves the planner's statistics (and on PostgreSQL
+            // the visibility map that index-only scans rely on) behind.
+            if total.stored > 0 {
+                let started = std::time::Instant::now();
+                store::refresh_statistics(&state.db).await?;
+                eprintln!(
+                    "statistics refreshed in {:.1}s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
             println!("{total}");
             if total.failed > 0 {
                 return Ok(ExitCode::FAILURE);

@@ -8,6 +8,7 @@ mod graphiql;
 mod http;
 pub mod loader;
 pub mod order;
+mod order_fields;
 pub mod page;
 pub mod query;
 pub mod search;
@@ -102,6 +103,9 @@ pub async fn execute(
 ) -> async_graphql::Response {
     let queue = loader::Queue::default();
     let loaders = Arc::new(loader::loaders(reader.clone(), &queue));
-    let request = request.data(reader).data(loaders).data(name);
-    loader::drive(queue, schema.execute(request)).await
+    let query = request.query.clone();
+    let request = request.data(reader).data(loaders).data(name.clone());
+    let mut response = loader::drive(queue, schema.execute(request)).await;
+    order_fields::restore(&mut response.data, &query, name.get().as_deref());
+    response
 }

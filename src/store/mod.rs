@@ -64,6 +64,18 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     Ok(db)
 }
 
+/// Refresh the query planner's statistics after a bulk load: `ANALYZE` on
+/// SQLite; `VACUUM ANALYZE` on PostgreSQL, which also sets the visibility
+/// map so aggregates can use index-only scans straight away instead of
+/// waiting for autovacuum.
+pub async fn refresh_statistics(db: &DatabaseConnection) -> Result<(), DbErr> {
+    let sql = match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => "VACUUM ANALYZE",
+        _ => "ANALYZE",
+    };
+    db.execute_unprepared(sql).await.map(|_| ())
+}
+
 /// On SQLite, copy the WAL back into the database file every quarter
 /// second from a pool connection, so the ingest writer does not pay for
 /// checkpoints on its own commits. PASSIVE never blocks readers or writers.

@@ -1,0 +1,271 @@
+//! Query benchmark: `leadql generate --leads N`, `leadql import`, then the
+//! release server answering three typical queries over HTTP from 8
+//! concurrent clients, on SQLite and PostgreSQL, at each size. Prints a
+//! table of medians.
+//!
+//!     cargo bench --bench query
+//!
+//! - history: one lead's full history (activities, analyses, transcripts,
+//!   tool calls, updates) for a random lead;
+//! - page: "Interested" leads of a random project, newest first, 50;
+//! - counts: dispositionCounts of a random project over a random 7 days,
+//!   by day.
+//!
+//! Environment: LEADQL_BENCH_LEADS (comma-separated sizes, default
+//! "10000,100000"), LEADQL_BENCH_REQUESTS (per query kind, default 2000),
+//! LEADQL_BENCH_CLIENTS (default 8), LEADQL_BENCH_POSTGRES (admin URL, or
+//! "off").
+
+#[path = "support/mod.rs"]
+mod support;
+
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use support::{env_or, percentile, postgres_database, Server};
+
+const HISTORY: &str = "query History($id: ID!) { lead(id: $id) {
+  id name disposition dispositionType summary state lastActivityAt updates { id success error data timestamp }
+  activities(first: 100) { nodes { id timestamp type callStatus attemptNumber isConnected variables
+    analysis { disposition dispositionType summary }
+    conversation { turnCount messages(first: 200) { nodes { role content timestamp } }
+      toolCalls { nodes { name arguments response success } } } } } } }";
+
+const PAGE: &str = "query Page($project: String!) {
+  leads(filter: { projectId: { eq: $project }, disposition: { eq: \"Interested\" } },
+        orderBy: [{ field: LAST_ACTIVITY_AT, direction: DESC }], first: 50) {
+    pageInfo { hasNextPage endCursor } edges { cursor node { id name disposition lastActivityAt summary } } } }";
+
+const COUNTS: &str = "query Counts($project: String!, $from: DateTime!, $to: DateTime!) {
+  dispositionCounts(bucket: DAY, filter: { projectId: { eq: $project }, timestamp: { gte: $from, lt: $to } }) {
+    bucketStart disposition dispositionType count } }";
+
+struct Sample {
+    leads: Vec<String>,
+    projects: Vec<String>,
+    first_ms: i64,
+    last_ms: i64,
+}
+
+async fn graphql(client: &reqwest::Client, base: &str, query: &str, variables: Value) -> Value {
+    let response = client
+        .post(format!("{base}/graphql"))
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .expect("request");
+    let body: Value = response.json().await.expect("JSON answer");
+    assert!(body.get("errors").is_none(), "{body}");
+    body["data"].clone()
+}
+
+fn ms(t: &Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(t.as_str().expect("a time"))
+        .expect("RFC 3339")
+        .timestamp_millis()
+}
+
+/// Lead ids, projects and the time range to draw requests from.
+async fn sample(client: &reqwest::Client, base: &str) -> Sample {
+    let mut leads = Vec::new();
+    let mut projects = std::collections::BTreeSet::new();
+    let mut after = Value::Null;
+    for _ in 0..8 {
+        let data = graphql(
+            client,
+            base,
+            "query($after: String) { leads(first: 500, after: $after, orderBy: [{field: ID}]) { pageInfo { endCursor } nodes { id projectId } } }",
+            json!({ "after": after }),
+        )
+        .await;
+        for n in data["leads"]["nodes"].as_array().unwrap() {
+            leads.push(n["id"].as_str().unwrap().to_string());
+            if let Some(p) = n["projectId"].as_str() {
+                projects.insert(p.to_string());
+            }
+        }
+        after = data["leads"]["pageInfo"]["endCursor"].clone();
+    }
+    let range = graphql(
+        client,
+        base,
+        "{ first: activities(first: 1) { nodes { timestamp } } last: activities(last: 1) { nodes { timestamp } } }",
+        json!({}),
+    )
+    .await;
+    Sample {
+        leads,
+        projects: projects.into_iter().collect(),
+        first_ms: ms(&range["first"]["nodes"][0]["timestamp"]),
+        last_ms: ms(&range["last"]["nodes"][0]["timestamp"]),
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .to_rfc3339()
+}
+
+/// Latencies (ms) of `requests` requests of one kind from `clients` tasks.
+async fn run(
+    base: &str,
+    kind: &str,
+    sample: &Arc<Sample>,
+    requests: usize,
+    clients: usize,
+) -> (Vec<f64>, f64) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .unwrap();
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (client, next, sample, base, kind) = (
+            client.clone(),
+            next.clone(),
+            sample.clone(),
+            base.to_string(),
+            kind.to_string(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(c as u64);
+            let mut latencies = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < requests {
+                let (query, variables) = match kind.as_str() {
+                    "history" => (HISTORY, json!({ "id": sample.leads[rng.random_range(0..sample.leads.len())] })),
+                    "page" => (PAGE, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
+                    _ => {
+                        let week = 7 * 86_400_000;
+                        let span = (sample.last_ms - sample.first_ms - week).max(1);
+                        let from = sample.first_ms + rng.random_range(0..span);
+                        (
+                            COUNTS,
+                            json!({
+                                "project": sample.projects[rng.random_range(0..sample.projects.len())],
+                                "from": rfc3339(from),
+                                "to": rfc3339(from + week),
+                            }),
+                        )
+                    }
+                };
+                let sent = Instant::now();
+                let data = graphql(&client, &base, query, variables).await;
+                latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+                assert!(!data.is_null());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.unwrap());
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    (latencies, seconds)
+}
+
+fn import(database_url: &str, file: &std::path::Path) -> f64 {
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_leadql"))
+        .arg("import")
+        .arg(file)
+        .env("DATABASE_URL", database_url)
+        .env("LEADQL_LOG", "warn")
+        .output()
+        .expect("run leadql import");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    started.elapsed().as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() {
+    let sizes: Vec<usize> = std::env::var("LEADQL_BENCH_LEADS")
+        .unwrap_or_else(|_| "10000,100000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let requests = env_or("LEADQL_BENCH_REQUESTS", 2000);
+    let clients = env_or("LEADQL_BENCH_CLIENTS", 8);
+    let postgres = std::env::var("LEADQL_BENCH_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = Vec::new();
+    for &leads in &sizes {
+        let file = dir.path().join(format!("leads{leads}.ndjson"));
+        let output = Command::new(env!("CARGO_BIN_EXE_leadql"))
+            .args([
+                "generate",
+                "--leads",
+                &leads.to_string(),
+                "--seed",
+                "11",
+                "-o",
+            ])
+            .arg(&file)
+            .output()
+            .expect("run leadql generate");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let mut databases = vec![(
+            "SQLite",
+            format!("sqlite://{}/q{leads}.db?mode=rwc", dir.path().display()),
+        )];
+        if postgres != "off" {
+            match postgres_database(&postgres, &format!("leadql_bench_query_{leads}")) {
+                Some(url) => databases.push(("PostgreSQL", url)),
+                None => eprintln!("PostgreSQL not reachable at {postgres}: skipped"),
+            }
+        }
+        for (backend, url) in databases {
+            let seconds = import(&url, &file);
+            eprintln!("{leads} leads imported into {backend} in {seconds:.0}s");
+            let server = Server::start(&url).await;
+            let client = reqwest::Client::new();
+            let sample = Arc::new(sample(&client, &server.base).await);
+            let activities = graphql(
+                &client,
+                &server.base,
+                "{ activities(first: 0) { totalCount } }",
+                json!({}),
+            )
+            .await["activities"]["totalCount"]
+                .as_i64()
+                .unwrap();
+            for kind in ["history", "page", "counts"] {
+                // Warm up (caches, connections), then measure.
+                run(&server.base, kind, &sample, requests / 10, clients).await;
+                let (latencies, seconds) =
+                    run(&server.base, kind, &sample, requests, clients).await;
+                rows.push(format!(
+                    "| {leads} | {activities} | {backend} | {kind} | {} | {:.2} | {:.2} | {:.0} |",
+                    latencies.len(),
+                    percentile(&latencies, 0.5),
+                    percentile(&latencies, 0.99),
+                    latencies.len() as f64 / seconds
+                ));
+            }
+            let rss = server.peak_rss_mib();
+            eprintln!("server peak RSS {rss:.0} MiB");
+        }
+    }
+    println!();
+    println!("| leads | activities | database | query | requests | p50 ms | p99 ms | requests/s |");
+    println!("|---:|---:|---|---|---:|---:|---:|---:|");
+    for row in rows {
+        println!("{row}");
+    }
+}

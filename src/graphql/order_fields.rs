@@ -1,0 +1,130 @@
+//! Response fields in the order the query asked for them.
+//!
+//! async-graphql 7 resolves an object's fields concurrently and writes each
+//! into the response as it completes, so a field that waits on the
+//! database (e.g. `totalCount`) can land after one asked for later. The
+//! spec asks for the query's order (CollectFields), which is what people
+//! reading responses in GraphiQL expect; this restores it.
+
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, FragmentDefinition, Selection, SelectionSet,
+};
+use async_graphql::{Name, Positioned, Value};
+use std::collections::{HashMap, HashSet};
+
+/// Reorder `data` as `query` (operation `operation`) selects it. Leaves
+/// `data` alone if the query does not parse (it was executed, so it does).
+pub fn restore(data: &mut Value, query: &str, operation: Option<&str>) {
+    let Ok(doc) = async_graphql::parser::parse_query(query) else {
+        return;
+    };
+    let selection = match (&doc.operations, operation) {
+        (DocumentOperations::Single(op), _) => &op.node.selection_set,
+        (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
+            Some(op) => &op.node.selection_set,
+            None => return,
+        },
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => match ops.values().next() {
+            Some(op) => &op.node.selection_set,
+            None => return,
+        },
+        _ => return,
+    };
+    apply(data, &[&selection.node], &doc);
+}
+
+/// Response keys in query order, each with the selection sets beneath it.
+fn collect<'a>(
+    sets: &[&'a SelectionSet],
+    doc: &'a ExecutableDocument,
+    out: &mut Vec<(&'a str, Vec<&'a SelectionSet>)>,
+    seen_fragments: &mut HashSet<&'a str>,
+) {
+    for set in sets {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    let key = field.node.response_key().node.as_str();
+                    let sub = &field.node.selection_set.node;
+                    match out.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, subs)) => subs.push(sub),
+                        None => out.push((key, vec![sub])),
+                    }
+                }
+                Selection::InlineFragment(fragment) => collect(
+                    &[&fragment.node.selection_set.node],
+                    doc,
+                    out,
+                    seen_fragments,
+                ),
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    let fragment: Option<&Positioned<FragmentDefinition>> =
+                        doc.fragments.get(&Name::new(name));
+                    if let Some(fragment) = fragment {
+                        if seen_fragments.insert(name) {
+                            collect(
+                                &[&fragment.node.selection_set.node],
+                                doc,
+                                out,
+                                seen_fragments,
+                            );
+                            seen_fragments.remove(name);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn apply(value: &mut Value, sets: &[&SelectionSet], doc: &ExecutableDocument) {
+    match value {
+        Value::List(items) => {
+            for item in items {
+                apply(item, sets, doc);
+            }
+        }
+        Value::Object(map) => {
+            let mut keys = Vec::new();
+            collect(sets, doc, &mut keys, &mut HashSet::new());
+            let position: HashMap<&str, usize> =
+                keys.iter().enumerate().map(|(i, (k, _))| (*k, i)).collect();
+            map.sort_by(|a, _, b, _| {
+                let pa = position.get(a.as_str()).copied().unwrap_or(usize::MAX);
+                let pb = position.get(b.as_str()).copied().unwrap_or(usize::MAX);
+                pa.cmp(&pb)
+            });
+            for (key, subs) in &keys {
+                if let Some(child) = map.get_mut(*key) {
+                    apply(child, subs, doc);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_fragments_and_aliases_in_query_order() {
+        let mut data = Value::from_json(serde_json::json!({
+            "b": [{ "y": 1, "x": 2, "z": 3 }],
+            "a": { "q": 1, "p": 2 },
+            "first": 0
+        }))
+        .unwrap();
+        restore(
+            &mut data,
+            "query Q { first: c a { p q } b { ...F z } } fragment F on T { x ... on T { y } }",
+            None,
+        );
+        assert_eq!(
+            serde_json::to_string(&data).unwrap(),
+            r#"{"first":0,"a":{"p":2,"q":1},"b":[{"x":2,"y":1,"z":3}]}"#
+        );
+    }
+}
