@@ -36,6 +36,11 @@ pub struct Config {
     #[arg(long, env = "LEADQL_INGEST_WORKERS")]
     pub ingest_workers: Option<usize>,
 
+    /// Database connections in the pool (default: 8 on SQLite, 16 on
+    /// PostgreSQL).
+    #[arg(long, env = "LEADQL_DB_CONNECTIONS")]
+    pub db_connections: Option<u32>,
+
     /// Browser origins allowed to call the API (CORS), comma-separated,
     /// e.g. `https://app.example.com`; `*` allows any. Default: none.
     #[arg(
@@ -85,6 +90,7 @@ impl Config {
             body_limit: 1024 * 1024,
             ingest_batch: None,
             ingest_workers: None,
+            db_connections: None,
             cors_origins: Vec::new(),
             max_depth: 16,
             max_complexity: 250_000,

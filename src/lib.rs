@@ -40,7 +40,7 @@ pub struct AppState {
 impl AppState {
     /// Connect, migrate and start the ingest pipeline.
     pub async fn open(config: Config) -> anyhow::Result<Self> {
-        let db = store::connect(&config.database_url).await?;
+        let db = store::connect_with(&config.database_url, config.db_connections).await?;
         store::migrate(&db).await?;
         store::spawn_checkpointer(&db);
         let mut pipeline = PipelineConfig::for_backend(db.get_database_backend());

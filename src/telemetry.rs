@@ -114,14 +114,14 @@ pub fn statement(_info: &sea_orm::metric::Info<'_>) {
 /// Run one GraphQL operation, counting its statements and recording its
 /// outcome and duration.
 pub async fn graphql_operation<T>(
-    operation: impl FnOnce() -> Option<String>,
+    operation: Option<&str>,
     fut: impl std::future::Future<Output = T>,
     outcome: impl FnOnce(&T) -> &'static str,
 ) -> T {
     let started = std::time::Instant::now();
     let counter = Arc::new(AtomicU64::new(0));
     let out = STATEMENTS.scope(counter.clone(), fut).await;
-    let name = operation_label(operation().as_deref());
+    let name = operation_label(operation);
     let labels = [("operation", name)];
     metrics::counter!(GRAPHQL_OPERATIONS, "operation" => labels[0].1.clone(), "outcome" => outcome(&out)).increment(1);
     metrics::histogram!(GRAPHQL_SECONDS, &labels).record(started.elapsed().as_secs_f64());

@@ -129,26 +129,19 @@ async fn execute(
     request: async_graphql::Request,
 ) -> Response {
     let graphql_response = wants_graphql_response(headers);
-    let name = super::OperationName::default();
     let limit = state.limits.timeout;
     let reader = Reader::new(state.db.clone());
+    let name = super::operation_name(&request);
     let run = async {
-        tokio::time::timeout(
-            limit,
-            super::execute(&state.schema, reader, request, name.clone()),
-        )
-        .await
-        .ok()
+        tokio::time::timeout(limit, super::execute(&state.schema, reader, request))
+            .await
+            .ok()
     };
-    let outcome = telemetry::graphql_operation(
-        || name.get(),
-        run,
-        |r| match r {
-            None => "timeout",
-            Some(r) if r.is_ok() => "ok",
-            Some(_) => "error",
-        },
-    )
+    let outcome = telemetry::graphql_operation(name.as_deref(), run, |r| match r {
+        None => "timeout",
+        Some(r) if r.is_ok() => "ok",
+        Some(_) => "error",
+    })
     .await;
     let (status, response) = match outcome {
         Some(mut response) => {

@@ -47,7 +47,6 @@ pub fn schema(limits: Limits) -> LeadqlSchema {
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(64)
-        .extension(OperationNames)
         .finish()
 }
 
@@ -56,56 +55,33 @@ pub fn sdl() -> String {
     schema(Limits::default()).sdl()
 }
 
-/// Where the name of the operation a request ran is left (the named
-/// operation of the document, also when the client sent no
-/// `operationName`), for metrics and logs.
-#[derive(Clone, Default)]
-pub struct OperationName(Arc<std::sync::Mutex<Option<String>>>);
+static DOCUMENTS: std::sync::LazyLock<order_fields::Documents> =
+    std::sync::LazyLock::new(Default::default);
 
-impl OperationName {
-    pub fn get(&self) -> Option<String> {
-        self.0.lock().ok().and_then(|n| n.clone())
-    }
-}
-
-struct OperationNames;
-
-impl async_graphql::extensions::ExtensionFactory for OperationNames {
-    fn create(&self) -> Arc<dyn async_graphql::extensions::Extension> {
-        Arc::new(OperationNames)
-    }
-}
-
-#[async_trait::async_trait]
-impl async_graphql::extensions::Extension for OperationNames {
-    async fn execute(
-        &self,
-        ctx: &async_graphql::extensions::ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: async_graphql::extensions::NextExecute<'_>,
-    ) -> async_graphql::Response {
-        if let (Some(slot), Some(name)) = (ctx.data_opt::<OperationName>(), operation_name) {
-            if let Ok(mut slot) = slot.0.lock() {
-                *slot = Some(name.to_string());
-            }
-        }
-        next.run(ctx, operation_name).await
-    }
+/// The name of the operation `request` runs (for metrics), if it has one.
+pub fn operation_name(request: &async_graphql::Request) -> Option<String> {
+    let doc = DOCUMENTS.get(&request.query)?;
+    order_fields::operation_name(&doc, request.operation_name.as_deref())
 }
 
 /// Execute one request with a fresh loader, all of its loads batched per
-/// level inside the request's task.
+/// level inside the request's task; the response's fields come in the
+/// query's order.
 pub async fn execute(
     schema: &LeadqlSchema,
     reader: Reader,
     request: async_graphql::Request,
-    name: OperationName,
 ) -> async_graphql::Response {
+    let doc = DOCUMENTS.get(&request.query);
+    let name = doc
+        .as_ref()
+        .and_then(|d| order_fields::operation_name(d, request.operation_name.as_deref()));
     let queue = loader::Queue::default();
     let loaders = Arc::new(loader::loaders(reader.clone(), &queue));
-    let query = request.query.clone();
-    let request = request.data(reader).data(loaders).data(name.clone());
+    let request = request.data(reader).data(loaders);
     let mut response = loader::drive(queue, schema.execute(request)).await;
-    order_fields::restore(&mut response.data, &query, name.get().as_deref());
+    if let Some(doc) = &doc {
+        order_fields::restore(&mut response.data, doc, name.as_deref());
+    }
     response
 }

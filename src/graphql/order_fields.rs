@@ -11,13 +11,57 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Name, Positioned, Value};
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
-/// Reorder `data` as `query` (operation `operation`) selects it. Leaves
-/// `data` alone if the query does not parse (it was executed, so it does).
-pub fn restore(data: &mut Value, query: &str, operation: Option<&str>) {
-    let Ok(doc) = async_graphql::parser::parse_query(query) else {
-        return;
-    };
+/// Parsed queries, by text: clients send the same few queries over and
+/// over, so each is parsed here once (async-graphql parses it again for
+/// execution).
+pub struct Documents {
+    parsed: Mutex<HashMap<String, Arc<ExecutableDocument>>>,
+}
+
+/// Distinct queries kept; past this the cache starts over.
+const CACHED_QUERIES: usize = 1024;
+
+impl Default for Documents {
+    fn default() -> Self {
+        Documents {
+            parsed: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Documents {
+    /// The parsed query, or None if it does not parse.
+    pub fn get(&self, query: &str) -> Option<Arc<ExecutableDocument>> {
+        if let Some(doc) = self.parsed.lock().ok()?.get(query) {
+            return Some(doc.clone());
+        }
+        let doc = Arc::new(async_graphql::parser::parse_query(query).ok()?);
+        let mut parsed = self.parsed.lock().ok()?;
+        if parsed.len() >= CACHED_QUERIES {
+            parsed.clear();
+        }
+        parsed.insert(query.to_string(), doc.clone());
+        Some(doc)
+    }
+}
+
+/// The name of the operation a request runs: the one it names, else the
+/// document's only operation's name.
+pub fn operation_name(doc: &ExecutableDocument, requested: Option<&str>) -> Option<String> {
+    match (&doc.operations, requested) {
+        (_, Some(name)) => Some(name.to_string()),
+        (DocumentOperations::Single(_), None) => None,
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.keys().next().map(|n| n.to_string())
+        }
+        _ => None,
+    }
+}
+
+/// Reorder `data` as `doc` (operation `operation`) selects it.
+pub fn restore(data: &mut Value, doc: &ExecutableDocument, operation: Option<&str>) {
     let selection = match (&doc.operations, operation) {
         (DocumentOperations::Single(op), _) => &op.node.selection_set,
         (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
@@ -30,7 +74,7 @@ pub fn restore(data: &mut Value, query: &str, operation: Option<&str>) {
         },
         _ => return,
     };
-    apply(data, &[&selection.node], &doc);
+    apply(data, &[&selection.node], doc);
 }
 
 /// Response keys in query order, each with the selection sets beneath it.
@@ -117,11 +161,13 @@ mod tests {
             "first": 0
         }))
         .unwrap();
-        restore(
-            &mut data,
-            "query Q { first: c a { p q } b { ...F z } } fragment F on T { x ... on T { y } }",
-            None,
-        );
+        let docs = Documents::default();
+        let query =
+            "query Q { first: c a { p q } b { ...F z } } fragment F on T { x ... on T { y } }";
+        let doc = docs.get(query).unwrap();
+        assert!(Arc::ptr_eq(&doc, &docs.get(query).unwrap()), "parsed once");
+        assert_eq!(operation_name(&doc, None).as_deref(), Some("Q"));
+        restore(&mut data, &doc, None);
         assert_eq!(
             serde_json::to_string(&data).unwrap(),
             r#"{"first":0,"a":{"p":2,"q":1},"b":[{"x":2,"y":1,"z":3}]}"#

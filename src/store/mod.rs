@@ -22,6 +22,24 @@ use std::time::Duration;
 /// SQLite runs in WAL mode with `synchronous = FULL`, so a committed
 /// delivery survives a power cut, and waits for locks instead of failing.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    connect_with(url, None).await
+}
+
+/// Connections in the pool when not configured: SQLite runs each
+/// connection on a thread of its own, so a few more than the cores;
+/// PostgreSQL can use more, as queries wait on the server.
+pub fn default_pool_size(url: &str) -> u32 {
+    if url.starts_with("sqlite:") {
+        8
+    } else {
+        16
+    }
+}
+
+/// [`connect`] with a pool of `pool_size` connections (default:
+/// [`default_pool_size`]).
+pub async fn connect_with(url: &str, pool_size: Option<u32>) -> Result<DatabaseConnection, DbErr> {
+    let pool_size = pool_size.unwrap_or_else(|| default_pool_size(url)).max(2);
     let mut options = ConnectOptions::new(url.to_string());
     options
         .sqlx_logging(false)
@@ -29,7 +47,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         .acquire_timeout(Duration::from_secs(5));
     if url.starts_with("sqlite:") {
         options
-            .max_connections(8)
+            .max_connections(pool_size)
             .min_connections(1)
             .map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
@@ -45,7 +63,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                     .pragma("wal_autocheckpoint", "16384")
             });
     } else {
-        options.max_connections(16).min_connections(1);
+        options.max_connections(pool_size).min_connections(1);
         let port = url
             .parse::<sea_orm::sqlx::postgres::PgConnectOptions>()
             .map(|o| o.get_port())
