@@ -41,6 +41,11 @@ pub struct Config {
     #[arg(long, env = "LEADQL_DB_CONNECTIONS")]
     pub db_connections: Option<u32>,
 
+    /// Disposition events buffered per subscriber; one that falls further
+    /// behind catches up from the database.
+    #[arg(long, env = "LEADQL_SUBSCRIPTION_BUFFER", default_value_t = 4096)]
+    pub subscription_buffer: usize,
+
     /// Browser origins allowed to call the API (CORS), comma-separated,
     /// e.g. `https://app.example.com`; `*` allows any. Default: none.
     #[arg(
@@ -91,6 +96,7 @@ impl Config {
             ingest_batch: None,
             ingest_workers: None,
             db_connections: None,
+            subscription_buffer: 4096,
             cors_origins: Vec::new(),
             max_depth: 16,
             max_complexity: 250_000,

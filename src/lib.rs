@@ -8,6 +8,7 @@
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod feed;
 pub mod generate;
 pub mod graphql;
 pub mod import;
@@ -34,6 +35,12 @@ pub struct AppState {
     pub ingestor: Ingestor,
     pub config: Arc<Config>,
     pub schema: graphql::LeadqlSchema,
+    pub feed: feed::Feed,
+    /// Becomes true when the server starts shutting down (WebSockets close).
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Open WebSocket connections.
+    pub connections: Connections,
     pub limits: graphql::Limits,
 }
 
@@ -50,15 +57,46 @@ impl AppState {
         if let Some(workers) = config.ingest_workers {
             pipeline.workers = workers.max(1);
         }
-        let ingestor = Ingestor::start(db.clone(), pipeline);
+        let feed = feed::Feed::start(db.clone(), config.subscription_buffer).await?;
+        let stopping = tokio::sync::watch::Sender::new(false);
+        let ingestor = Ingestor::start(db.clone(), pipeline, feed.clone());
         let limits = config.limits();
         Ok(AppState {
             db,
             ingestor,
-            schema: graphql::schema(limits),
+            schema: graphql::schema(limits, Some(feed.clone())),
+            feed,
+            shutdown: stopping.subscribe(),
+            stopping: Arc::new(stopping),
+            connections: Connections::default(),
             limits,
             config: Arc::new(config),
         })
+    }
+}
+
+/// Counts open WebSocket connections, so shutdown can wait for their
+/// close frames to go out.
+#[derive(Clone, Default)]
+pub struct Connections(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Connections {
+    /// Count a connection while the guard lives.
+    pub fn open(&self) -> ConnectionGuard {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        ConnectionGuard(self.0.clone())
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+pub struct ConnectionGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -84,6 +122,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(ingest::webhook::router())
         .merge(graphql::router(state.config.body_limit).layer(compression))
+        .merge(graphql::ws_router())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route(
@@ -164,8 +203,21 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "leadql listening");
+    let stopping = state.stopping.clone();
+    let connections = state.connections.clone();
     axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests, closing subscriptions");
+            // WebSockets are no longer the server's once upgraded: tell
+            // them to send their close frames.
+            stopping.send_replace(true);
+        })
         .await?;
+    // Give the close frames a moment to go out.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while connections.count() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     Ok(())
 }

@@ -27,6 +27,11 @@ pub const GRAPHQL_SECONDS: &str = "leadql_graphql_seconds";
 /// SQL statements one GraphQL operation ran, by `operation` (a rising
 /// figure for the same operation points at an N+1 pattern).
 pub const GRAPHQL_STATEMENTS: &str = "leadql_graphql_statements";
+/// Open GraphQL subscriptions.
+pub const SUBSCRIPTIONS: &str = "leadql_subscriptions_open";
+/// Times a subscriber fell behind the in-memory buffer and caught up from
+/// the database.
+pub const CATCH_UPS: &str = "leadql_subscription_catch_ups_total";
 /// SQL statements run, all callers.
 pub const DB_STATEMENTS: &str = "leadql_db_statements_total";
 

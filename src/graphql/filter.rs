@@ -858,6 +858,174 @@ impl Filter for DispositionEventFilter {
     }
 }
 
+/// SQL's three-valued logic, for checking live events in memory exactly as
+/// the database would check stored ones: `None` is SQL's NULL (unknown).
+type Truth = Option<bool>;
+
+fn all(values: impl IntoIterator<Item = Truth>) -> Truth {
+    let mut unknown = false;
+    for v in values {
+        match v {
+            Some(false) => return Some(false),
+            None => unknown = true,
+            Some(true) => {}
+        }
+    }
+    if unknown {
+        None
+    } else {
+        Some(true)
+    }
+}
+
+fn any(values: impl IntoIterator<Item = Truth>) -> Truth {
+    let mut unknown = false;
+    for v in values {
+        match v {
+            Some(true) => return Some(true),
+            None => unknown = true,
+            Some(false) => {}
+        }
+    }
+    if unknown {
+        None
+    } else {
+        Some(false)
+    }
+}
+
+/// `text LIKE pattern` with one `%` at either end or both, ASCII case
+/// folded (SQLite's LIKE; PostgreSQL's ILIKE also folds other letters).
+fn like_match(value: &str, needle: &str, anchored_start: bool) -> bool {
+    let value = value.to_ascii_lowercase();
+    let needle = needle.to_ascii_lowercase();
+    if anchored_start {
+        value.starts_with(&needle)
+    } else {
+        value.contains(&needle)
+    }
+}
+
+impl StringFilter {
+    /// What [`string`] makes of this filter, on one value.
+    pub fn test(&self, value: Option<&str>, fold_case: bool) -> Truth {
+        let norm = |v: &str| {
+            if fold_case {
+                v.to_lowercase()
+            } else {
+                v.to_string()
+            }
+        };
+        let lhs = value.map(norm);
+        let mut checks: Vec<Truth> = Vec::new();
+        if let Some(v) = &self.eq {
+            checks.push(lhs.as_ref().map(|l| *l == norm(v)));
+        }
+        if let Some(v) = &self.ne {
+            checks.push(lhs.as_ref().map(|l| *l != norm(v)));
+        }
+        if let Some(vs) = &self.r#in {
+            checks.push(if vs.is_empty() {
+                Some(false)
+            } else {
+                lhs.as_ref().map(|l| vs.iter().any(|v| *l == norm(v)))
+            });
+        }
+        if let Some(vs) = &self.not_in {
+            checks.push(if vs.is_empty() {
+                Some(true)
+            } else {
+                lhs.as_ref().map(|l| !vs.iter().any(|v| *l == norm(v)))
+            });
+            checks.push(Some(value.is_some()));
+        }
+        if let Some(v) = &self.contains {
+            checks.push(value.map(|x| like_match(x, v, false)));
+        }
+        if let Some(v) = &self.starts_with {
+            checks.push(value.map(|x| like_match(x, v, true)));
+        }
+        if let Some(null) = self.is_null {
+            checks.push(Some(value.is_none() == null));
+        }
+        all(checks)
+    }
+}
+
+impl DateTimeFilter {
+    /// What [`datetime`] makes of this filter, on one value.
+    pub fn test(&self, value: Option<i64>) -> Truth {
+        let ms = |t: &DateTime<Utc>| t.timestamp_millis();
+        let mut checks: Vec<Truth> = Vec::new();
+        if let Some(t) = &self.eq {
+            checks.push(value.map(|v| v == ms(t)));
+        }
+        if let Some(t) = &self.gt {
+            checks.push(value.map(|v| v > ms(t)));
+        }
+        if let Some(t) = &self.gte {
+            checks.push(value.map(|v| v >= ms(t)));
+        }
+        if let Some(t) = &self.lt {
+            checks.push(value.map(|v| v < ms(t)));
+        }
+        if let Some(t) = &self.lte {
+            checks.push(value.map(|v| v <= ms(t)));
+        }
+        if let Some(null) = self.is_null {
+            checks.push(Some(value.is_none() == null));
+        }
+        all(checks)
+    }
+}
+
+impl DispositionEventFilter {
+    /// Whether a live event passes this filter: the same answer the
+    /// database gives for [`condition`] on the stored event.
+    pub fn matches(&self, event: &disposition_event::Model) -> bool {
+        self.test(event, 0) == Some(true)
+    }
+
+    fn test(&self, e: &disposition_event::Model, depth: usize) -> Truth {
+        if depth >= MAX_FILTER_DEPTH {
+            return Some(false);
+        }
+        let mut checks: Vec<Truth> = Vec::new();
+        let s = |f: &Option<StringFilter>, v: Option<&str>, fold: bool| {
+            f.as_ref().map(|f| f.test(v, fold))
+        };
+        checks.extend(s(&self.lead_id, Some(&e.lead_id), false));
+        checks.extend(s(&self.project_id, e.project_id.as_deref(), false));
+        checks.extend(s(&self.disposition, Some(&e.disposition), true));
+        checks.extend(s(
+            &self.disposition_type,
+            e.disposition_type.as_deref(),
+            true,
+        ));
+        checks.extend(s(
+            &self.previous_disposition,
+            e.previous_disposition.as_deref(),
+            true,
+        ));
+        checks.extend(
+            self.occurred_at
+                .as_ref()
+                .map(|f| f.test(Some(e.occurred_at))),
+        );
+        for f in self.and.as_deref().unwrap_or_default() {
+            checks.push(f.test(e, depth + 1));
+        }
+        let or = self.or.as_deref().unwrap_or_default();
+        if !or.is_empty() {
+            checks.push(any(or.iter().map(|f| f.test(e, depth + 1))));
+        }
+        if let Some(f) = &self.not {
+            checks.push(f.test(e, depth + 1).map(|b| !b));
+        }
+        all(checks)
+    }
+}
+
 /// Render a condition on `E` as the WHERE clause text (for tests and logs).
 #[cfg(test)]
 fn render<E: EntityTrait + Default>(cond: Condition, backend: DbBackend) -> String {

@@ -31,6 +31,11 @@ pub fn router(body_limit: usize) -> Router<AppState> {
         .route("/graphql/assets/{name}", get(super::graphiql::asset))
 }
 
+/// `GET /graphql/ws` (not compressed: it upgrades to a WebSocket).
+pub fn ws_router() -> Router<AppState> {
+    Router::new().route("/graphql/ws", get(super::ws::handler))
+}
+
 /// The client prefers the GraphQL-over-HTTP media type.
 fn wants_graphql_response(headers: &HeaderMap) -> bool {
     headers

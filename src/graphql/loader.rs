@@ -39,6 +39,14 @@ pub fn loaders(reader: Reader, queue: &Queue) -> Loaders {
     .delay(std::time::Duration::ZERO)
 }
 
+/// A loader for subscriptions, whose fields resolve outside [`drive`]:
+/// loads run on their own tasks after DataLoader's short wait.
+pub fn spawning_loaders(reader: Reader) -> Loaders {
+    DataLoader::new(Batch { reader }, |fut: BoxFuture<'static, ()>| {
+        tokio::spawn(fut);
+    })
+}
+
 /// Run `fut` (a GraphQL execution) and, whenever it is waiting, the loads
 /// it queued: every field of one level has registered its key by then, so
 /// each level costs one statement per kind of data.

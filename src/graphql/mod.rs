@@ -12,16 +12,18 @@ mod order_fields;
 pub mod page;
 pub mod query;
 pub mod search;
+pub mod subscription;
 pub mod types;
+mod ws;
 
 use crate::store::read::Reader;
-use async_graphql::{EmptyMutation, EmptySubscription, Schema};
+use async_graphql::{EmptyMutation, Schema};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use http::router;
+pub use http::{router, ws_router};
 
-pub type LeadqlSchema = Schema<query::Query, EmptyMutation, EmptySubscription>;
+pub type LeadqlSchema = Schema<query::Query, EmptyMutation, subscription::Subscription>;
 
 /// Limits on what one query may ask for.
 #[derive(Clone, Copy, Debug)]
@@ -41,9 +43,13 @@ impl Default for Limits {
     }
 }
 
-/// The schema, with its limits.
-pub fn schema(limits: Limits) -> LeadqlSchema {
-    Schema::build(query::Query, EmptyMutation, EmptySubscription)
+/// The schema, with its limits; subscriptions need the instance's feed.
+pub fn schema(limits: Limits, feed: Option<crate::feed::Feed>) -> LeadqlSchema {
+    let mut builder = Schema::build(query::Query, EmptyMutation, subscription::Subscription);
+    if let Some(feed) = feed {
+        builder = builder.data(feed);
+    }
+    builder
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(64)
@@ -52,7 +58,7 @@ pub fn schema(limits: Limits) -> LeadqlSchema {
 
 /// The schema in SDL, as committed in `schema.graphql`.
 pub fn sdl() -> String {
-    schema(Limits::default()).sdl()
+    schema(Limits::default(), None).sdl()
 }
 
 static DOCUMENTS: std::sync::LazyLock<order_fields::Documents> =

@@ -7,12 +7,14 @@
 //! means durable. While one batch commits, the next one fills, so the cost
 //! of a commit is shared by every delivery that arrived meanwhile.
 
-use super::payload::Delivery;
+use super::payload::{Delivery, Kind};
+use crate::feed::Feed;
 use crate::store::{self, Mode, Status};
-use entity::disposition_event;
-use sea_orm::{DatabaseConnection, DbBackend, DbErr, TransactionOptions, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionOptions, TransactionTrait,
+};
 use std::sync::Arc;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 /// Why a delivery could not be stored.
 #[derive(Debug, thiserror::Error)]
@@ -75,25 +77,20 @@ pub struct Ingestor {
     /// One queue per writer; a lead's deliveries always go to the same one,
     /// so writers of one instance never wait on each other's lead locks.
     jobs: Arc<[mpsc::Sender<Job>]>,
-    events: broadcast::Sender<disposition_event::Model>,
 }
 
 impl Ingestor {
     /// Start the writer tasks. They stop once every handle is dropped and
     /// the queue is drained.
-    pub fn start(db: DatabaseConnection, config: PipelineConfig) -> Self {
-        let (events, _) = broadcast::channel(4096);
+    pub fn start(db: DatabaseConnection, config: PipelineConfig, feed: Feed) -> Self {
         let jobs: Vec<mpsc::Sender<Job>> = (0..config.workers.max(1))
             .map(|_| {
                 let (jobs, rx) = mpsc::channel::<Job>(config.max_batch * 8);
-                tokio::spawn(writer(db.clone(), rx, config.max_batch, events.clone()));
+                tokio::spawn(writer(db.clone(), rx, config.max_batch, feed.clone()));
                 jobs
             })
             .collect();
-        Ingestor {
-            jobs: jobs.into(),
-            events,
-        }
+        Ingestor { jobs: jobs.into() }
     }
 
     /// Store one delivery; returns once it is committed.
@@ -110,41 +107,27 @@ impl Ingestor {
             .map_err(|_| IngestError::ShuttingDown)?;
         answer.await.map_err(|_| IngestError::ShuttingDown)?
     }
-
-    /// Disposition events, published after their transaction commits.
-    pub fn subscribe(&self) -> broadcast::Receiver<disposition_event::Model> {
-        self.events.subscribe()
-    }
 }
 
-async fn writer(
-    db: DatabaseConnection,
-    mut rx: mpsc::Receiver<Job>,
-    max_batch: usize,
-    events: broadcast::Sender<disposition_event::Model>,
-) {
+async fn writer(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>, max_batch: usize, feed: Feed) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while next_batch(&mut rx, &mut batch, max_batch).await {
         let deliveries: Vec<&Delivery> = batch.iter().map(|j| &j.delivery).collect();
         metrics::histogram!(crate::telemetry::BATCH_SIZE).record(deliveries.len() as f64);
-        match commit(&db, &deliveries).await {
-            Ok(result) => {
+        match commit(&db, &deliveries, &feed).await {
+            Ok((result, activities)) => {
                 for (job, status) in batch.drain(..).zip(result.statuses) {
                     let _ = job.reply.send(Ok(status));
                 }
-                for event in result.events {
-                    let _ = events.send(event);
-                }
+                feed.committed(!result.events.is_empty(), activities);
             }
             Err(err) if batch.len() > 1 && !store::is_unavailable(&err) => {
                 // One bad delivery must not fail its neighbours: retry alone.
                 tracing::warn!(error = %err, size = batch.len(), "batch failed; storing its deliveries one by one");
                 for job in batch.drain(..) {
-                    let answer = match commit(&db, &[&job.delivery]).await {
-                        Ok(result) => {
-                            for event in result.events {
-                                let _ = events.send(event);
-                            }
+                    let answer = match commit(&db, &[&job.delivery], &feed).await {
+                        Ok((result, activities)) => {
+                            feed.committed(!result.events.is_empty(), activities);
                             Ok(result.statuses[0])
                         }
                         Err(err) => Err(log_failure(err, &job.delivery)),
@@ -202,10 +185,14 @@ fn log_failure(err: DbErr, delivery: &Delivery) -> IngestError {
     err
 }
 
+/// Store a batch in one transaction; also the ids of the activities it
+/// stored (new or newer versions), for `activityRecorded`. On PostgreSQL
+/// other instances are notified in the same transaction.
 async fn commit(
     db: &DatabaseConnection,
     deliveries: &[&Delivery],
-) -> Result<store::BatchResult, DbErr> {
+    feed: &Feed,
+) -> Result<(store::BatchResult, Vec<String>), DbErr> {
     let txn = db
         .begin_with_options(TransactionOptions {
             sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
@@ -213,6 +200,17 @@ async fn commit(
         })
         .await?;
     let result = store::apply_batch(&txn, deliveries, store::now_ms(), Mode::Live).await?;
+    let activities: Vec<String> = deliveries
+        .iter()
+        .zip(&result.statuses)
+        .filter(|(d, s)| d.kind == Kind::Activity && **s == Status::Stored)
+        .map(|(d, _)| d.source_id.clone())
+        .collect();
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        for statement in feed.notifications(!result.events.is_empty(), &activities) {
+            txn.execute_raw(statement).await?;
+        }
+    }
     txn.commit().await?;
-    Ok(result)
+    Ok((result, activities))
 }

@@ -376,6 +376,14 @@ pub async fn apply_batch<C: ConnectionTrait>(
     let events = if events.is_empty() {
         events
     } else {
+        if txn.get_database_backend() == DbBackend::Postgres {
+            // Events take their ids one transaction at a time, held to
+            // commit, so ids follow commit order across writers and
+            // instances: a subscriber that has seen id N has seen every
+            // event below N. Nothing is waited for after this lock.
+            txn.execute_unprepared("SELECT pg_advisory_xact_lock(1818584177, 1)")
+                .await?;
+        }
         let rows: Vec<disposition_event::ActiveModel> = events
             .into_iter()
             .map(|e| disposition_event::ActiveModel {

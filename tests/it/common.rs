@@ -266,3 +266,175 @@ pub fn assert_same_state(left: &BTreeMap<&str, Vec<String>>, right: &BTreeMap<&s
         }
     }
 }
+
+/// The real binary, `leadql serve`, as a child process (killed on drop).
+pub struct ServerProcess(pub std::process::Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl ServerProcess {
+    /// Start it on a free port with `env`; the process and its base URL.
+    pub async fn start(database_url: &str, env: &[(&str, &str)]) -> (ServerProcess, String) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_leadql"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("DATABASE_URL", database_url)
+            .env("LEADQL_LOG", "error")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let process = ServerProcess(child);
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if client.get(format!("{base}/healthz")).send().await.is_ok() {
+                return (process, base);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("leadql did not start");
+    }
+}
+
+/// A GraphQL WebSocket client speaking `graphql-transport-ws` or the
+/// legacy `graphql-ws`, as a browser's client library would.
+pub struct WsClient {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    legacy: bool,
+}
+
+impl WsClient {
+    /// Connect to `base` (http://host:port) and complete the handshake.
+    pub async fn connect(base: &str, protocol: &str) -> WsClient {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("{}/graphql/ws", base.replacen("http://", "ws://", 1));
+        let mut request = url.into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", protocol.parse().unwrap());
+        let (ws, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("WebSocket connect");
+        assert_eq!(
+            response.headers()["sec-websocket-protocol"],
+            protocol,
+            "the server speaks the requested protocol"
+        );
+        let mut client = WsClient {
+            ws,
+            legacy: protocol == "graphql-ws",
+        };
+        client
+            .send(serde_json::json!({ "type": "connection_init", "payload": {} }))
+            .await;
+        let ack = client
+            .receive(std::time::Duration::from_secs(10))
+            .await
+            .expect("connection_ack");
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        client
+    }
+
+    async fn send(&mut self, message: Value) {
+        use futures::SinkExt;
+        self.ws
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                message.to_string().into(),
+            ))
+            .await
+            .expect("send");
+    }
+
+    /// The next protocol message (answering pings), or None on timeout or
+    /// close.
+    async fn receive(&mut self, timeout: std::time::Duration) -> Option<Value> {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let message = tokio::time::timeout(timeout, self.ws.next())
+                .await
+                .ok()??
+                .ok()?;
+            match message {
+                Message::Text(text) => {
+                    let value: Value = serde_json::from_str(&text).expect("JSON message");
+                    match value["type"].as_str() {
+                        Some("ping") => self.send(serde_json::json!({ "type": "pong" })).await,
+                        Some("ka") => {}
+                        _ => return Some(value),
+                    }
+                }
+                Message::Close(_) => return None,
+                _ => {}
+            }
+        }
+    }
+
+    /// Start subscription `id`.
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        let kind = if self.legacy { "start" } else { "subscribe" };
+        self.send(serde_json::json!({
+            "id": id, "type": kind, "payload": { "query": query, "variables": variables }
+        }))
+        .await;
+    }
+
+    /// The next result's `data`, or None if nothing comes within `timeout`.
+    /// Errors fail the test.
+    pub async fn next_data(&mut self, timeout: std::time::Duration) -> Option<Value> {
+        let message = self.receive(timeout).await?;
+        match message["type"].as_str() {
+            Some("next") | Some("data") => {
+                assert!(message["payload"].get("errors").is_none(), "{message}");
+                Some(message["payload"]["data"].clone())
+            }
+            _ => panic!("unexpected message: {message}"),
+        }
+    }
+
+    /// Every result until `quiet` passes without one.
+    pub async fn drain(&mut self, quiet: std::time::Duration) -> Vec<Value> {
+        let mut out = Vec::new();
+        while let Some(data) = self.next_data(quiet).await {
+            out.push(data);
+        }
+        out
+    }
+
+    /// Whatever comes next (for error and close checks).
+    pub async fn next_message(&mut self, timeout: std::time::Duration) -> Option<Value> {
+        self.receive(timeout).await
+    }
+
+    /// Wait for the server's close frame: its code and reason.
+    pub async fn close_frame(&mut self, timeout: std::time::Duration) -> Option<(u16, String)> {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let message = tokio::time::timeout(timeout, self.ws.next())
+                .await
+                .ok()??
+                .ok()?;
+            if let Message::Close(frame) = message {
+                return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}

@@ -6,49 +6,13 @@ use crate::common::*;
 use futures::StreamExt;
 use rand::Rng;
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn start(db: &TestDb) -> (Process, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_leadql"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("DATABASE_URL", &db.url)
-        .env("LEADQL_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let process = Process(child);
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            return (process, base);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("leadql did not start");
-}
 
 #[tokio::test]
 async fn sigkill_loses_no_acknowledged_delivery() {
     let db = TestDb::new().await;
-    let (mut server, base) = start(&db).await;
+    let (mut server, base) = ServerProcess::start(&db.url, &[]).await;
     let payloads = leadql::generate::generate(1000, 99);
     let total = payloads.len();
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -98,7 +62,7 @@ async fn sigkill_loses_no_acknowledged_delivery() {
     );
 
     // Restart on the same database: everything acknowledged is there.
-    let (_restarted, base) = start(&db).await;
+    let (_restarted, base) = ServerProcess::start(&db.url, &[]).await;
     assert_eq!(
         client
             .get(format!("{base}/readyz"))

@@ -884,3 +884,69 @@ async fn aggregates_agree_with_counts_from_the_rows() {
     );
     s.stop().await;
 }
+
+/// Subscriptions check live events in memory; that must agree with the
+/// database on stored ones, NULLs included (SQL's three-valued logic).
+#[tokio::test]
+async fn live_event_matching_agrees_with_the_database() {
+    use async_graphql::InputType;
+    use leadql::graphql::filter::{condition, DispositionEventFilter};
+    use sea_orm::QueryFilter;
+    let db = TestDb::new().await;
+    let s = demo_server(&db, 60).await;
+    let events = entity::disposition_event::Entity::find()
+        .all(s.db())
+        .await
+        .unwrap();
+    assert!(
+        events.iter().any(|e| e.project_id.is_none())
+            && events.iter().any(|e| e.previous_disposition.is_none())
+    );
+    let project = events.iter().find_map(|e| e.project_id.clone()).unwrap();
+    let t = rfc3339(events[events.len() / 2].occurred_at);
+    let cases = [
+        json!({}),
+        json!({"projectId": {"eq": project}}),
+        json!({"projectId": {"ne": project}}),
+        json!({"not": {"projectId": {"eq": project}}}),
+        json!({"projectId": {"isNull": true}}),
+        json!({"disposition": {"eq": "INTERESTED"}}),
+        json!({"disposition": {"in": ["interested", "Callback Requested"]}, "previousDisposition": {"isNull": false}}),
+        json!({"disposition": {"notIn": ["Attempted"]}}),
+        json!({"disposition": {"in": []}}),
+        json!({"previousDisposition": {"notIn": []}}),
+        json!({"previousDisposition": {"ne": "Attempted"}}),
+        json!({"not": {"previousDisposition": {"eq": "Attempted"}}}),
+        json!({"dispositionType": {"contains": "TIV"}}),
+        json!({"disposition": {"startsWith": "call"}}),
+        json!({"leadId": {"in": [events[0].lead_id.clone(), events[1].lead_id.clone()]}}),
+        json!({"occurredAt": {"gte": t}}),
+        json!({"or": [{"projectId": {"eq": project}}, {"disposition": {"eq": "Wrong Number"}}]}),
+        json!({"not": {"or": [{"projectId": {"eq": project}}, {"previousDisposition": {"eq": "Attempted"}}]}}),
+        json!({"and": [{"not": {"disposition": {"eq": "Attempted"}}}, {"occurredAt": {"lt": t}}]}),
+    ];
+    for case in cases {
+        let filter = DispositionEventFilter::parse(Some(
+            async_graphql::Value::from_json(case.clone()).unwrap(),
+        ))
+        .unwrap();
+        let cond = condition(&filter, s.db().get_database_backend()).unwrap();
+        let mut from_sql: Vec<i64> = entity::disposition_event::Entity::find()
+            .filter(cond)
+            .all(s.db())
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        from_sql.sort();
+        let mut in_memory: Vec<i64> = events
+            .iter()
+            .filter(|e| filter.matches(e))
+            .map(|e| e.id)
+            .collect();
+        in_memory.sort();
+        assert_eq!(in_memory, from_sql, "filter {case}");
+    }
+    s.stop().await;
+}

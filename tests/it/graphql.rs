@@ -488,7 +488,7 @@ fn schema_graphql_is_what_leadql_schema_prints() {
         "schema.graphql is out of date: run `cargo run -- schema > schema.graphql` and commit it"
     );
     // Every type and field is described, for GraphiQL's docs pane.
-    let schema = leadql::graphql::schema(Default::default());
+    let schema = leadql::graphql::schema(Default::default(), None);
     let introspection = futures::executor::block_on(schema.execute(
         "{ __schema { types { name kind description fields { name description } inputFields { name description } } } }",
     ));

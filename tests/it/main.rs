@@ -11,4 +11,5 @@ mod graphql;
 mod import;
 mod metrics;
 mod reproject;
+mod subscriptions;
 mod webhook;

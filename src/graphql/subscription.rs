@@ -1,0 +1,167 @@
+//! The root subscription fields: live feeds over WebSocket (see `ws.rs`).
+
+use super::connection::db_error;
+use super::filter::{condition_of, ActivityFilter, DispositionEventFilter};
+use super::page::user_error;
+use super::types::{Activity, DispositionEvent};
+use crate::feed::Feed;
+use crate::store::read::Reader;
+use async_graphql::{Context, Result, Subscription as SubscriptionObject};
+use entity::{activity, disposition_event};
+use futures::Stream;
+use sea_orm::{ColumnTrait, Condition, QueryFilter, QueryOrder, QuerySelect};
+use tokio::sync::broadcast::error::RecvError;
+
+/// Events read from the table per query while catching up.
+const CATCH_UP_PAGE: u64 = 500;
+
+/// Live feeds.
+pub struct Subscription;
+
+fn feed<'a>(ctx: &'a Context<'_>) -> Result<&'a Feed> {
+    ctx.data::<Feed>()
+        .map_err(|_| async_graphql::Error::new("subscriptions are not available on this server"))
+}
+
+/// Matching stored events after `last`, oldest first, one page.
+async fn stored_after(
+    reader: &Reader,
+    cond: &Condition,
+    last: i64,
+) -> Result<Vec<disposition_event::Model>> {
+    reader
+        .find::<disposition_event::Entity>()
+        .filter(disposition_event::Column::Id.gt(last))
+        .filter(cond.clone())
+        .order_by_asc(disposition_event::Column::Id)
+        .limit(CATCH_UP_PAGE)
+        .all(reader.db())
+        .await
+        .map_err(|e| db_error(&e))
+}
+
+/// Live feeds over WebSocket (`GET /graphql/ws`): disposition changes
+/// and recorded activities, published after their deliveries commit.
+#[SubscriptionObject]
+impl Subscription {
+    /// Each time a lead's disposition takes a new value (its first one
+    /// included), after the delivery that caused it was committed, in
+    /// commit order. With `after` (an event's `cursor`), first every
+    /// matching event after it that is stored, then live ones: nothing
+    /// missed while disconnected, nothing twice. A subscriber that falls
+    /// behind catches up from the database.
+    async fn disposition_changed(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<DispositionEventFilter>,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = Result<DispositionEvent>>> {
+        let feed = feed(ctx)?.clone();
+        let reader = ctx.data::<Reader>()?.clone();
+        let cond = condition_of(filter.as_ref(), reader.db().get_database_backend())?;
+        let start = match after.as_deref() {
+            Some(cursor) => cursor.trim().parse::<i64>().map_err(|_| {
+                user_error(format!(
+                    "`after` must be the `cursor` of a DispositionEvent (got {cursor:?})"
+                ))
+            })?,
+            None => feed.published(),
+        };
+        // Listen before reading the table: an event committed in between is
+        // in both, and its id says it was delivered already.
+        let mut live = feed.events();
+        let guard = feed.subscriber();
+        Ok(async_stream::stream! {
+            let _guard = guard;
+            let mut last = start;
+            let mut catching_up = true;
+            loop {
+                if catching_up {
+                    match stored_after(&reader, &cond, last).await {
+                        Ok(rows) => {
+                            let full = rows.len() as u64 == CATCH_UP_PAGE;
+                            for row in rows {
+                                last = row.id;
+                                yield Ok(DispositionEvent::from(row));
+                            }
+                            catching_up = full;
+                        }
+                        Err(err) => {
+                            yield Err(err);
+                            return;
+                        }
+                    }
+                    continue;
+                }
+                match live.recv().await {
+                    Ok(event) => {
+                        if event.id <= last {
+                            continue;
+                        }
+                        if filter.as_ref().is_none_or(|f| f.matches(&event)) {
+                            last = event.id;
+                            yield Ok(DispositionEvent::from((*event).clone()));
+                        }
+                    }
+                    // Fell behind the buffer: the table has everything.
+                    Err(RecvError::Lagged(_)) => {
+                        metrics::counter!(crate::telemetry::CATCH_UPS).increment(1);
+                        catching_up = true;
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        })
+    }
+
+    /// Each activity stored (new, or a newer version) that passes the
+    /// filter, after its delivery was committed. Live only: there is no
+    /// cursor; a subscriber that falls far behind gets an error and should
+    /// subscribe again.
+    async fn activity_recorded(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ActivityFilter>,
+    ) -> Result<impl Stream<Item = Result<Activity>>> {
+        let feed = feed(ctx)?.clone();
+        let reader = ctx.data::<Reader>()?.clone();
+        let cond = condition_of(filter.as_ref(), reader.db().get_database_backend())?;
+        let mut live = feed.activities();
+        let guard = feed.subscriber();
+        Ok(async_stream::stream! {
+            let _guard = guard;
+            loop {
+                match live.recv().await {
+                    Ok(batch) => {
+                        let rows = reader
+                            .find::<activity::Entity>()
+                            .filter(activity::Column::Id.is_in(batch.ids.iter().cloned()))
+                            .filter(cond.clone())
+                            .order_by_asc(activity::Column::Timestamp)
+                            .order_by_asc(activity::Column::Id)
+                            .all(reader.db())
+                            .await;
+                        match rows {
+                            Ok(rows) => {
+                                for row in rows {
+                                    yield Ok(Activity::from(row));
+                                }
+                            }
+                            Err(err) => {
+                                yield Err(db_error(&err));
+                                return;
+                            }
+                        }
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        yield Err(async_graphql::Error::new(format!(
+                            "this subscription fell behind by {n} batches and missed activities; subscribe again"
+                        )));
+                        return;
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        })
+    }
+}

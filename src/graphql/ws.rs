@@ -1,0 +1,124 @@
+//! `GET /graphql/ws`: subscriptions over WebSocket, in both the current
+//! `graphql-transport-ws` protocol and the legacy `graphql-ws` one, with
+//! keep-alive messages, and a proper close frame when the server stops.
+
+use crate::store::read::Reader;
+use crate::AppState;
+use async_graphql::http::{WebSocketProtocols, WsMessage, ALL_WEBSOCKET_PROTOCOLS};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often an idle connection gets a keep-alive message (and a
+/// WebSocket ping), so proxies do not close it.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+pub async fn handler(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let protocol = headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(',')
+                .find_map(|p| WebSocketProtocols::from_str(p.trim()).ok())
+        });
+    let Some(protocol) = protocol else {
+        return (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            serde_json::json!({
+                "error": "unsupported_protocol",
+                "message": "request the WebSocket subprotocol graphql-transport-ws (or the legacy graphql-ws) in Sec-WebSocket-Protocol"
+            })
+            .to_string(),
+        )
+            .into_response();
+    };
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| serve(socket, state, protocol))
+}
+
+async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtocols) {
+    let _connection = state.connections.open();
+    let (mut sink, stream) = socket.split();
+    let input = stream
+        .take_while(|m| futures::future::ready(m.is_ok()))
+        .filter_map(|m| {
+            futures::future::ready(match m {
+                Ok(Message::Text(text)) => Some(text.as_bytes().to_vec()),
+                Ok(Message::Binary(bytes)) => Some(bytes.to_vec()),
+                _ => None,
+            })
+        });
+    let reader = Reader::new(state.db.clone());
+    let mut data = async_graphql::Data::default();
+    data.insert(Arc::new(super::loader::spawning_loaders(reader.clone())));
+    data.insert(reader);
+    let ws = async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol)
+        .connection_data(data);
+    futures::pin_mut!(ws);
+    let mut shutdown = state.shutdown.clone();
+    let mut keepalive = tokio::time::interval(KEEPALIVE);
+    keepalive.tick().await;
+    let keepalive_message = match protocol {
+        WebSocketProtocols::GraphQLWS => r#"{"type":"ping"}"#,
+        WebSocketProtocols::SubscriptionsTransportWS => r#"{"type":"ka"}"#,
+    };
+    loop {
+        tokio::select! {
+            message = ws.next() => match message {
+                Some(WsMessage::Text(text)) => {
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                }
+                Some(WsMessage::Close(code, reason)) => {
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                    return;
+                }
+                None => {
+                    let _ = sink.close().await;
+                    return;
+                }
+            },
+            _ = keepalive.tick() => {
+                let sent = sink.send(Message::Ping(Default::default())).await.is_ok()
+                    && sink.send(Message::Text(keepalive_message.into())).await.is_ok();
+                if !sent {
+                    return;
+                }
+            }
+            _ = stopping(&mut shutdown) => {
+                let _ = sink
+                    .send(Message::Close(Some(CloseFrame {
+                        code: 1001,
+                        reason: "the server is shutting down; reconnect and resume with your last cursor".into(),
+                    })))
+                    .await;
+                return;
+            }
+        }
+    }
+}
+
+/// Resolves once the server starts shutting down.
+async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if *shutdown.borrow_and_update() {
+            return;
+        }
+        if shutdown.changed().await.is_err() {
+            // The server is gone without a signal: nothing to wait for.
+            std::future::pending::<()>().await;
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! Subscriptions over WebSocket: filtered live events in commit order,
+//! resume after a cursor, both protocols, slow subscribers, and (on
+//! PostgreSQL) events crossing between two server processes.
+
+use crate::common::*;
+use entity::disposition_event;
+use futures::StreamExt;
+use leadql::config::Config;
+use sea_orm::{EntityTrait, QueryOrder};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const FEED: &str = "subscription($f: DispositionEventFilter, $after: String) {
+  dispositionChanged(filter: $f, after: $after) {
+    cursor disposition previousDisposition dispositionType occurredAt
+    lead { id disposition } activity { id timestamp } } }";
+
+const QUIET: Duration = Duration::from_millis(1500);
+
+/// Every stored event, in id (= commit) order.
+async fn stored(s: &TestServer) -> Vec<disposition_event::Model> {
+    disposition_event::Entity::find()
+        .order_by_asc(disposition_event::Column::Id)
+        .all(s.db())
+        .await
+        .unwrap()
+}
+
+/// POST payloads with a few senders at once; all must be acknowledged.
+async fn post_all(base: &str, payloads: Vec<String>) {
+    let client = reqwest::Client::new();
+    let url = format!("{base}/webhooks/activity");
+    futures::stream::iter(payloads)
+        .map(|body| {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                let response = client
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+fn cursors(events: &[Value]) -> Vec<i64> {
+    events
+        .iter()
+        .map(|e| {
+            e["dispositionChanged"]["cursor"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn filtered_events_arrive_once_in_commit_order() {
+    let db = TestDb::new().await;
+    let s = TestServer::start(&db).await;
+    let base = s.url("");
+    let mut interested = WsClient::connect(&base, "graphql-transport-ws").await;
+    interested
+        .subscribe(
+            "1",
+            FEED,
+            json!({ "f": { "disposition": { "eq": "interested" } } }),
+        )
+        .await;
+    let mut everything = WsClient::connect(&base, "graphql-transport-ws").await;
+    everything.subscribe("2", FEED, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    post_all(&base, leadql::generate::generate(120, 5)).await;
+    let got = interested.drain(QUIET).await;
+    let all = everything.drain(QUIET).await;
+
+    let events = stored(&s).await;
+    let expected: Vec<i64> = events
+        .iter()
+        .filter(|e| e.disposition.eq_ignore_ascii_case("interested"))
+        .map(|e| e.id)
+        .collect();
+    assert!(expected.len() >= 5, "the data has Interested events");
+    assert_eq!(
+        cursors(&got),
+        expected,
+        "exactly the matching events, in commit order"
+    );
+    assert_eq!(
+        cursors(&all),
+        events.iter().map(|e| e.id).collect::<Vec<_>>()
+    );
+    // Each carries the previous and new disposition and the lead.
+    for (data, event) in all.iter().zip(&events) {
+        let e = &data["dispositionChanged"];
+        assert_eq!(e["disposition"], json!(event.disposition));
+        assert_eq!(e["previousDisposition"], json!(event.previous_disposition));
+        assert_eq!(e["lead"]["id"], json!(event.lead_id));
+        assert_eq!(e["activity"]["id"], json!(event.activity_id));
+    }
+    // The open-subscription gauge counts them.
+    let metrics = s
+        .client
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("leadql_subscriptions_open 2"), "{metrics}");
+    interested.close().await;
+    everything.close().await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn resuming_after_a_cursor_misses_nothing_and_repeats_nothing() {
+    let db = TestDb::new().await;
+    let s = TestServer::start(&db).await;
+    let base = s.url("");
+    let payloads = leadql::generate::generate(150, 8);
+    let (first, rest) = payloads.split_at(payloads.len() / 3);
+    let (second, third) = rest.split_at(rest.len() / 2);
+
+    let mut client = WsClient::connect(&base, "graphql-transport-ws").await;
+    client.subscribe("1", FEED, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    post_all(&base, first.to_vec()).await;
+    let seen = client.drain(QUIET).await;
+    assert!(!seen.is_empty());
+    let last_cursor = seen.last().unwrap()["dispositionChanged"]["cursor"].clone();
+    client.close().await;
+
+    // While disconnected.
+    post_all(&base, second.to_vec()).await;
+
+    let mut client = WsClient::connect(&base, "graphql-transport-ws").await;
+    client
+        .subscribe("1", FEED, json!({ "after": last_cursor }))
+        .await;
+    let missed = client.drain(QUIET).await;
+    // Live again, while more arrive.
+    post_all(&base, third.to_vec()).await;
+    let live = client.drain(QUIET).await;
+
+    let mut all = seen.clone();
+    all.extend(missed.iter().cloned());
+    all.extend(live.iter().cloned());
+    let ids: Vec<i64> = stored(&s).await.iter().map(|e| e.id).collect();
+    assert!(!missed.is_empty() && !live.is_empty());
+    assert_eq!(
+        cursors(&all),
+        ids,
+        "every event exactly once, in order, across the reconnect"
+    );
+
+    // A cursor that is not one is refused clearly.
+    let mut client = WsClient::connect(&base, "graphql-transport-ws").await;
+    client
+        .subscribe("9", FEED, json!({ "after": "yesterday" }))
+        .await;
+    let message = client.next_message(QUIET).await.expect("an answer");
+    // A resolver error: a result with `errors` (and no data).
+    assert!(
+        matches!(message["type"].as_str(), Some("next" | "error")),
+        "{message}"
+    );
+    assert!(message["payload"]["data"].is_null(), "{message}");
+    assert!(
+        message
+            .to_string()
+            .contains("must be the `cursor` of a DispositionEvent"),
+        "{message}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn both_websocket_protocols_deliver() {
+    let db = TestDb::new().await;
+    let s = TestServer::start(&db).await;
+    let base = s.url("");
+    for protocol in ["graphql-transport-ws", "graphql-ws"] {
+        let mut client = WsClient::connect(&base, protocol).await;
+        client
+            .subscribe("a", "subscription { activityRecorded(filter: {callStatus: {eq: \"completed\"}}) { id leadId callStatus lead { id } } }", json!({}))
+            .await;
+        client.subscribe("d", FEED, json!({})).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let before = stored(&s).await.len();
+        post_all(&base, leadql::generate::generate(20, protocol.len() as u64)).await;
+        let results = client.drain(QUIET).await;
+        let activities: Vec<&Value> = results
+            .iter()
+            .filter(|r| r.get("activityRecorded").is_some())
+            .collect();
+        let events = results
+            .iter()
+            .filter(|r| r.get("dispositionChanged").is_some())
+            .count();
+        assert!(!activities.is_empty(), "{protocol}: activities arrive");
+        assert!(activities
+            .iter()
+            .all(|a| a["activityRecorded"]["callStatus"] == "completed"));
+        assert_eq!(
+            events,
+            stored(&s).await.len() - before,
+            "{protocol}: every event"
+        );
+        client.close().await;
+    }
+    // Without a GraphQL subprotocol the upgrade is refused with a reason.
+    let response = s
+        .client
+        .get(s.url("/graphql/ws"))
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("graphql-transport-ws"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_slows_nothing_and_misses_nothing() {
+    let db = TestDb::new().await;
+    let mut config = Config::for_database(&db.url);
+    // A tiny buffer, so the silent subscriber surely falls behind it.
+    config.subscription_buffer = 8;
+    let s = TestServer::start_with(config).await;
+    let base = s.url("");
+    let mut silent = WsClient::connect(&base, "graphql-transport-ws").await;
+    silent.subscribe("1", FEED, json!({})).await;
+    let mut reading = WsClient::connect(&base, "graphql-ws").await;
+    reading.subscribe("1", FEED, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Ingest goes on at full speed while one subscriber reads nothing.
+    let started = std::time::Instant::now();
+    post_all(&base, leadql::generate::generate(300, 21)).await;
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(60), "ingest took {elapsed:?}");
+    let read_live = reading.drain(QUIET).await;
+
+    // Later it reads everything, in order, once.
+    let ids: Vec<i64> = stored(&s).await.iter().map(|e| e.id).collect();
+    assert!(
+        ids.len() > 8 * 4,
+        "more events than the buffer holds ({})",
+        ids.len()
+    );
+    let caught_up = silent.drain(QUIET).await;
+    assert_eq!(cursors(&caught_up), ids);
+    assert_eq!(cursors(&read_live), ids);
+    // It did fall behind, and caught up from the database.
+    let metrics = s
+        .client
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let catch_ups: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("leadql_subscription_catch_ups_total "))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0.0);
+    assert!(catch_ups >= 1.0, "{metrics}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_subscriptions_with_a_close_frame() {
+    let db = TestDb::new().await;
+    let s = TestServer::start(&db).await;
+    let base = s.url("");
+    let mut client = WsClient::connect(&base, "graphql-transport-ws").await;
+    client.subscribe("1", FEED, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stopping = tokio::spawn(s.stop());
+    // The socket ends with a close frame (code 1001), not a reset.
+    let closed = client.close_frame(Duration::from_secs(10)).await;
+    assert_eq!(closed.map(|(code, _)| code), Some(1001));
+    stopping.await.unwrap();
+}
+
+#[tokio::test]
+async fn events_cross_between_two_server_processes_on_postgresql() {
+    let db = TestDb::new().await;
+    if db.postgres().is_none() {
+        // One SQLite file per process: instances share nothing to notify.
+        return;
+    }
+    let (_a, base_a) = ServerProcess::start(&db.url, &[]).await;
+    let (_b, base_b) = ServerProcess::start(&db.url, &[]).await;
+    let mut on_a = WsClient::connect(&base_a, "graphql-transport-ws").await;
+    on_a.subscribe("1", FEED, json!({})).await;
+    on_a.subscribe("2", "subscription { activityRecorded { id } }", json!({}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let payloads = leadql::generate::generate(60, 13);
+    let (before, after) = payloads.split_at(payloads.len() / 2);
+    post_all(&base_b, before.to_vec()).await;
+    let mut results = on_a.drain(Duration::from_secs(3)).await;
+    // Cut A's LISTEN connection: it reconnects and reads what it missed.
+    let (admin, name) = db.postgres().unwrap();
+    let admin_db = sea_orm::Database::connect(admin.as_str()).await.unwrap();
+    let cut = sea_orm::ConnectionTrait::execute_unprepared(
+        &admin_db,
+        &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND query ILIKE 'LISTEN%'"),
+    )
+    .await
+    .unwrap();
+    assert!(cut.rows_affected() >= 2, "both instances were listening");
+    post_all(&base_b, after.to_vec()).await;
+    results.extend(on_a.drain(Duration::from_secs(4)).await);
+    let events: Vec<Value> = results
+        .iter()
+        .filter(|r| r.get("dispositionChanged").is_some())
+        .cloned()
+        .collect();
+    let activities = results
+        .iter()
+        .filter(|r| r.get("activityRecorded").is_some())
+        .count();
+    let s = TestServer::start(&db).await;
+    let ids: Vec<i64> = stored(&s).await.iter().map(|e| e.id).collect();
+    assert!(!ids.is_empty());
+    assert_eq!(
+        cursors(&events),
+        ids,
+        "events ingested by B reach A's subscriber, in order"
+    );
+    assert!(activities > 0, "recorded activities cross instances too");
+    s.stop().await;
+}
