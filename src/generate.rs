@@ -83,6 +83,9 @@ const HI_LINES: &[(&str, &str)] = &[
     ("user", "आज शाम छह बजे के बाद।"),
 ];
 
+/// New leads per day in data sets bigger than a month's worth.
+const LEADS_PER_DAY: i64 = 1_000;
+
 /// Epoch ms of 2026-01-01T00:00:00Z, where generated time starts.
 const START_MS: i64 = 1_767_225_600_000;
 
@@ -114,9 +117,12 @@ fn write_to(
     // interleave and some of a lead's payloads arrive before older ones.
     let mut pool: Vec<String> = Vec::new();
     let mut written = 0_u64;
-    // Leads start one after another over 30 days, so the stream runs
-    // roughly forward in time, as the platform's does.
-    let spacing = 30 * 86_400_000 / leads.max(1) as i64;
+    // Leads start one after another, so the stream runs roughly forward in
+    // time, as the platform's does: over 30 days, or at 1,000 new leads a
+    // day when there are more (a bigger data set covers a longer period,
+    // as a real one would, rather than crowding more calls into a month).
+    let days = (leads as i64 / LEADS_PER_DAY).max(30);
+    let spacing = days * 86_400_000 / leads.max(1) as i64;
     for i in 0..leads {
         let start = START_MS + i as i64 * spacing + rng.random_range(0..=spacing.max(1));
         for payload in lead_payloads(&mut rng, start) {
