@@ -117,6 +117,9 @@ pub fn app(state: AppState) -> Router {
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
         },
     );
+    // Install the recorder now, so nothing recorded before the first
+    // scrape is lost.
+    let metrics_handle = telemetry::handle();
     let cors = cors(&state.config.cors_origins);
     let compression = tower_http::compression::CompressionLayer::new();
     Router::new()
@@ -127,7 +130,10 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route(
             "/metrics",
-            get(telemetry::render).with_state(telemetry::handle()),
+            get(move |State(state): State<AppState>| async move {
+                store::record_pool_metrics(&state.db);
+                telemetry::render(State(metrics_handle)).await
+            }),
         )
         .layer(
             tower::ServiceBuilder::new()

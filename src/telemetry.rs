@@ -32,6 +32,8 @@ pub const SUBSCRIPTIONS: &str = "leadql_subscriptions_open";
 /// Times a subscriber fell behind the in-memory buffer and caught up from
 /// the database.
 pub const CATCH_UPS: &str = "leadql_subscription_catch_ups_total";
+/// Database pool connections, by `state`: `idle` or `in_use`.
+pub const DB_CONNECTIONS: &str = "leadql_db_connections";
 /// SQL statements run, all callers.
 pub const DB_STATEMENTS: &str = "leadql_db_statements_total";
 

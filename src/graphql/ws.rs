@@ -44,6 +44,10 @@ pub async fn handler(
     };
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        // Messages are small; a thousand idle feeds should not hold 256 KiB
+        // of buffers each.
+        .read_buffer_size(16 * 1024)
+        .write_buffer_size(16 * 1024)
         .on_upgrade(move |socket| serve(socket, state, protocol))
 }
 
@@ -77,7 +81,35 @@ async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtocols)
         tokio::select! {
             message = ws.next() => match message {
                 Some(WsMessage::Text(text)) => {
-                    if sink.send(Message::Text(text.into())).await.is_err() {
+                    // Events come in bursts (one commit, many changes): queue
+                    // what is ready and write it with one flush.
+                    if sink.feed(Message::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                    let mut closing = None;
+                    for _ in 0..256 {
+                        match futures::FutureExt::now_or_never(ws.next()) {
+                            Some(Some(WsMessage::Text(text))) => {
+                                if sink.feed(Message::Text(text.into())).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Some(Some(WsMessage::Close(code, reason))) => {
+                                closing = Some((code, reason));
+                                break;
+                            }
+                            Some(None) => {
+                                closing = Some((1000, String::new()));
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
+                    if sink.flush().await.is_err() {
+                        return;
+                    }
+                    if let Some((code, reason)) = closing {
+                        let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
                         return;
                     }
                 }

@@ -82,6 +82,25 @@ pub async fn connect_with(url: &str, pool_size: Option<u32>) -> Result<DatabaseC
     Ok(db)
 }
 
+/// Set `leadql_db_connections{state}`: the pool's idle and busy
+/// connections, read when the metrics are scraped.
+pub fn record_pool_metrics(db: &DatabaseConnection) {
+    let (size, idle) = match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        _ => {
+            let pool = db.get_sqlite_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+    };
+    let idle = idle as f64;
+    metrics::gauge!(crate::telemetry::DB_CONNECTIONS, "state" => "idle").set(idle);
+    metrics::gauge!(crate::telemetry::DB_CONNECTIONS, "state" => "in_use")
+        .set((size as f64 - idle).max(0.0));
+}
+
 /// Refresh the query planner's statistics after a bulk load: `ANALYZE` on
 /// SQLite; `VACUUM ANALYZE` on PostgreSQL, which also sets the visibility
 /// map so aggregates can use index-only scans straight away instead of

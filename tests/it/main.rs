@@ -10,6 +10,7 @@ mod fuzz;
 mod graphql;
 mod import;
 mod metrics;
+mod outage;
 mod reproject;
 mod subscriptions;
 mod webhook;

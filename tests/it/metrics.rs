@@ -74,3 +74,42 @@ async fn delivery_metrics_count_each_outcome() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn pool_and_query_metrics_are_exposed() {
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    let before = scrape(&server).await;
+    server
+        .query(
+            "query Funnel { leadFunnel { count } }",
+            serde_json::json!({}),
+        )
+        .await;
+    let after = scrape(&server).await;
+    let delta = |series: &str| sample(&after, series) - sample(&before, series);
+    assert_eq!(
+        delta(r#"leadql_graphql_operations_total{operation="Funnel",outcome="ok"}"#),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(
+        delta(r#"leadql_graphql_statements_count{operation="Funnel"}"#),
+        1.0
+    );
+    assert_eq!(
+        delta(r#"leadql_graphql_statements_sum{operation="Funnel"}"#),
+        1.0,
+        "one SQL statement"
+    );
+    assert!(delta("leadql_db_statements_total") >= 1.0);
+    // The pool: at least one connection open, idle between requests.
+    let idle = sample(&after, r#"leadql_db_connections{state="idle"}"#);
+    let busy = sample(&after, r#"leadql_db_connections{state="in_use"}"#);
+    assert!(idle + busy >= 1.0, "{after}");
+    assert!(
+        after.contains("# TYPE leadql_db_connections gauge"),
+        "{after}"
+    );
+    server.stop().await;
+}

@@ -1,0 +1,189 @@
+//! Stopping and losing the database under load: SIGTERM finishes what is in
+//! flight and exits 0; a PostgreSQL outage during a run answers 503 and
+//! recovers; in both, nothing acknowledged is lost.
+
+use crate::common::*;
+use futures::StreamExt;
+use sea_orm::{ConnectionTrait, EntityTrait};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Statuses seen, and the bodies that got a 2xx.
+#[derive(Default)]
+struct Outcome {
+    acknowledged: Vec<String>,
+    statuses: Vec<u16>,
+    failed_requests: usize,
+}
+
+/// Send `payloads` with 16 senders, pacing each sender by `pause`.
+fn send(
+    base: &str,
+    payloads: Vec<String>,
+    pause: Duration,
+) -> (tokio::task::JoinHandle<()>, Arc<Mutex<Outcome>>) {
+    let outcome = Arc::new(Mutex::new(Outcome::default()));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let url = format!("{base}/webhooks/activity");
+    let task = {
+        let outcome = outcome.clone();
+        tokio::spawn(async move {
+            futures::stream::iter(payloads)
+                .for_each_concurrent(16, |body| {
+                    let (outcome, client, url) = (outcome.clone(), client.clone(), url.clone());
+                    async move {
+                        tokio::time::sleep(pause).await;
+                        let sent = client
+                            .post(&url)
+                            .header("content-type", "application/json")
+                            .body(body.clone())
+                            .send()
+                            .await;
+                        let mut o = outcome.lock().unwrap();
+                        match sent {
+                            Ok(response) => {
+                                let status = response.status().as_u16();
+                                o.statuses.push(status);
+                                if status == 200 {
+                                    o.acknowledged.push(body);
+                                }
+                            }
+                            Err(_) => o.failed_requests += 1,
+                        }
+                    }
+                })
+                .await
+        })
+    };
+    (task, outcome)
+}
+
+/// Every acknowledged body is in the delivery log.
+async fn assert_all_logged(url: &str, acknowledged: &[String]) {
+    let conn = leadql::store::connect(url).await.unwrap();
+    let logged: HashSet<String> = entity::delivery::Entity::find()
+        .all(&conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.body_hash)
+        .collect();
+    for body in acknowledged {
+        let hash = leadql::ingest::payload::parse(body.as_bytes())
+            .unwrap()
+            .body_hash;
+        assert!(
+            logged.contains(&hash),
+            "an acknowledged delivery is missing"
+        );
+    }
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_under_load_finishes_in_flight_work_and_exits_0() {
+    let db = TestDb::new().await;
+    let (mut server, base) = ServerProcess::start(&db.url, &[]).await;
+    let payloads = leadql::generate::generate(1000, 41);
+    let total = payloads.len();
+    let (sending, outcome) = send(&base, payloads, Duration::ZERO);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let pid = server.0.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.0.wait();
+        (server, status)
+    });
+    let (_server, status) = tokio::time::timeout(Duration::from_secs(30), status)
+        .await
+        .expect("leadql exits within 30 s of SIGTERM")
+        .unwrap();
+    assert_eq!(status.unwrap().code(), Some(0), "exit status after SIGTERM");
+    sending.await.unwrap();
+    let outcome = std::mem::take(&mut *outcome.lock().unwrap());
+    assert!(
+        !outcome.acknowledged.is_empty(),
+        "nothing was acknowledged before SIGTERM"
+    );
+    assert!(
+        outcome.acknowledged.len() < total,
+        "SIGTERM came after the last delivery"
+    );
+    // Answers are 200 or 503 (shutting down); never a 500.
+    assert!(
+        outcome.statuses.iter().all(|s| *s == 200 || *s == 503),
+        "{:?}",
+        outcome.statuses
+    );
+    assert_all_logged(&db.url, &outcome.acknowledged).await;
+}
+
+#[tokio::test]
+async fn a_postgresql_outage_during_a_run_answers_503_then_recovers() {
+    let db = TestDb::new().await;
+    let Some((admin_url, name)) = db.postgres().cloned() else {
+        // SQLite has no server to lose (a held lock: see the webhook tests).
+        return;
+    };
+    let s = TestServer::start(&db).await;
+    let base = s.url("");
+    let admin = sea_orm::Database::connect(admin_url.as_str())
+        .await
+        .unwrap();
+    let payloads = leadql::generate::generate(800, 43);
+    let (sending, outcome) = send(&base, payloads, Duration::from_millis(20));
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The outage: no new connections, existing ones cut.
+    admin
+        .execute_unprepared(&format!(
+            "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false"
+        ))
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        s.get_status("/readyz").await,
+        503,
+        "not ready during the outage"
+    );
+    admin
+        .execute_unprepared(&format!(
+            "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true"
+        ))
+        .await
+        .unwrap();
+    sending.await.unwrap();
+
+    let outcome = std::mem::take(&mut *outcome.lock().unwrap());
+    let unavailable = outcome.statuses.iter().filter(|s| **s == 503).count();
+    assert!(unavailable > 0, "deliveries during the outage got 503");
+    assert!(
+        outcome.statuses.iter().all(|s| *s == 200 || *s == 503),
+        "never a 500"
+    );
+    assert_eq!(outcome.failed_requests, 0, "every request was answered");
+    // Recovered without a restart.
+    assert_eq!(s.get_status("/readyz").await, 200);
+    assert_eq!(s.deliver(SEED_CONNECTED).await.0, 200);
+    assert!(
+        *outcome.statuses.last().unwrap() == 200
+            || outcome.statuses.iter().rev().take(20).any(|s| *s == 200)
+    );
+    assert_all_logged(&db.url, &outcome.acknowledged).await;
+    s.stop().await;
+}
