@@ -46,6 +46,11 @@ pub struct Config {
     #[arg(long, env = "LEADQL_SUBSCRIPTION_BUFFER", default_value_t = 4096)]
     pub subscription_buffer: usize,
 
+    /// GraphQL requests per second allowed per API key (bursts of twice
+    /// that); 0: no limit.
+    #[arg(long, env = "LEADQL_RATE_LIMIT", default_value_t = 100)]
+    pub rate_limit: u32,
+
     /// Browser origins allowed to call the API (CORS), comma-separated,
     /// e.g. `https://app.example.com`; `*` allows any. Default: none.
     #[arg(
@@ -97,6 +102,7 @@ impl Config {
             ingest_workers: None,
             db_connections: None,
             subscription_buffer: 4096,
+            rate_limit: 100,
             cors_origins: Vec::new(),
             max_depth: 16,
             max_complexity: 250_000,

@@ -5,6 +5,7 @@
 //! (parse) → [`ingest::pipeline`] (group commit) → [`store`] (one
 //! transaction) → answer.
 
+pub mod access;
 pub mod config;
 pub mod demo;
 pub mod error;
@@ -41,6 +42,10 @@ pub struct AppState {
     stopping: Arc<tokio::sync::watch::Sender<bool>>,
     /// Open WebSocket connections.
     pub connections: Connections,
+    /// API keys for GraphQL.
+    pub keys: access::Keys,
+    /// Requests per key per second (None: unlimited).
+    pub limiter: Option<Arc<governor::DefaultKeyedRateLimiter<String>>>,
     pub limits: graphql::Limits,
 }
 
@@ -59,6 +64,13 @@ impl AppState {
         }
         let feed = feed::Feed::start(db.clone(), config.subscription_buffer).await?;
         let stopping = tokio::sync::watch::Sender::new(false);
+        let keys = access::Keys::start(db.clone()).await?;
+        let limiter = std::num::NonZeroU32::new(config.rate_limit).map(|rate| {
+            let burst = rate.saturating_mul(std::num::NonZeroU32::new(2).unwrap_or(rate));
+            Arc::new(governor::RateLimiter::keyed(
+                governor::Quota::per_second(rate).allow_burst(burst),
+            ))
+        });
         let ingestor = Ingestor::start(db.clone(), pipeline, feed.clone());
         let limits = config.limits();
         Ok(AppState {
@@ -69,6 +81,8 @@ impl AppState {
             shutdown: stopping.subscribe(),
             stopping: Arc::new(stopping),
             connections: Connections::default(),
+            keys,
+            limiter,
             limits,
             config: Arc::new(config),
         })

@@ -25,6 +25,23 @@ enum LogFormat {
 }
 
 #[derive(Subcommand)]
+enum KeysAction {
+    /// Make a key and print it (once: only its hash is stored).
+    Create {
+        /// A name for the key (who or what uses it), unique.
+        #[arg(long)]
+        name: String,
+        /// A project the key may see; repeat for several. None: all projects.
+        #[arg(long = "project")]
+        projects: Vec<String>,
+    },
+    /// List keys: name, scope, creation, last use, revocation (never the key).
+    List,
+    /// Revoke a key by name; its open subscriptions are closed within seconds.
+    Revoke { name: String },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Migrate the database, then serve the webhook and the API over HTTP.
     Serve {
@@ -38,6 +55,14 @@ enum Command {
     /// Print the GraphQL schema (SDL); `schema.graphql` in the repository
     /// is this output.
     Schema,
+    /// Manage API keys for the GraphQL API: once one exists, every query
+    /// and subscription needs one.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+        #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+        database_url: String,
+    },
     /// Apply pending database migrations and exit.
     Migrate {
         #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
@@ -123,6 +148,72 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Schema => {
             print!("{}", leadql::graphql::sdl());
+        }
+        Command::Keys {
+            action,
+            database_url,
+        } => {
+            let db = store::connect(&database_url).await?;
+            store::migrate(&db).await?;
+            match action {
+                KeysAction::Create { name, projects } => {
+                    let created = match leadql::access::create(&db, &name, &projects).await {
+                        Ok(created) => created,
+                        Err(leadql::access::KeyError::Invalid(why)) => {
+                            eprintln!("error: {why}");
+                            return Ok(ExitCode::from(2));
+                        }
+                        Err(err) => return Err(err.into()),
+                    };
+                    let scope = if projects.is_empty() {
+                        "all projects".to_string()
+                    } else {
+                        format!("projects {}", projects.join(", "))
+                    };
+                    eprintln!(
+                        "key {:?} created for {scope}; it is shown once, keep it now:",
+                        created.name
+                    );
+                    println!("{}", created.key);
+                }
+                KeysAction::List => {
+                    let keys = leadql::access::list(&db).await?;
+                    if keys.is_empty() {
+                        println!("no keys: the GraphQL API is open (create one with `leadql keys create --name NAME`)");
+                    }
+                    let time = |ms: Option<i64>| {
+                        ms.and_then(chrono::DateTime::from_timestamp_millis)
+                            .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
+                            .unwrap_or_else(|| "-".into())
+                    };
+                    for k in keys {
+                        let scope = k
+                            .projects
+                            .and_then(|p| serde_json::from_value::<Vec<String>>(p).ok())
+                            .map(|p| p.join(","))
+                            .unwrap_or_else(|| "all projects".into());
+                        println!(
+                            "{}\t{}…\t{}\tcreated {}\tlast used {}{}",
+                            k.name,
+                            k.prefix,
+                            scope,
+                            time(Some(k.created_at)),
+                            time(k.last_used_at),
+                            k.revoked_at
+                                .map(|t| format!("\trevoked {}", time(Some(t))))
+                                .unwrap_or_default()
+                        );
+                    }
+                }
+                KeysAction::Revoke { name } => match leadql::access::revoke(&db, &name).await {
+                    Ok(()) => println!("key {name:?} revoked"),
+                    Err(leadql::access::KeyError::Invalid(why)) => {
+                        eprintln!("error: {why}");
+                        return Ok(ExitCode::from(2));
+                    }
+                    Err(err) => return Err(err.into()),
+                },
+            }
         }
         Command::Migrate { database_url } => {
             let db = store::connect(&database_url).await?;

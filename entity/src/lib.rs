@@ -6,6 +6,7 @@
 
 pub mod activity;
 pub mod analysis;
+pub mod api_key;
 pub mod conversation;
 pub mod delivery;
 pub mod disposition_event;
@@ -19,6 +20,7 @@ pub mod variable;
 pub mod prelude {
     pub use super::activity::Entity as Activity;
     pub use super::analysis::Entity as Analysis;
+    pub use super::api_key::Entity as ApiKey;
     pub use super::conversation::Entity as Conversation;
     pub use super::delivery::Entity as Delivery;
     pub use super::disposition_event::Entity as DispositionEvent;

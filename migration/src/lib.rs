@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_tables;
 mod m20261126_000002_search_and_sort;
+mod m20261126_000003_api_keys;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_create_tables::Migration),
             Box::new(m20261126_000002_search_and_sort::Migration),
+            Box::new(m20261126_000003_api_keys::Migration),
         ]
     }
 }

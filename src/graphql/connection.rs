@@ -3,7 +3,7 @@
 
 use super::loader::{ChildCount, ChildPage, Children, Loaders};
 use super::page::{page, KeyPart, Page, PageArgs, PageInfo, SortKey};
-use crate::store::read::Reader;
+use crate::store::read::{Reader, Scoped};
 use async_graphql::{Context, ErrorExtensions};
 use futures::future::BoxFuture;
 use sea_orm::{
@@ -94,7 +94,7 @@ pub async fn nested<E>(
     args: PageArgs,
 ) -> async_graphql::Result<(Arc<Page<E::Model>>, Total)>
 where
-    E: EntityTrait + Send + Sync,
+    E: Scoped + Send + Sync,
     E::Model: FromQueryResult + Send + Sync,
     E::Column: Send + Sync,
 {

@@ -128,14 +128,77 @@ async fn get_graphql(
     }
 }
 
+/// A GraphQL error answer with an HTTP status (401, 429).
+fn refuse(status: StatusCode, code: &str, message: String, retry_after: Option<u64>) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": message, "extensions": { "code": code } }]
+    });
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body.to_string(),
+    )
+        .into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    if let Some(seconds) = retry_after {
+        if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    response
+}
+
+/// Who is asking (by API key), or the answer that refuses them.
+pub(super) fn authorize(
+    state: &AppState,
+    authorization: Option<&str>,
+) -> Result<crate::access::Access, Box<Response>> {
+    let access = state.keys.authenticate(authorization).map_err(|refusal| {
+        Box::new(refuse(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            refusal.message().to_string(),
+            None,
+        ))
+    })?;
+    if let (Some(limiter), Some(key)) = (&state.limiter, &access.key) {
+        if let Err(not_until) = limiter.check_key(key) {
+            use governor::clock::Clock;
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+            return Err(Box::new(refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                format!(
+                    "too many requests for API key {key:?}: at most {} per second; retry in {seconds} s",
+                    state.config.rate_limit
+                ),
+                Some(seconds),
+            )));
+        }
+    }
+    Ok(access)
+}
+
 async fn execute(
     state: &AppState,
     headers: &HeaderMap,
     request: async_graphql::Request,
 ) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let access = match authorize(state, authorization) {
+        Ok(access) => access,
+        Err(refused) => return *refused,
+    };
     let graphql_response = wants_graphql_response(headers);
     let limit = state.limits.timeout;
-    let reader = Reader::new(state.db.clone());
+    let reader = Reader::scoped(state.db.clone(), access.projects.clone());
     let name = super::operation_name(&request);
     let run = async {
         tokio::time::timeout(limit, super::execute(&state.schema, reader, request))

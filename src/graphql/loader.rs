@@ -7,7 +7,7 @@
 //! deterministically, and without the default 1 ms wait per nesting level.
 
 use super::page::{pages_by_parent, Page, PageArgs, SortKey};
-use crate::store::read::Reader;
+use crate::store::read::{Reader, Scoped};
 use async_graphql::dataloader::{DataLoader, Loader};
 use entity::{activity, analysis, conversation, lead, lead_update};
 use futures::future::BoxFuture;
@@ -151,7 +151,7 @@ async fn by_column<E, K>(
     model_key: impl Fn(&E::Model) -> &str,
 ) -> Result<HashMap<K, E::Model>, LoadError>
 where
-    E: EntityTrait,
+    E: Scoped,
     E::Model: FromQueryResult + Send + Sync,
     K: Clone + Eq + Hash,
 {

@@ -63,12 +63,38 @@ async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtocols)
                 _ => None,
             })
         });
-    let reader = Reader::new(state.db.clone());
-    let mut data = async_graphql::Data::default();
-    data.insert(Arc::new(super::loader::spawning_loaders(reader.clone())));
-    data.insert(reader);
+    // The API key comes in the connection_init payload; the connection's
+    // reader is scoped to what it may see.
+    let granted: Arc<std::sync::Mutex<Option<crate::access::Access>>> = Default::default();
+    let on_init = {
+        let (state, granted) = (state.clone(), granted.clone());
+        move |payload: serde_json::Value| async move {
+            let authorization = ["Authorization", "authorization"]
+                .iter()
+                .find_map(|k| {
+                    payload
+                        .get(*k)
+                        .or_else(|| payload.get("headers").and_then(|h| h.get(*k)))
+                })
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
+            let access = state
+                .keys
+                .authenticate(authorization.as_deref())
+                .map_err(|refusal| async_graphql::Error::new(refusal.message()))?;
+            let reader = Reader::scoped(state.db.clone(), access.projects.clone());
+            if let Ok(mut slot) = granted.lock() {
+                *slot = Some(access);
+            }
+            let mut data = async_graphql::Data::default();
+            data.insert(Arc::new(super::loader::spawning_loaders(reader.clone())));
+            data.insert(reader);
+            Ok(data)
+        }
+    };
     let ws = async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol)
-        .connection_data(data);
+        .on_connection_init(on_init);
+    let mut revocation = tokio::time::interval(Duration::from_secs(1));
     futures::pin_mut!(ws);
     let mut shutdown = state.shutdown.clone();
     let mut keepalive = tokio::time::interval(KEEPALIVE);
@@ -126,6 +152,22 @@ async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtocols)
                 let sent = sink.send(Message::Ping(Default::default())).await.is_ok()
                     && sink.send(Message::Text(keepalive_message.into())).await.is_ok();
                 if !sent {
+                    return;
+                }
+            }
+            _ = revocation.tick() => {
+                let revoked = granted
+                    .lock()
+                    .ok()
+                    .and_then(|g| g.clone())
+                    .is_some_and(|access| !state.keys.still_valid(&access));
+                if revoked {
+                    let _ = sink
+                        .send(Message::Close(Some(CloseFrame {
+                            code: 4403,
+                            reason: "the API key was revoked".into(),
+                        })))
+                        .await;
                     return;
                 }
             }

@@ -319,6 +319,17 @@ pub struct WsClient {
 impl WsClient {
     /// Connect to `base` (http://host:port) and complete the handshake.
     pub async fn connect(base: &str, protocol: &str) -> WsClient {
+        WsClient::connect_with(base, protocol, serde_json::json!({}))
+            .await
+            .expect("connection_ack")
+    }
+
+    /// Connect with `payload` in connection_init; the reason if refused.
+    pub async fn connect_with(
+        base: &str,
+        protocol: &str,
+        payload: Value,
+    ) -> Result<WsClient, String> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let url = format!("{}/graphql/ws", base.replacen("http://", "ws://", 1));
         let mut request = url.into_client_request().unwrap();
@@ -338,14 +349,33 @@ impl WsClient {
             legacy: protocol == "graphql-ws",
         };
         client
-            .send(serde_json::json!({ "type": "connection_init", "payload": {} }))
+            .send(serde_json::json!({ "type": "connection_init", "payload": payload }))
             .await;
-        let ack = client
-            .receive(std::time::Duration::from_secs(10))
-            .await
-            .expect("connection_ack");
-        assert_eq!(ack["type"], "connection_ack", "{ack}");
-        client
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let message =
+                tokio::time::timeout(std::time::Duration::from_secs(10), client.ws.next())
+                    .await
+                    .map_err(|_| "no answer to connection_init".to_string())?;
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(&text).unwrap();
+                    match value["type"].as_str() {
+                        Some("connection_ack") => return Ok(client),
+                        Some("ka") | Some("ping") => continue,
+                        _ => return Err(value.to_string()),
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(frame
+                        .map(|f| format!("{} {}", u16::from(f.code), f.reason))
+                        .unwrap_or_default())
+                }
+                Some(Ok(_)) => continue,
+                other => return Err(format!("{other:?}")),
+            }
+        }
     }
 
     async fn send(&mut self, message: Value) {

@@ -2,6 +2,7 @@
 //! fresh database (SQLite by default; PostgreSQL when
 //! LEADQL_TEST_DATABASE_URL is set) and talks HTTP to it.
 
+mod access;
 mod common;
 mod convergence;
 mod crash;

@@ -1,0 +1,291 @@
+//! API keys: who may query, and which projects they see.
+//!
+//! A key is `lql_` and 43 random base64url characters (256 bits); only its
+//! SHA-256 is stored. Keys live in the database, so every instance (and the
+//! `leadql keys` command) shares them; each instance keeps the active ones
+//! in memory and reloads them every two seconds, so a revocation takes
+//! effect everywhere within that time, open subscriptions included.
+//!
+//! With no key created yet the API is open: the first run stays one
+//! command. Once a key was made it stays closed, even if every key is
+//! revoked. Webhook authentication is separate: its secret is not a key.
+
+use base64::Engine;
+use entity::api_key;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, NotSet, QueryFilter,
+    QueryOrder, Set,
+};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// What a request may see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Access {
+    /// The key's name; None when the API is open (no keys exist).
+    pub key: Option<String>,
+    key_hash: Option<String>,
+    /// Projects it may see; None: all of them.
+    pub projects: Option<Arc<Vec<String>>>,
+}
+
+impl Access {
+    /// Everything (no keys exist, or internal use).
+    pub fn open() -> Access {
+        Access {
+            key: None,
+            key_hash: None,
+            projects: None,
+        }
+    }
+}
+
+/// Why a caller was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    Missing,
+    Malformed,
+    Unknown,
+}
+
+impl Refusal {
+    pub fn message(&self) -> &'static str {
+        match self {
+            Refusal::Missing => "an API key is required: send `Authorization: Bearer <key>` (create one with `leadql keys create`)",
+            Refusal::Malformed => "the Authorization header must be `Bearer <key>`",
+            Refusal::Unknown => "this API key is not valid (unknown or revoked)",
+        }
+    }
+}
+
+struct Active {
+    name: String,
+    projects: Option<Arc<Vec<String>>>,
+}
+
+/// The active keys, shared by an instance's requests.
+#[derive(Clone)]
+pub struct Keys {
+    inner: Arc<RwLock<KeySet>>,
+    db: DatabaseConnection,
+}
+
+#[derive(Default)]
+struct KeySet {
+    active: HashMap<String, Active>,
+    /// A key was ever made (revoked ones count): the API is closed.
+    any: bool,
+}
+
+pub fn hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+impl Keys {
+    /// Load the active keys and keep them fresh.
+    pub async fn start(db: DatabaseConnection) -> Result<Keys, DbErr> {
+        let keys = Keys {
+            inner: Arc::new(RwLock::new(KeySet::default())),
+            db,
+        };
+        keys.reload().await?;
+        if keys.is_open() {
+            tracing::warn!("no API keys exist: the GraphQL API is open to anyone who can reach it; create one with `leadql keys create --name NAME`");
+        }
+        let weak = Arc::downgrade(&keys.inner);
+        let db = keys.db.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                let keys = Keys {
+                    inner,
+                    db: db.clone(),
+                };
+                if let Err(err) = keys.reload().await {
+                    tracing::warn!(error = %err, "reloading API keys failed; keeping the last known set");
+                }
+            }
+        });
+        Ok(keys)
+    }
+
+    /// Read the active keys now (they are also read every two seconds).
+    pub async fn reload(&self) -> Result<(), DbErr> {
+        let rows = api_key::Entity::find().all(&self.db).await?;
+        let any = !rows.is_empty();
+        let map = rows
+            .into_iter()
+            .filter(|k| k.revoked_at.is_none())
+            .map(|k| {
+                let projects = k
+                    .projects
+                    .and_then(|p| serde_json::from_value::<Vec<String>>(p).ok())
+                    .map(Arc::new);
+                (
+                    k.key_hash,
+                    Active {
+                        name: k.name,
+                        projects,
+                    },
+                )
+            })
+            .collect();
+        if let Ok(mut inner) = self.inner.write() {
+            *inner = KeySet { active: map, any };
+        }
+        Ok(())
+    }
+
+    /// No key was ever made: the API is open.
+    pub fn is_open(&self) -> bool {
+        self.inner.read().map(|m| !m.any).unwrap_or(false)
+    }
+
+    /// Check an `Authorization` header value (None: absent).
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Access, Refusal> {
+        if self.is_open() {
+            return Ok(Access::open());
+        }
+        let value = authorization.ok_or(Refusal::Missing)?.trim();
+        let key = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or(Refusal::Malformed)?;
+        let key_hash = hash(key);
+        let inner = self.inner.read().map_err(|_| Refusal::Unknown)?;
+        let active = inner.active.get(&key_hash).ok_or(Refusal::Unknown)?;
+        self.touch(&key_hash);
+        Ok(Access {
+            key: Some(active.name.clone()),
+            projects: active.projects.clone(),
+            key_hash: Some(key_hash),
+        })
+    }
+
+    /// Whether an access granted earlier still holds (its key not revoked).
+    pub fn still_valid(&self, access: &Access) -> bool {
+        match &access.key_hash {
+            None => true,
+            Some(h) => self
+                .inner
+                .read()
+                .map(|m| m.active.contains_key(h))
+                .unwrap_or(false),
+        }
+    }
+
+    /// Record the key's last use, at most once a minute per key.
+    fn touch(&self, key_hash: &str) {
+        static LAST: std::sync::LazyLock<std::sync::Mutex<HashMap<String, i64>>> =
+            std::sync::LazyLock::new(Default::default);
+        let now = crate::store::now_ms();
+        {
+            let Ok(mut last) = LAST.lock() else { return };
+            if last.get(key_hash).is_some_and(|t| now - t < 60_000) {
+                return;
+            }
+            last.insert(key_hash.to_string(), now);
+        }
+        let db = self.db.clone();
+        let key_hash = key_hash.to_string();
+        tokio::spawn(async move {
+            let _ = api_key::Entity::update_many()
+                .col_expr(
+                    api_key::Column::LastUsedAt,
+                    sea_orm::sea_query::Expr::value(now),
+                )
+                .filter(api_key::Column::KeyHash.eq(key_hash))
+                .exec(&db)
+                .await;
+        });
+    }
+}
+
+/// A new key: its name, scope and the key itself (shown once).
+pub struct Created {
+    pub name: String,
+    pub key: String,
+}
+
+/// Make a key named `name`, seeing `projects` (empty: all).
+pub async fn create(
+    db: &DatabaseConnection,
+    name: &str,
+    projects: &[String],
+) -> Result<Created, KeyError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(KeyError::Invalid("a key needs a name".into()));
+    }
+    if api_key::Entity::find()
+        .filter(api_key::Column::Name.eq(name))
+        .one(db)
+        .await?
+        .is_some()
+    {
+        return Err(KeyError::Invalid(format!(
+            "a key named {name:?} exists already (revoked keys keep their names)"
+        )));
+    }
+    let bytes: [u8; 32] = rand::random();
+    let key = format!(
+        "lql_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
+    let projects = (!projects.is_empty()).then(|| serde_json::json!(projects));
+    api_key::ActiveModel {
+        id: NotSet,
+        name: Set(name.to_string()),
+        key_hash: Set(hash(&key)),
+        prefix: Set(key[..8].to_string()),
+        projects: Set(projects),
+        created_at: Set(crate::store::now_ms()),
+        last_used_at: Set(None),
+        revoked_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    Ok(Created {
+        name: name.to_string(),
+        key,
+    })
+}
+
+/// Every key, newest first (revoked ones too).
+pub async fn list(db: &DatabaseConnection) -> Result<Vec<api_key::Model>, DbErr> {
+    api_key::Entity::find()
+        .order_by_desc(api_key::Column::CreatedAt)
+        .all(db)
+        .await
+}
+
+/// Revoke the key named `name`.
+pub async fn revoke(db: &DatabaseConnection, name: &str) -> Result<(), KeyError> {
+    let result = api_key::Entity::update_many()
+        .col_expr(
+            api_key::Column::RevokedAt,
+            sea_orm::sea_query::Expr::value(crate::store::now_ms()),
+        )
+        .filter(api_key::Column::Name.eq(name))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        return Err(KeyError::Invalid(format!("no active key named {name:?}")));
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
