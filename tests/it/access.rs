@@ -194,6 +194,17 @@ async fn a_scoped_key_sees_only_its_projects_everywhere() {
             .filter(|x| x.analysis_disposition.is_some())
             .count()
     );
+    let d = data(
+        &s,
+        &everyone,
+        "{ activities(first: 0) { totalCount } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        d["activities"]["totalCount"].as_u64().unwrap() as usize,
+        activities.len()
+    );
     let d = data(&s, &everyone, "{ leadFunnel { count } }", json!({})).await;
     let all: i64 = d["leadFunnel"]
         .as_array()
@@ -322,6 +333,13 @@ async fn missing_wrong_and_revoked_keys_are_refused() {
     assert_eq!(status, 401, "{body}");
     let closed = client.close_frame(Duration::from_secs(5)).await;
     assert_eq!(closed.map(|(code, _)| code), Some(4403));
+    let refused = WsClient::connect_with(
+        &base,
+        "graphql-ws",
+        json!({ "Authorization": format!("Bearer {good}") }),
+    )
+    .await;
+    assert!(refused.err().unwrap().contains("revoked"));
     // The webhook still takes its own secret, not API keys.
     let response = s
         .client
@@ -355,6 +373,26 @@ async fn keys_are_stored_only_as_hashes() {
     assert!(!text.contains(&created.key[8..]), "{text}");
     assert_eq!(row.key_hash, leadql::access::hash(&created.key));
     assert_eq!(row.projects, Some(json!(["P"])));
+    assert_eq!(row.last_used_at, None);
+    // Using it records when (for `leadql keys list`).
+    s.state.keys.reload().await.unwrap();
+    let (status, _) = ask(
+        &s,
+        Some(&created.key),
+        "{ leadFunnel { count } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut used = None;
+    for _ in 0..50 {
+        used = api_key::Entity::find().all(s.db()).await.unwrap()[0].last_used_at;
+        if used.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(used.is_some(), "last use recorded");
     s.stop().await;
 }
 
