@@ -393,6 +393,12 @@ where
 {
     let backend = db.get_database_backend();
     let mut by_parent: HashMap<String, Vec<E::Model>> = HashMap::new();
+    if window.limit > 0 && parents.len() == 1 {
+        // One parent (a lead's history): a plain ordered, limited read.
+        let select = select.filter(parent.eq(parents[0].clone()));
+        let found = page(db, select, key, window).await?;
+        return Ok(HashMap::from([(parents[0].clone(), found)]));
+    }
     if window.limit > 0 && !parents.is_empty() {
         let mut inner: SelectStatement = select
             .filter(parent.is_in(parents.iter().cloned()))
