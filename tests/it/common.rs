@@ -186,6 +186,22 @@ impl TestServer {
         body
     }
 
+    /// `GET /metrics`: the Prometheus exposition text.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"));
+        response.text().await.expect("body")
+    }
+
     /// The status of a GET request.
     pub async fn get_status(&self, path: &str) -> u16 {
         self.client
@@ -213,6 +229,23 @@ pub async fn answer(response: reqwest::Response) -> (u16, Value) {
     let json = serde_json::from_str(&text)
         .unwrap_or_else(|_| panic!("answer is not JSON ({status}): {text}"));
     (status, json)
+}
+
+/// The value of one sample line (`name{labels} value`) of `/metrics`
+/// text, if present.
+pub fn sample_of(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// [`sample_of`], 0 when absent (counters not yet incremented).
+pub fn sample(text: &str, series: &str) -> f64 {
+    sample_of(text, series).unwrap_or(0.0)
 }
 
 /// Every projection table, rows as JSON, sorted: equal snapshots mean equal state.
@@ -467,4 +500,93 @@ impl WsClient {
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
+}
+
+/// Statuses seen, and the bodies that got a 2xx.
+#[derive(Default)]
+pub struct Outcome {
+    pub acknowledged: Vec<String>,
+    pub statuses: Vec<u16>,
+    pub failed_requests: usize,
+}
+
+/// Send `payloads` with 16 senders, pacing each sender by `pause`; a body
+/// counts as acknowledged once its whole 200 answer was read.
+pub fn send_all(
+    base: &str,
+    payloads: Vec<String>,
+    pause: std::time::Duration,
+) -> (
+    tokio::task::JoinHandle<()>,
+    std::sync::Arc<std::sync::Mutex<Outcome>>,
+) {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+    let outcome = Arc::new(Mutex::new(Outcome::default()));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let url = format!("{base}/webhooks/activity");
+    let task = {
+        let outcome = outcome.clone();
+        tokio::spawn(async move {
+            use futures::StreamExt;
+            futures::stream::iter(payloads)
+                .for_each_concurrent(16, |body| {
+                    let (outcome, client, url) = (outcome.clone(), client.clone(), url.clone());
+                    async move {
+                        tokio::time::sleep(pause).await;
+                        let sent = client
+                            .post(&url)
+                            .header("content-type", "application/json")
+                            .body(body.clone())
+                            .send()
+                            .await;
+                        let answered = match sent {
+                            Ok(response) => {
+                                let status = response.status().as_u16();
+                                Some((status, response.bytes().await.is_ok()))
+                            }
+                            Err(_) => None,
+                        };
+                        let mut o = outcome.lock().unwrap();
+                        match answered {
+                            Some((status, read)) => {
+                                o.statuses.push(status);
+                                if status == 200 && read {
+                                    o.acknowledged.push(body);
+                                }
+                            }
+                            None => o.failed_requests += 1,
+                        }
+                    }
+                })
+                .await
+        })
+    };
+    (task, outcome)
+}
+
+/// Every acknowledged body is in the delivery log.
+pub async fn assert_all_logged(url: &str, acknowledged: &[String]) {
+    use std::collections::HashSet;
+    let conn = leadql::store::connect(url).await.unwrap();
+    let logged: HashSet<String> = entity::delivery::Entity::find()
+        .all(&conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.body_hash)
+        .collect();
+    for body in acknowledged {
+        let hash = leadql::ingest::payload::parse(body.as_bytes())
+            .unwrap()
+            .body_hash;
+        assert!(
+            logged.contains(&hash),
+            "an acknowledged delivery is missing"
+        );
+    }
+    conn.close().await.unwrap();
 }

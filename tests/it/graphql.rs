@@ -1,7 +1,7 @@
 //! The GraphQL API over HTTP: a lead's history, paging, limits, the HTTP
 //! conventions, the committed schema, and batched loading.
 
-use crate::common::{TestDb, TestServer, SEED_CONNECTED};
+use crate::common::{sample_of, TestDb, TestServer, SEED_CONNECTED};
 use crate::filters::demo_server;
 use leadql::config::Config;
 use serde_json::{json, Value};
@@ -445,15 +445,7 @@ async fn graphql_over_http_conventions() {
     assert!(other.headers().get("access-control-allow-origin").is_none());
 
     // Operations show in the metrics by name.
-    let metrics = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         metrics.contains(r#"leadql_graphql_operations_total{operation="Count",outcome="ok"} 1"#),
         "{metrics}"
@@ -514,21 +506,9 @@ fn schema_graphql_is_what_leadql_schema_prints() {
 
 /// The statements one operation ran, from the metrics of `operation`.
 async fn statements(s: &TestServer, operation: &str) -> f64 {
-    let metrics = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let prefix = format!("leadql_graphql_statements_sum{{operation=\"{operation}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or_else(|| panic!("no {prefix} in {metrics}"))
+    let metrics = s.metrics().await;
+    let series = format!("leadql_graphql_statements_sum{{operation=\"{operation}\"}}");
+    sample_of(&metrics, &series).unwrap_or_else(|| panic!("no {series} in {metrics}"))
 }
 
 #[tokio::test]

@@ -2,39 +2,11 @@
 
 use crate::common::*;
 
-/// The value of one sample line (`name{labels} value`), 0 when absent.
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| {
-            line.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0.0)
-}
-
-async fn scrape(server: &TestServer) -> String {
-    let response = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/plain"));
-    response.text().await.unwrap()
-}
-
 #[tokio::test]
 async fn delivery_metrics_count_each_outcome() {
     let db = TestDb::new().await;
     let server = TestServer::start(&db).await;
-    let before = scrape(&server).await;
+    let before = server.metrics().await;
     assert_eq!(server.deliver(SEED_BUSY).await.0, 200);
     assert_eq!(server.deliver(SEED_CONNECTED).await.0, 200);
     assert_eq!(server.deliver(SEED_BUSY).await.0, 200);
@@ -43,7 +15,7 @@ async fn delivery_metrics_count_each_outcome() {
         server.deliver(r#"{"leadId":"l","timestamp":1}"#).await.0,
         422
     );
-    let after = scrape(&server).await;
+    let after = server.metrics().await;
 
     let delta = |series: &str| sample(&after, series) - sample(&before, series);
     assert_eq!(
@@ -79,14 +51,14 @@ async fn delivery_metrics_count_each_outcome() {
 async fn pool_and_query_metrics_are_exposed() {
     let db = TestDb::new().await;
     let server = TestServer::start(&db).await;
-    let before = scrape(&server).await;
+    let before = server.metrics().await;
     server
         .query(
             "query Funnel { leadFunnel { count } }",
             serde_json::json!({}),
         )
         .await;
-    let after = scrape(&server).await;
+    let after = server.metrics().await;
     let delta = |series: &str| sample(&after, series) - sample(&before, series);
     assert_eq!(
         delta(r#"leadql_graphql_operations_total{operation="Funnel",outcome="ok"}"#),

@@ -3,86 +3,8 @@
 //! recovers; in both, nothing acknowledged is lost.
 
 use crate::common::*;
-use futures::StreamExt;
-use sea_orm::{ConnectionTrait, EntityTrait};
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use sea_orm::ConnectionTrait;
 use std::time::Duration;
-
-/// Statuses seen, and the bodies that got a 2xx.
-#[derive(Default)]
-struct Outcome {
-    acknowledged: Vec<String>,
-    statuses: Vec<u16>,
-    failed_requests: usize,
-}
-
-/// Send `payloads` with 16 senders, pacing each sender by `pause`.
-fn send(
-    base: &str,
-    payloads: Vec<String>,
-    pause: Duration,
-) -> (tokio::task::JoinHandle<()>, Arc<Mutex<Outcome>>) {
-    let outcome = Arc::new(Mutex::new(Outcome::default()));
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    let url = format!("{base}/webhooks/activity");
-    let task = {
-        let outcome = outcome.clone();
-        tokio::spawn(async move {
-            futures::stream::iter(payloads)
-                .for_each_concurrent(16, |body| {
-                    let (outcome, client, url) = (outcome.clone(), client.clone(), url.clone());
-                    async move {
-                        tokio::time::sleep(pause).await;
-                        let sent = client
-                            .post(&url)
-                            .header("content-type", "application/json")
-                            .body(body.clone())
-                            .send()
-                            .await;
-                        let mut o = outcome.lock().unwrap();
-                        match sent {
-                            Ok(response) => {
-                                let status = response.status().as_u16();
-                                o.statuses.push(status);
-                                if status == 200 {
-                                    o.acknowledged.push(body);
-                                }
-                            }
-                            Err(_) => o.failed_requests += 1,
-                        }
-                    }
-                })
-                .await
-        })
-    };
-    (task, outcome)
-}
-
-/// Every acknowledged body is in the delivery log.
-async fn assert_all_logged(url: &str, acknowledged: &[String]) {
-    let conn = leadql::store::connect(url).await.unwrap();
-    let logged: HashSet<String> = entity::delivery::Entity::find()
-        .all(&conn)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| d.body_hash)
-        .collect();
-    for body in acknowledged {
-        let hash = leadql::ingest::payload::parse(body.as_bytes())
-            .unwrap()
-            .body_hash;
-        assert!(
-            logged.contains(&hash),
-            "an acknowledged delivery is missing"
-        );
-    }
-    conn.close().await.unwrap();
-}
 
 #[tokio::test]
 async fn sigterm_under_load_finishes_in_flight_work_and_exits_0() {
@@ -90,7 +12,7 @@ async fn sigterm_under_load_finishes_in_flight_work_and_exits_0() {
     let (mut server, base) = ServerProcess::start(&db.url, &[]).await;
     let payloads = leadql::generate::generate(1000, 41);
     let total = payloads.len();
-    let (sending, outcome) = send(&base, payloads, Duration::ZERO);
+    let (sending, outcome) = send_all(&base, payloads, Duration::ZERO);
     tokio::time::sleep(Duration::from_millis(400)).await;
     let pid = server.0.id().to_string();
     let killed = std::process::Command::new("kill")
@@ -139,7 +61,7 @@ async fn a_postgresql_outage_during_a_run_answers_503_then_recovers() {
         .await
         .unwrap();
     let payloads = leadql::generate::generate(800, 43);
-    let (sending, outcome) = send(&base, payloads, Duration::from_millis(20));
+    let (sending, outcome) = send_all(&base, payloads, Duration::from_millis(20));
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     // The outage: no new connections, existing ones cut.
