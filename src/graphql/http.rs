@@ -199,13 +199,16 @@ async fn execute(
     let graphql_response = wants_graphql_response(headers);
     let limit = state.limits.timeout;
     let reader = Reader::scoped(state.db.clone(), access.projects.clone());
-    let name = super::operation_name(&request);
+    let prepared = super::prepare(&request);
     let run = async {
-        tokio::time::timeout(limit, super::execute(&state.schema, reader, request))
-            .await
-            .ok()
+        tokio::time::timeout(
+            limit,
+            super::execute(&state.schema, reader, request, &prepared),
+        )
+        .await
+        .ok()
     };
-    let outcome = telemetry::graphql_operation(name.as_deref(), run, |r| match r {
+    let outcome = telemetry::graphql_operation(prepared.name.as_deref(), run, |r| match r {
         None => "timeout",
         Some(r) if r.is_ok() => "ok",
         Some(_) => "error",

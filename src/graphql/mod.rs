@@ -64,10 +64,20 @@ pub fn sdl() -> String {
 static DOCUMENTS: std::sync::LazyLock<order_fields::Documents> =
     std::sync::LazyLock::new(Default::default);
 
-/// The name of the operation `request` runs (for metrics), if it has one.
-pub fn operation_name(request: &async_graphql::Request) -> Option<String> {
-    let doc = DOCUMENTS.get(&request.query)?;
-    order_fields::operation_name(&doc, request.operation_name.as_deref())
+/// A request's parsed query (cached by text) and operation name, looked up
+/// once and used both for metrics and for the response's field order.
+pub struct Prepared {
+    doc: Option<Arc<async_graphql::parser::types::ExecutableDocument>>,
+    /// The operation's name, if it has one.
+    pub name: Option<String>,
+}
+
+pub fn prepare(request: &async_graphql::Request) -> Prepared {
+    let doc = DOCUMENTS.get(&request.query);
+    let name = doc
+        .as_ref()
+        .and_then(|d| order_fields::operation_name(d, request.operation_name.as_deref()));
+    Prepared { doc, name }
 }
 
 /// Execute one request with a fresh loader, all of its loads batched per
@@ -77,17 +87,14 @@ pub async fn execute(
     schema: &LeadqlSchema,
     reader: Reader,
     request: async_graphql::Request,
+    prepared: &Prepared,
 ) -> async_graphql::Response {
-    let doc = DOCUMENTS.get(&request.query);
-    let name = doc
-        .as_ref()
-        .and_then(|d| order_fields::operation_name(d, request.operation_name.as_deref()));
     let queue = loader::Queue::default();
     let loaders = Arc::new(loader::loaders(reader.clone(), &queue));
     let request = request.data(reader).data(loaders);
     let mut response = loader::drive(queue, schema.execute(request)).await;
-    if let Some(doc) = &doc {
-        order_fields::restore(&mut response.data, doc, name.as_deref());
+    if let Some(doc) = &prepared.doc {
+        order_fields::restore(&mut response.data, doc, prepared.name.as_deref());
     }
     response
 }

@@ -179,19 +179,31 @@ impl<E: EntityTrait> SortKey<E> {
         }
     }
 
-    fn order<Q: QueryOrder>(&self, mut query: Q, reverse: bool, backend: DbBackend) -> Q {
-        for p in &self.parts {
+    /// Each part's direction, and where NULL goes when the database needs
+    /// telling: NULL is the smallest value, SQLite's own order; PostgreSQL
+    /// puts it last ascending unless told.
+    fn directions(
+        &self,
+        reverse: bool,
+        backend: DbBackend,
+    ) -> impl Iterator<Item = (&KeyPart<E>, Order, Option<NullOrdering>)> {
+        self.parts.iter().map(move |p| {
             let desc = p.desc != reverse;
             let order = if desc { Order::Desc } else { Order::Asc };
-            query = if p.nullable && backend == DbBackend::Postgres {
-                let nulls = if desc {
-                    NullOrdering::Last
-                } else {
-                    NullOrdering::First
-                };
-                query.order_by_with_nulls(p.col, order, nulls)
+            let nulls = (p.nullable && backend == DbBackend::Postgres).then_some(if desc {
+                NullOrdering::Last
             } else {
-                query.order_by(p.col, order)
+                NullOrdering::First
+            });
+            (p, order, nulls)
+        })
+    }
+
+    fn order<Q: QueryOrder>(&self, mut query: Q, reverse: bool, backend: DbBackend) -> Q {
+        for (p, order, nulls) in self.directions(reverse, backend) {
+            query = match nulls {
+                Some(nulls) => query.order_by_with_nulls(p.col, order, nulls),
+                None => query.order_by(p.col, order),
             };
         }
         query
@@ -203,19 +215,11 @@ impl<E: EntityTrait> SortKey<E> {
         reverse: bool,
         backend: DbBackend,
     ) -> WindowStatement {
-        for p in &self.parts {
-            let desc = p.desc != reverse;
-            let order = if desc { Order::Desc } else { Order::Asc };
-            if p.nullable && backend == DbBackend::Postgres {
-                let nulls = if desc {
-                    NullOrdering::Last
-                } else {
-                    NullOrdering::First
-                };
-                window.order_by_expr_with_nulls(p.col.into_expr(), order, nulls);
-            } else {
-                window.order_by_expr(p.col.into_expr(), order);
-            }
+        for (p, order, nulls) in self.directions(reverse, backend) {
+            match nulls {
+                Some(nulls) => window.order_by_expr_with_nulls(p.col.into_expr(), order, nulls),
+                None => window.order_by_expr(p.col.into_expr(), order),
+            };
         }
         window
     }
