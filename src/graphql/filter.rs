@@ -336,6 +336,21 @@ macro_rules! push {
     };
 }
 
+/// The `and` / `or` / `not` accessors, the same for every filter input.
+macro_rules! combinators {
+    () => {
+        fn and(&self) -> &[Self] {
+            self.and.as_deref().unwrap_or_default()
+        }
+        fn or(&self) -> &[Self] {
+            self.or.as_deref().unwrap_or_default()
+        }
+        fn not(&self) -> Option<&Self> {
+            self.not.as_deref()
+        }
+    };
+}
+
 /// Which leads to include.
 #[derive(InputObject, Clone, Debug, Default, Hash, PartialEq, Eq)]
 pub struct LeadFilter {
@@ -415,15 +430,7 @@ impl Filter for LeadFilter {
         push!(out, self, search, |s: &String| search::leads(s, b));
         out
     }
-    fn and(&self) -> &[Self] {
-        self.and.as_deref().unwrap_or_default()
-    }
-    fn or(&self) -> &[Self] {
-        self.or.as_deref().unwrap_or_default()
-    }
-    fn not(&self) -> Option<&Self> {
-        self.not.as_deref()
-    }
+    combinators!();
 }
 
 /// Which activities to include.
@@ -561,15 +568,7 @@ impl Filter for ActivityFilter {
         push!(out, self, search, |s: &String| search::activities(s, b));
         out
     }
-    fn and(&self) -> &[Self] {
-        self.and.as_deref().unwrap_or_default()
-    }
-    fn or(&self) -> &[Self] {
-        self.or.as_deref().unwrap_or_default()
-    }
-    fn not(&self) -> Option<&Self> {
-        self.not.as_deref()
-    }
+    combinators!();
 }
 
 /// Which conversations to include.
@@ -642,15 +641,7 @@ impl Filter for ConversationFilter {
         push!(out, self, search, |s: &String| search::conversations(s, b));
         out
     }
-    fn and(&self) -> &[Self] {
-        self.and.as_deref().unwrap_or_default()
-    }
-    fn or(&self) -> &[Self] {
-        self.or.as_deref().unwrap_or_default()
-    }
-    fn not(&self) -> Option<&Self> {
-        self.not.as_deref()
-    }
+    combinators!();
 }
 
 /// Which analyses to include.
@@ -719,15 +710,7 @@ impl Filter for AnalysisFilter {
         push!(out, self, search, |s: &String| search::analyses(s, b));
         out
     }
-    fn and(&self) -> &[Self] {
-        self.and.as_deref().unwrap_or_default()
-    }
-    fn or(&self) -> &[Self] {
-        self.or.as_deref().unwrap_or_default()
-    }
-    fn not(&self) -> Option<&Self> {
-        self.not.as_deref()
-    }
+    combinators!();
 }
 
 /// Which tool calls to include.
@@ -786,15 +769,7 @@ impl Filter for ToolCallFilter {
         push!(out, self, timestamp, |f| datetime(C::Timestamp, f));
         out
     }
-    fn and(&self) -> &[Self] {
-        self.and.as_deref().unwrap_or_default()
-    }
-    fn or(&self) -> &[Self] {
-        self.or.as_deref().unwrap_or_default()
-    }
-    fn not(&self) -> Option<&Self> {
-        self.not.as_deref()
-    }
+    combinators!();
 }
 
 /// Which disposition changes to include (queries and subscriptions).
@@ -847,15 +822,7 @@ impl Filter for DispositionEventFilter {
         push!(out, self, occurred_at, |f| datetime(C::OccurredAt, f));
         out
     }
-    fn and(&self) -> &[Self] {
-        self.and.as_deref().unwrap_or_default()
-    }
-    fn or(&self) -> &[Self] {
-        self.or.as_deref().unwrap_or_default()
-    }
-    fn not(&self) -> Option<&Self> {
-        self.not.as_deref()
-    }
+    combinators!();
 }
 
 /// SQL's three-valued logic, for checking live events in memory exactly as
@@ -1012,14 +979,14 @@ impl DispositionEventFilter {
                 .as_ref()
                 .map(|f| f.test(Some(e.occurred_at))),
         );
-        for f in self.and.as_deref().unwrap_or_default() {
+        for f in Filter::and(self) {
             checks.push(f.test(e, depth + 1));
         }
-        let or = self.or.as_deref().unwrap_or_default();
+        let or = Filter::or(self);
         if !or.is_empty() {
             checks.push(any(or.iter().map(|f| f.test(e, depth + 1))));
         }
-        if let Some(f) = &self.not {
+        if let Some(f) = Filter::not(self) {
             checks.push(f.test(e, depth + 1).map(|b| !b));
         }
         all(checks)
