@@ -46,6 +46,13 @@ pub struct Config {
     #[arg(long, env = "LEADQL_SUBSCRIPTION_BUFFER", default_value_t = 4096)]
     pub subscription_buffer: usize,
 
+    /// Bytes the kernel may hold unsent per connection (SO_SNDBUF; 0: the
+    /// system's autotuning, up to several MiB). Bounds what a subscriber
+    /// that stops reading costs: once this is full it falls behind and
+    /// later catches up from the database.
+    #[arg(long, env = "LEADQL_SOCKET_SEND_BUFFER", default_value_t = 128 * 1024)]
+    pub socket_send_buffer: usize,
+
     /// GraphQL requests per second allowed per API key (bursts of twice
     /// that); 0: no limit.
     #[arg(long, env = "LEADQL_RATE_LIMIT", default_value_t = 100)]
@@ -102,6 +109,7 @@ impl Config {
             ingest_workers: None,
             db_connections: None,
             subscription_buffer: 4096,
+            socket_send_buffer: 128 * 1024,
             rate_limit: 100,
             cors_origins: Vec::new(),
             max_depth: 16,

@@ -223,6 +223,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "leadql listening");
+    if state.config.socket_send_buffer > 0 {
+        // Accepted connections inherit the listening socket's buffer size.
+        socket2::SockRef::from(&listener)
+            .set_send_buffer_size(state.config.socket_send_buffer)
+            .map_err(|e| anyhow::anyhow!("setting the socket send buffer: {e}"))?;
+    }
     let stopping = state.stopping.clone();
     let connections = state.connections.clone();
     axum::serve(listener, app(state))

@@ -363,13 +363,49 @@ impl WsClient {
         protocol: &str,
         payload: Value,
     ) -> Result<WsClient, String> {
+        WsClient::open(base, protocol, payload, None).await
+    }
+
+    /// Connect with a socket that holds only a few KiB unread, so a client
+    /// that stops reading soon makes the server wait (the kernel would
+    /// otherwise buffer megabytes for it).
+    pub async fn connect_small_buffer(base: &str, protocol: &str) -> WsClient {
+        WsClient::open(base, protocol, serde_json::json!({}), Some(4096))
+            .await
+            .expect("connection_ack")
+    }
+
+    async fn open(
+        base: &str,
+        protocol: &str,
+        payload: Value,
+        receive_buffer: Option<usize>,
+    ) -> Result<WsClient, String> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let url = format!("{}/graphql/ws", base.replacen("http://", "ws://", 1));
         let mut request = url.into_client_request().unwrap();
         request
             .headers_mut()
             .insert("sec-websocket-protocol", protocol.parse().unwrap());
-        let (ws, response) = tokio_tungstenite::connect_async(request)
+        let address: std::net::SocketAddr = base
+            .trim_start_matches("http://")
+            .parse()
+            .expect("base is http://ip:port");
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(address),
+            socket2::Type::STREAM,
+            None,
+        )
+        .unwrap();
+        if let Some(size) = receive_buffer {
+            // Before connecting, so the window is never advertised larger.
+            socket.set_recv_buffer_size(size).unwrap();
+        }
+        socket.connect(&address.into()).expect("TCP connect");
+        socket.set_nonblocking(true).unwrap();
+        let stream = tokio::net::TcpStream::from_std(socket.into()).unwrap();
+        let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+        let (ws, response) = tokio_tungstenite::client_async(request, stream)
             .await
             .expect("WebSocket connect");
         assert_eq!(

@@ -237,9 +237,11 @@ async fn a_subscriber_that_stops_reading_slows_nothing_and_misses_nothing() {
     let mut config = Config::for_database(&db.url);
     // A tiny buffer, so the silent subscriber surely falls behind it.
     config.subscription_buffer = 8;
+    // And little room in the kernel, so it falls behind within this test.
+    config.socket_send_buffer = 8 * 1024;
     let s = TestServer::start_with(config).await;
     let base = s.url("");
-    let mut silent = WsClient::connect(&base, "graphql-transport-ws").await;
+    let mut silent = WsClient::connect_small_buffer(&base, "graphql-transport-ws").await;
     silent.subscribe("1", FEED, json!({})).await;
     let mut reading = WsClient::connect(&base, "graphql-ws").await;
     reading.subscribe("1", FEED, json!({})).await;
