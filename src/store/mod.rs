@@ -44,7 +44,13 @@ pub async fn connect_with(url: &str, pool_size: Option<u32>) -> Result<DatabaseC
     options
         .sqlx_logging(false)
         .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5));
+        .acquire_timeout(Duration::from_secs(5))
+        // sqlx pings every connection it hands out by default: one more
+        // round trip to PostgreSQL (or hand-off to SQLite's connection
+        // thread) per statement. Ping only connections idle long enough to
+        // have been dropped; a connection that breaks in use fails that
+        // statement and is replaced.
+        .test_before_acquire_if_idle_for(Duration::from_secs(30));
     if url.starts_with("sqlite:") {
         options
             .max_connections(pool_size)
@@ -61,6 +67,9 @@ pub async fn connect_with(url: &str, pool_size: Option<u32>) -> Result<DatabaseC
                     // Checkpoints run in the background (see `spawn_checkpointer`);
                     // a writer only checkpoints itself if the WAL reaches 64 MiB.
                     .pragma("wal_autocheckpoint", "16384")
+            })
+            .map_sqlx_sqlite_pool_opts(|pool| {
+                pool.after_connect(|conn, _meta| Box::pin(stable_query_plans(conn)))
             });
     } else {
         options.max_connections(pool_size).min_connections(1);
@@ -80,6 +89,40 @@ pub async fn connect_with(url: &str, pool_size: Option<u32>) -> Result<DatabaseC
     let mut db = Database::connect(options).await?;
     db.set_metric_callback(crate::telemetry::statement);
     Ok(db)
+}
+
+/// Plan each SQLite statement once, whatever values are bound to it.
+///
+/// Since 3.4x SQLite reads a bound `LIMIT ?` (and, with stat4, bound range
+/// values) while planning, and then compiles the statement again every
+/// time a new value is bound: every keyset page, as sea-query binds the
+/// limit, was parsed and planned anew on each execution (15% of the
+/// server's CPU in the query benchmark). The plans here come from the
+/// indexes, not from the values, so the query planner stability guarantee
+/// (`SQLITE_DBCONFIG_ENABLE_QPSG`) costs nothing and keeps prepared
+/// statements prepared.
+async fn stable_query_plans(
+    conn: &mut sea_orm::sqlx::sqlite::SqliteConnection,
+) -> Result<(), sea_orm::sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    let db = handle.as_raw_handle().as_ptr();
+    // SAFETY: `db` is this connection's open handle, locked for this call;
+    // the option takes an int and an optional out-pointer (null: unused).
+    let rc = unsafe {
+        libsqlite3_sys::sqlite3_db_config(
+            db,
+            libsqlite3_sys::SQLITE_DBCONFIG_ENABLE_QPSG,
+            1 as std::ffi::c_int,
+            std::ptr::null_mut::<std::ffi::c_int>(),
+        )
+    };
+    if rc == libsqlite3_sys::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(sea_orm::sqlx::Error::Configuration(
+            format!("SQLite refused SQLITE_DBCONFIG_ENABLE_QPSG (code {rc})").into(),
+        ))
+    }
 }
 
 /// Set `leadql_db_connections{state}`: the pool's idle and busy
