@@ -14,7 +14,8 @@
 //! Environment: LEADQL_BENCH_LEADS (comma-separated sizes, default
 //! "10000,100000"), LEADQL_BENCH_REQUESTS (per query kind, default 2000),
 //! LEADQL_BENCH_CLIENTS (default 8), LEADQL_BENCH_RUNS (rounds per query,
-//! the median round is printed; default 3), LEADQL_BENCH_POSTGRES (admin URL, or
+//! the median round is printed; default 3), LEADQL_BENCH_KINDS (which
+//! queries, default "history,page,counts"), LEADQL_BENCH_POSTGRES (admin URL, or
 //! "off"), LEADQL_BENCH_URL (measure a server that is already running, on
 //! its data, instead: e.g. http://127.0.0.1:8080).
 
@@ -269,7 +270,9 @@ async fn measure(
     let leads = counts["leads"]["totalCount"].as_i64().unwrap();
     let activities = counts["activities"]["totalCount"].as_i64().unwrap();
     let rounds = env_or("LEADQL_BENCH_RUNS", 3).max(1);
-    for kind in ["history", "page", "counts"] {
+    let kinds =
+        std::env::var("LEADQL_BENCH_KINDS").unwrap_or_else(|_| "history,page,counts".into());
+    for kind in kinds.split(',').map(str::trim).filter(|k| !k.is_empty()) {
         // Warm up (caches, connections), then measure `rounds` times and
         // keep the round with the median p50: this machine is noisy.
         run(base, kind, &sample, requests / 10, clients).await;

@@ -124,22 +124,43 @@ fn collect<'a>(
 
 fn apply(value: &mut Value, sets: &[&SelectionSet], doc: &ExecutableDocument) {
     match value {
+        Value::List(_) | Value::Object(_) => {
+            // The keys are worked out once for a whole list, not per item.
+            let mut keys = Vec::new();
+            collect(sets, doc, &mut keys, &mut HashSet::new());
+            apply_keys(value, &keys, doc);
+        }
+        _ => {}
+    }
+}
+
+fn apply_keys(value: &mut Value, keys: &[(&str, Vec<&SelectionSet>)], doc: &ExecutableDocument) {
+    match value {
         Value::List(items) => {
             for item in items {
-                apply(item, sets, doc);
+                apply_keys(item, keys, doc);
             }
         }
         Value::Object(map) => {
-            let mut keys = Vec::new();
-            collect(sets, doc, &mut keys, &mut HashSet::new());
-            let position: HashMap<&str, usize> =
-                keys.iter().enumerate().map(|(i, (k, _))| (*k, i)).collect();
-            map.sort_by(|a, _, b, _| {
-                let pa = position.get(a.as_str()).copied().unwrap_or(usize::MAX);
-                let pb = position.get(b.as_str()).copied().unwrap_or(usize::MAX);
-                pa.cmp(&pb)
-            });
-            for (key, subs) in &keys {
+            let position = |key: &str| {
+                keys.iter()
+                    .position(|(k, _)| *k == key)
+                    .unwrap_or(usize::MAX)
+            };
+            // Most objects are already in order (their fields resolved
+            // without waiting): check before sorting.
+            let ordered = map
+                .keys()
+                .map(|k| position(k.as_str()))
+                .try_fold(0, |last, p| (p >= last).then_some(p))
+                .is_some();
+            if !ordered {
+                map.sort_by(|a, _, b, _| position(a.as_str()).cmp(&position(b.as_str())));
+            }
+            for (key, subs) in keys {
+                if subs.iter().all(|s| s.items.is_empty()) {
+                    continue;
+                }
                 if let Some(child) = map.get_mut(*key) {
                     apply(child, subs, doc);
                 }

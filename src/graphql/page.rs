@@ -83,10 +83,20 @@ impl<E: EntityTrait> SortKey<E> {
             .join(",")
     }
 
-    pub fn cursor(&self, model: &E::Model) -> String {
-        let values: Vec<Value> = self.parts.iter().map(|p| (p.get)(model)).collect();
-        let json = serde_json::json!({ "o": self.signature(), "k": values });
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.to_string())
+    /// The cursor of `model`: its sort key and the order's `signature`
+    /// (worked out once per page), as base64 JSON.
+    fn cursor(&self, signature: &str, model: &E::Model) -> String {
+        #[derive(serde::Serialize)]
+        struct Cursor<'a> {
+            k: Vec<Value>,
+            o: &'a str,
+        }
+        let json = serde_json::to_vec(&Cursor {
+            k: self.parts.iter().map(|p| (p.get)(model)).collect(),
+            o: signature,
+        })
+        .unwrap_or_default();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
     }
 
     fn decode(&self, cursor: &str, arg: &str) -> async_graphql::Result<Vec<Value>> {
@@ -340,8 +350,11 @@ impl Window {
         if self.from_end {
             models.reverse();
         }
-        let rows: Vec<(String, E::Model)> =
-            models.into_iter().map(|m| (key.cursor(&m), m)).collect();
+        let signature = key.signature();
+        let rows: Vec<(String, E::Model)> = models
+            .into_iter()
+            .map(|m| (key.cursor(&signature, &m), m))
+            .collect();
         let (has_next_page, has_previous_page) = if self.from_end {
             (self.before.is_some(), more)
         } else {
