@@ -273,6 +273,10 @@ async fn measure(
     let kinds =
         std::env::var("LEADQL_BENCH_KINDS").unwrap_or_else(|_| "history,page,counts".into());
     for kind in kinds.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+        assert!(
+            ["history", "page", "counts"].contains(&kind),
+            "LEADQL_BENCH_KINDS: unknown query {kind:?} (history, page, counts)"
+        );
         // Warm up (caches, connections), then measure `rounds` times and
         // keep the round with the median p50: this machine is noisy.
         run(base, kind, &sample, requests / 10, clients).await;
