@@ -114,6 +114,12 @@ tokio::task_local! {
 
 /// Called for every statement the database connection runs.
 pub fn statement(_info: &sea_orm::metric::Info<'_>) {
+    count_statement();
+}
+
+/// Count one statement (also for statements run outside sea-orm's pool,
+/// see `store::held`).
+pub fn count_statement() {
     metrics::counter!(DB_STATEMENTS).increment(1);
     let _ = STATEMENTS.try_with(|n| n.fetch_add(1, Ordering::Relaxed));
 }

@@ -1,6 +1,7 @@
 //! Every database read and write leadql makes, behind named functions.
 
 mod batch;
+pub mod held;
 mod nodelay;
 pub mod projection;
 pub mod read;

@@ -12,10 +12,12 @@ use sea_orm::sea_query::Query;
 use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, Select};
 use std::sync::Arc;
 
+pub use super::held::ReadDb;
+
 /// A read handle for one request (or one WebSocket connection).
 #[derive(Clone)]
 pub struct Reader {
-    db: DatabaseConnection,
+    db: ReadDb,
     projects: Option<Arc<Vec<String>>>,
 }
 
@@ -71,15 +73,28 @@ scoped_by_lead!(
 impl Reader {
     /// A reader that sees everything.
     pub fn new(db: DatabaseConnection) -> Self {
-        Reader { db, projects: None }
+        Reader::scoped(db, None)
     }
 
-    /// A reader that sees only `projects` (None: everything).
+    /// A reader that sees only `projects` (None: everything); each
+    /// statement takes a connection from the pool (for long-lived readers).
     pub fn scoped(db: DatabaseConnection, projects: Option<Arc<Vec<String>>>) -> Self {
-        Reader { db, projects }
+        Reader {
+            db: ReadDb::pooled(db),
+            projects,
+        }
     }
 
-    pub fn db(&self) -> &DatabaseConnection {
+    /// A reader for one request: its statements share one connection,
+    /// taken at the first and returned when the last clone is dropped.
+    pub fn for_request(db: DatabaseConnection, projects: Option<Arc<Vec<String>>>) -> Self {
+        Reader {
+            db: ReadDb::held(db),
+            projects,
+        }
+    }
+
+    pub fn db(&self) -> &ReadDb {
         &self.db
     }
 

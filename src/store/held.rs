@@ -1,0 +1,170 @@
+//! One pooled connection for all the statements of one GraphQL request.
+//!
+//! sqlx tests every connection it takes back into its pool (a round trip to
+//! PostgreSQL, a hand-off to SQLite's connection thread) and returns it on
+//! a task of its own. Taking a connection per statement, a lead's history
+//! (seven statements) paid for seven of those; holding one connection for
+//! the request pays once. The connection is taken at the request's first
+//! statement and goes back when the request's last handle is dropped.
+//!
+//! Statements of one request run one at a time on it (the fields of one
+//! level ask together and are batched by the loader, so there is little to
+//! run side by side); a request never waits for a second connection, so
+//! requests cannot deadlock on the pool.
+
+use sea_orm::sqlx::{self, pool::PoolConnection, Postgres, Sqlite};
+use sea_orm::{
+    ConnAcquireErr, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult,
+    RuntimeErr, Statement,
+};
+use sea_query_sqlx::SqlxValues;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+/// A database handle: the pool, or one connection of it held for a
+/// request. Writes and unprepared statements always go to the pool.
+#[derive(Clone)]
+pub struct ReadDb {
+    pool: DatabaseConnection,
+    held: Option<Arc<Mutex<Option<Held>>>>,
+}
+
+enum Held {
+    Postgres(PoolConnection<Postgres>),
+    Sqlite(PoolConnection<Sqlite>),
+}
+
+impl ReadDb {
+    /// Every statement on a connection of its own from the pool (for
+    /// long-lived readers such as subscriptions).
+    pub fn pooled(pool: DatabaseConnection) -> Self {
+        ReadDb { pool, held: None }
+    }
+
+    /// One connection for all statements, taken when first needed.
+    pub fn held(pool: DatabaseConnection) -> Self {
+        ReadDb {
+            pool,
+            held: Some(Arc::new(Mutex::new(None))),
+        }
+    }
+
+    /// The pool behind this handle.
+    pub fn pool(&self) -> &DatabaseConnection {
+        &self.pool
+    }
+
+    /// SQLite or PostgreSQL.
+    pub fn get_database_backend(&self) -> DbBackend {
+        self.pool.get_database_backend()
+    }
+
+    async fn fetch(&self, stmt: Statement, one: bool) -> Result<Option<Vec<QueryResult>>, DbErr> {
+        let Some(held) = &self.held else {
+            return Ok(None);
+        };
+        let mut slot = held.lock().await;
+        if slot.is_none() {
+            *slot = Some(match self.pool.get_database_backend() {
+                DbBackend::Postgres => Held::Postgres(
+                    self.pool
+                        .get_postgres_connection_pool()
+                        .acquire()
+                        .await
+                        .map_err(acquire_error)?,
+                ),
+                _ => Held::Sqlite(
+                    self.pool
+                        .get_sqlite_connection_pool()
+                        .acquire()
+                        .await
+                        .map_err(acquire_error)?,
+                ),
+            });
+        }
+        crate::telemetry::count_statement();
+        let values = SqlxValues(stmt.values.clone().unwrap_or(sea_orm::Values(Vec::new())));
+        let query = sqlx::AssertSqlSafe(stmt.sql.as_str());
+        let rows = match slot.as_mut() {
+            Some(Held::Postgres(conn)) => {
+                let q = sqlx::query_with(query, values);
+                if one {
+                    q.fetch_optional(&mut **conn)
+                        .await
+                        .map(|r| r.into_iter().map(QueryResult::from).collect())
+                } else {
+                    q.fetch_all(&mut **conn)
+                        .await
+                        .map(|r| r.into_iter().map(QueryResult::from).collect())
+                }
+            }
+            Some(Held::Sqlite(conn)) => {
+                let q = sqlx::query_with(query, values);
+                if one {
+                    q.fetch_optional(&mut **conn)
+                        .await
+                        .map(|r| r.into_iter().map(QueryResult::from).collect())
+                } else {
+                    q.fetch_all(&mut **conn)
+                        .await
+                        .map(|r| r.into_iter().map(QueryResult::from).collect())
+                }
+            }
+            None => unreachable!("the connection was taken above"),
+        };
+        match rows {
+            Ok(rows) => Ok(Some(rows)),
+            Err(err) => {
+                // A connection that failed is not trusted with the next
+                // statement: the next one takes a fresh connection.
+                if !matches!(
+                    err,
+                    sqlx::Error::Database(_) | sqlx::Error::ColumnDecode { .. }
+                ) {
+                    *slot = None;
+                }
+                Err(DbErr::Query(RuntimeErr::SqlxError(Arc::new(err))))
+            }
+        }
+    }
+}
+
+fn acquire_error(err: sqlx::Error) -> DbErr {
+    match err {
+        sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+        sqlx::Error::PoolClosed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
+        other => DbErr::Conn(RuntimeErr::SqlxError(Arc::new(other))),
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for ReadDb {
+    fn get_database_backend(&self) -> DbBackend {
+        self.pool.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.pool.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.pool.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        if self.held.is_none() {
+            return self.pool.query_one_raw(stmt).await;
+        }
+        Ok(self
+            .fetch(stmt, true)
+            .await?
+            .and_then(|rows| rows.into_iter().next()))
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        if self.held.is_none() {
+            return self.pool.query_all_raw(stmt).await;
+        }
+        Ok(self.fetch(stmt, false).await?.unwrap_or_default())
+    }
+}
