@@ -36,6 +36,9 @@ pub struct AppState {
     pub ingestor: Ingestor,
     pub config: Arc<Config>,
     pub schema: graphql::LeadqlSchema,
+    /// The same schema for query texts validated before (see
+    /// [`graphql::known_schema`]).
+    pub known_schema: graphql::LeadqlSchema,
     pub feed: feed::Feed,
     /// Becomes true when the server starts shutting down (WebSockets close).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
@@ -77,6 +80,7 @@ impl AppState {
             db,
             ingestor,
             schema: graphql::schema(limits, Some(feed.clone())),
+            known_schema: graphql::known_schema(limits, Some(feed.clone())),
             feed,
             shutdown: stopping.subscribe(),
             stopping: Arc::new(stopping),

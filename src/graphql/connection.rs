@@ -193,8 +193,9 @@ macro_rules! connection {
         }
 
         impl $conn {
-            pub fn from_page<M: Clone>(
-                page: &$crate::graphql::page::Page<M>,
+            /// The connection for `page`, its rows moved into the edges.
+            pub fn from_page<M>(
+                page: $crate::graphql::page::Page<M>,
                 total: $crate::graphql::connection::Total,
             ) -> Self
             where
@@ -203,14 +204,40 @@ macro_rules! connection {
                 $conn {
                     edges: page
                         .rows
-                        .iter()
+                        .into_iter()
                         .map(|(cursor, m)| $edge {
-                            cursor: cursor.clone(),
-                            node: <$node>::from(m.clone()),
+                            cursor,
+                            node: <$node>::from(m),
                         })
                         .collect(),
-                    page_info: page.info.clone(),
+                    page_info: page.info,
                     total,
+                }
+            }
+
+            /// The connection for a page the loader handed out: moved if
+            /// this field is its only user, copied otherwise.
+            pub fn from_shared<M: Clone>(
+                page: std::sync::Arc<$crate::graphql::page::Page<M>>,
+                total: $crate::graphql::connection::Total,
+            ) -> Self
+            where
+                $node: From<M>,
+            {
+                match std::sync::Arc::try_unwrap(page) {
+                    Ok(page) => Self::from_page(page, total),
+                    Err(shared) => $conn {
+                        edges: shared
+                            .rows
+                            .iter()
+                            .map(|(cursor, m)| $edge {
+                                cursor: cursor.clone(),
+                                node: <$node>::from(m.clone()),
+                            })
+                            .collect(),
+                        page_info: shared.info.clone(),
+                        total,
+                    },
                 }
             }
         }

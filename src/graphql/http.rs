@@ -203,7 +203,13 @@ async fn execute(
     let run = async {
         tokio::time::timeout(
             limit,
-            super::execute(&state.schema, reader, request, &prepared),
+            super::execute(
+                &state.schema,
+                &state.known_schema,
+                reader,
+                request,
+                &prepared,
+            ),
         )
         .await
         .ok()

@@ -45,7 +45,23 @@ impl Default for Limits {
 
 /// The schema, with its limits; subscriptions need the instance's feed.
 pub fn schema(limits: Limits, feed: Option<crate::feed::Feed>) -> LeadqlSchema {
-    let mut builder = Schema::build(query::Query, EmptyMutation, subscription::Subscription);
+    build(limits, feed, async_graphql::ValidationMode::Strict)
+}
+
+/// The schema for query texts that passed its full validation before:
+/// only the depth and complexity limits are checked again (they depend on
+/// variables); the rest depends on the text alone.
+pub fn known_schema(limits: Limits, feed: Option<crate::feed::Feed>) -> LeadqlSchema {
+    build(limits, feed, async_graphql::ValidationMode::Fast)
+}
+
+fn build(
+    limits: Limits,
+    feed: Option<crate::feed::Feed>,
+    mode: async_graphql::ValidationMode,
+) -> LeadqlSchema {
+    let mut builder = Schema::build(query::Query, EmptyMutation, subscription::Subscription)
+        .validation_mode(mode);
     if let Some(feed) = feed {
         builder = builder.data(feed);
     }
@@ -67,7 +83,7 @@ static DOCUMENTS: std::sync::LazyLock<order_fields::Documents> =
 /// A request's parsed query (cached by text) and operation name, looked up
 /// once and used both for metrics and for the response's field order.
 pub struct Prepared {
-    doc: Option<Arc<async_graphql::parser::types::ExecutableDocument>>,
+    doc: Option<order_fields::Cached>,
     /// The operation's name, if it has one.
     pub name: Option<String>,
 }
@@ -76,7 +92,7 @@ pub fn prepare(request: &async_graphql::Request) -> Prepared {
     let doc = DOCUMENTS.get(&request.query);
     let name = doc
         .as_ref()
-        .and_then(|d| order_fields::operation_name(d, request.operation_name.as_deref()));
+        .and_then(|d| order_fields::operation_name(&d.doc, request.operation_name.as_deref()));
     Prepared { doc, name }
 }
 
@@ -85,6 +101,7 @@ pub fn prepare(request: &async_graphql::Request) -> Prepared {
 /// query's order.
 pub async fn execute(
     schema: &LeadqlSchema,
+    known: &LeadqlSchema,
     reader: Reader,
     request: async_graphql::Request,
     prepared: &Prepared,
@@ -92,14 +109,22 @@ pub async fn execute(
     let queue = loader::Queue::default();
     let loaders = Arc::new(loader::loaders(reader.clone(), &queue));
     let mut request = request.data(reader).data(loaders);
-    if let Some(doc) = &prepared.doc {
+    let mut schema = schema;
+    if let Some(cached) = &prepared.doc {
         // Copying the cached parse costs a fraction of parsing the text
         // again (async-graphql's parser is a PEG interpreter).
-        request.set_parsed_query((**doc).clone());
+        request.set_parsed_query((*cached.doc).clone());
+        if cached.validated() {
+            schema = known;
+        }
     }
     let mut response = loader::drive(queue, schema.execute(request)).await;
-    if let Some(doc) = &prepared.doc {
-        order_fields::restore(&mut response.data, doc, prepared.name.as_deref());
+    if let Some(cached) = &prepared.doc {
+        // Data means the text passed validation (a refused request has none).
+        if response.data != async_graphql::Value::Null {
+            cached.set_validated();
+        }
+        order_fields::restore(&mut response.data, &cached.doc, prepared.name.as_deref());
     }
     response
 }

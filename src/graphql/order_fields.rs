@@ -11,13 +11,31 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Name, Positioned, Value};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Parsed queries, by text: clients send the same few queries over and
 /// over, so each is parsed here once (async-graphql parses it again for
 /// execution).
 pub struct Documents {
-    parsed: Mutex<HashMap<String, Arc<ExecutableDocument>>>,
+    parsed: Mutex<HashMap<String, Cached>>,
+}
+
+/// A parsed query text, and whether it passed the schema's validation.
+#[derive(Clone)]
+pub struct Cached {
+    pub doc: Arc<ExecutableDocument>,
+    validated: Arc<AtomicBool>,
+}
+
+impl Cached {
+    pub fn validated(&self) -> bool {
+        self.validated.load(Ordering::Relaxed)
+    }
+
+    pub fn set_validated(&self) {
+        self.validated.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Distinct queries kept; past this the cache starts over.
@@ -33,17 +51,20 @@ impl Default for Documents {
 
 impl Documents {
     /// The parsed query, or None if it does not parse.
-    pub fn get(&self, query: &str) -> Option<Arc<ExecutableDocument>> {
-        if let Some(doc) = self.parsed.lock().ok()?.get(query) {
-            return Some(doc.clone());
+    pub fn get(&self, query: &str) -> Option<Cached> {
+        if let Some(cached) = self.parsed.lock().ok()?.get(query) {
+            return Some(cached.clone());
         }
-        let doc = Arc::new(async_graphql::parser::parse_query(query).ok()?);
+        let cached = Cached {
+            doc: Arc::new(async_graphql::parser::parse_query(query).ok()?),
+            validated: Arc::default(),
+        };
         let mut parsed = self.parsed.lock().ok()?;
         if parsed.len() >= CACHED_QUERIES {
             parsed.clear();
         }
-        parsed.insert(query.to_string(), doc.clone());
-        Some(doc)
+        parsed.insert(query.to_string(), cached.clone());
+        Some(cached)
     }
 }
 
@@ -185,8 +206,11 @@ mod tests {
         let docs = Documents::default();
         let query =
             "query Q { first: c a { p q } b { ...F z } } fragment F on T { x ... on T { y } }";
-        let doc = docs.get(query).unwrap();
-        assert!(Arc::ptr_eq(&doc, &docs.get(query).unwrap()), "parsed once");
+        let doc = docs.get(query).unwrap().doc;
+        assert!(
+            Arc::ptr_eq(&doc, &docs.get(query).unwrap().doc),
+            "parsed once"
+        );
         assert_eq!(operation_name(&doc, None).as_deref(), Some("Q"));
         restore(&mut data, &doc, None);
         assert_eq!(

@@ -73,7 +73,7 @@ impl Query {
             args,
         )
         .await?;
-        Ok(LeadConnection::from_page(&page, total))
+        Ok(LeadConnection::from_page(page, total))
     }
 
     /// One activity by its `activityId` (null when unknown).
@@ -116,7 +116,7 @@ impl Query {
             args,
         )
         .await?;
-        Ok(ActivityConnection::from_page(&page, total))
+        Ok(ActivityConnection::from_page(page, total))
     }
 
     /// One conversation by its id: the platform's `conversationId`, or the
@@ -164,7 +164,7 @@ impl Query {
             args,
         )
         .await?;
-        Ok(ConversationConnection::from_page(&page, total))
+        Ok(ConversationConnection::from_page(page, total))
     }
 
     /// Call analyses, oldest first.
@@ -195,7 +195,7 @@ impl Query {
             args,
         )
         .await?;
-        Ok(AnalysisConnection::from_page(&page, total))
+        Ok(AnalysisConnection::from_page(page, total))
     }
 
     /// Tool calls the agents made, oldest first.
@@ -226,7 +226,7 @@ impl Query {
             args,
         )
         .await?;
-        Ok(ToolCallConnection::from_page(&page, total))
+        Ok(ToolCallConnection::from_page(page, total))
     }
 
     /// Call outcomes: activities per analysis disposition (activities

@@ -165,7 +165,7 @@ impl Lead {
         };
         let key = activity_key(order_by.as_deref());
         let (page, total) = nested(ctx, reader(ctx), &self.id, how, cond, shape, key, args).await?;
-        Ok(ActivityConnection::from_page(&page, total))
+        Ok(ActivityConnection::from_shared(page, total))
     }
 
     /// Conversations (transcripts) of the lead's calls, oldest first.
@@ -194,7 +194,7 @@ impl Lead {
         };
         let key = conversation_key(order_by.as_deref());
         let (page, total) = nested(ctx, reader(ctx), &self.id, how, cond, shape, key, args).await?;
-        Ok(ConversationConnection::from_page(&page, total))
+        Ok(ConversationConnection::from_shared(page, total))
     }
 
     /// The analyses of the lead's calls, oldest first.
@@ -223,7 +223,7 @@ impl Lead {
         };
         let key = analysis_key(order_by.as_deref());
         let (page, total) = nested(ctx, reader(ctx), &self.id, how, cond, shape, key, args).await?;
-        Ok(AnalysisConnection::from_page(&page, total))
+        Ok(AnalysisConnection::from_shared(page, total))
     }
 
     /// Tool calls the agent made in the lead's calls, oldest first.
@@ -252,7 +252,7 @@ impl Lead {
         };
         let key = tool_call_key(order_by.as_deref());
         let (page, total) = nested(ctx, reader(ctx), &self.id, how, cond, shape, key, args).await?;
-        Ok(ToolCallConnection::from_page(&page, total))
+        Ok(ToolCallConnection::from_shared(page, total))
     }
 
     /// Every change of the lead's disposition, oldest first.
@@ -287,7 +287,7 @@ impl Lead {
             args,
         )
         .await?;
-        Ok(DispositionEventConnection::from_page(&page, total))
+        Ok(DispositionEventConnection::from_shared(page, total))
     }
 
     /// Results of the platform's "update lead" calls for this lead, oldest
@@ -566,7 +566,7 @@ impl Conversation {
             args,
         )
         .await?;
-        Ok(MessageConnection::from_page(&page, total))
+        Ok(MessageConnection::from_shared(page, total))
     }
 
     /// Tool calls the agent made in this conversation, oldest first.
@@ -605,7 +605,7 @@ impl Conversation {
             args,
         )
         .await?;
-        Ok(ToolCallConnection::from_page(&page, total))
+        Ok(ToolCallConnection::from_shared(page, total))
     }
 
     /// The call this conversation belongs to.

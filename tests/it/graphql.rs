@@ -282,14 +282,32 @@ async fn abusive_queries_get_clear_errors() {
         ("{ leads { nodes { nope } } }", "Unknown field \"nope\""),
         ("{ leads(", "expected"),
     ];
-    for (query, expected) in cases {
-        let body = s.graphql(query, json!({})).await;
-        let messages = errors(&body);
-        assert!(
-            messages.iter().any(|m| m.contains(expected)),
-            "{query}: expected an error containing {expected:?}, got {messages:?}"
-        );
+    // Twice: a query text is validated in full until it has passed once.
+    for _round in 0..2 {
+        for (query, expected) in &cases {
+            let body = s.graphql(query, json!({})).await;
+            let messages = errors(&body);
+            assert!(
+                messages.iter().any(|m| m.contains(expected)),
+                "{query}: expected an error containing {expected:?}, got {messages:?}"
+            );
+        }
     }
+    // A text that passed is still held to the limits, which depend on its
+    // variables, and to its variables' types.
+    let sized = "query($n: Int) { leads(first: $n) { nodes { activities(first: $n) { nodes { conversation { messages(first: $n) { nodes { content } } } } } } } }";
+    let data = s.query(sized, json!({ "n": 2 })).await;
+    assert!(!data["leads"]["nodes"].as_array().unwrap().is_empty());
+    let body = s.graphql(sized, json!({ "n": 500 })).await;
+    assert!(
+        errors(&body)
+            .iter()
+            .any(|m| m.contains("the query costs more than the limit of 250000")),
+        "{body}"
+    );
+    let body = s.graphql(sized, json!({ "n": "many" })).await;
+    assert!(!errors(&body).is_empty(), "{body}");
+    assert!(body["data"]["leads"].is_null(), "{body}");
     // A cursor from another order is refused, not misread.
     let data = s
         .query("{ leads(first: 1) { pageInfo { endCursor } } }", json!({}))
