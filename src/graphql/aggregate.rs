@@ -8,8 +8,11 @@ use crate::store::read::Reader;
 use async_graphql::{Enum, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{activity, conversation, lead, tool_call};
-use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, Condition, QueryFilter, QueryOrder, QuerySelect, QueryTrait};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait,
+};
 
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
@@ -95,11 +98,14 @@ pub async fn disposition_counts(
         .order_by_asc(C::AnalysisDisposition)
         .order_by_asc(C::AnalysisDispositionType);
     type Row = (Option<String>, Option<String>, Option<i64>, i64);
-    let rows: Vec<Row> = q
-        .into_tuple()
-        .all(reader.db())
-        .await
-        .map_err(|e| db_error(&e))?;
+    let rows: Vec<Row> = match reader.db().get_database_backend() {
+        DbBackend::Sqlite => one_json_row(reader, q.into_query()).await?,
+        _ => q
+            .into_tuple()
+            .all(reader.db())
+            .await
+            .map_err(|e| db_error(&e))?,
+    };
     Ok(rows
         .into_iter()
         .map(|(d, t, b, count)| DispositionCount {
@@ -113,6 +119,35 @@ pub async fn disposition_counts(
 
 /// Leads per current disposition (leads without one form a group with a
 /// null disposition), most frequent first.
+/// The rows of `grouped` (disposition, type, bucket, count), on SQLite as
+/// one JSON array in a single row: sqlx hands every row over from SQLite's
+/// connection thread on its own, which for a week of daily counts (about
+/// 50 small rows) cost as much as the grouping itself.
+async fn one_json_row<T: serde::de::DeserializeOwned>(
+    reader: &Reader,
+    grouped: SelectStatement,
+) -> async_graphql::Result<Vec<T>> {
+    let mut outer = Query::select();
+    outer
+        .expr(Expr::cust(
+            "json_group_array(json_array(analysis_disposition, analysis_disposition_type, bucket, count))",
+        ))
+        .from_subquery(grouped, Alias::new("grouped"));
+    let row = reader
+        .db()
+        .query_one(&outer)
+        .await
+        .map_err(|e| db_error(&e))?;
+    let json: String = match row {
+        Some(row) => row.try_get_by_index(0).map_err(|e| db_error(&e))?,
+        None => return Ok(Vec::new()),
+    };
+    serde_json::from_str(&json).map_err(|e| {
+        tracing::error!(error = %e, "disposition counts: unreadable JSON from SQLite");
+        async_graphql::Error::new("internal error while reading the database")
+    })
+}
+
 pub async fn lead_funnel(
     reader: &Reader,
     filter: Condition,

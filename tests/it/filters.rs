@@ -747,6 +747,24 @@ async fn aggregates_agree_with_counts_from_the_rows() {
             assert!(prior.is_none(), "a group appears once");
         }
         assert_eq!(got, expected, "dispositionCounts(bucket: {bucket})");
+        // In order: by bucket, then the biggest count first, then by name.
+        let key = |row: &Value| {
+            (
+                row["bucketStart"].as_str().map(|t| {
+                    chrono::DateTime::parse_from_rfc3339(t)
+                        .unwrap()
+                        .timestamp_millis()
+                }),
+                -row["count"].as_i64().unwrap(),
+                row["disposition"].as_str().map(str::to_string),
+                row["dispositionType"].as_str().map(str::to_string),
+            )
+        };
+        let rows = data["dispositionCounts"].as_array().unwrap();
+        assert!(
+            rows.windows(2).all(|w| key(&w[0]) <= key(&w[1])),
+            "dispositionCounts(bucket: {bucket}) in order: {rows:?}"
+        );
     }
     // Week buckets start on Mondays.
     let data = s
