@@ -40,6 +40,10 @@ pub fn default_pool_size(url: &str) -> u32 {
 /// [`connect`] with a pool of `pool_size` connections (default:
 /// [`default_pool_size`]).
 pub async fn connect_with(url: &str, pool_size: Option<u32>) -> Result<DatabaseConnection, DbErr> {
+    if url.starts_with("sqlite:") {
+        static SQLITE_SETUP: std::sync::Once = std::sync::Once::new();
+        SQLITE_SETUP.call_once(without_memory_statistics);
+    }
     let pool_size = pool_size.unwrap_or_else(|| default_pool_size(url)).max(2);
     let mut options = ConnectOptions::new(url.to_string());
     options
@@ -90,6 +94,27 @@ pub async fn connect_with(url: &str, pool_size: Option<u32>) -> Result<DatabaseC
     let mut db = Database::connect(options).await?;
     db.set_metric_callback(crate::telemetry::statement);
     Ok(db)
+}
+
+/// Turn off SQLite's memory statistics, before its first connection.
+///
+/// SQLite counts every allocation under one process-wide mutex, which all
+/// pooled connections (each on a thread of its own) contend for: copying a
+/// page of rows out (sqlx copies every value) spent a sixth of the
+/// server's CPU waiting on that lock. leadql never reads the statistics.
+fn without_memory_statistics() {
+    // SAFETY: sqlite3_config is called before SQLite is initialised (the
+    // first connection) and only once; if it was initialised already, it
+    // refuses with SQLITE_MISUSE and changes nothing.
+    let rc = unsafe {
+        libsqlite3_sys::sqlite3_config(
+            libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS,
+            0 as std::ffi::c_int,
+        )
+    };
+    if rc != libsqlite3_sys::SQLITE_OK {
+        tracing::debug!(code = rc, "SQLite memory statistics stay on");
+    }
 }
 
 /// Plan each SQLite statement once, whatever values are bound to it.
