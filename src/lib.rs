@@ -50,6 +50,8 @@ pub struct AppState {
     /// Requests per key per second (None: unlimited).
     pub limiter: Option<Arc<governor::DefaultKeyedRateLimiter<String>>>,
     pub limits: graphql::Limits,
+    /// Connections kept between GraphQL requests (see `store::held`).
+    pub spares: store::read::Spares,
 }
 
 impl AppState {
@@ -76,6 +78,7 @@ impl AppState {
         });
         let ingestor = Ingestor::start(db.clone(), pipeline, feed.clone());
         let limits = config.limits();
+        let spares = store::read::Spares::for_pool(&db);
         Ok(AppState {
             db,
             ingestor,
@@ -88,6 +91,7 @@ impl AppState {
             keys,
             limiter,
             limits,
+            spares,
             config: Arc::new(config),
         })
     }

@@ -198,7 +198,11 @@ async fn execute(
     };
     let graphql_response = wants_graphql_response(headers);
     let limit = state.limits.timeout;
-    let reader = Reader::for_request(state.db.clone(), access.projects.clone());
+    let reader = Reader::for_request(
+        state.db.clone(),
+        state.spares.clone(),
+        access.projects.clone(),
+    );
     let prepared = super::prepare(&request);
     let run = async {
         tokio::time::timeout(

@@ -7,6 +7,12 @@
 //! the request pays once. The connection is taken at the request's first
 //! statement and goes back when the request's last handle is dropped.
 //!
+//! A request's connection then goes to a short list of spares for the next
+//! request instead of back into sqlx's pool (which would test it again):
+//! a request that finds a spare pays no test at all. A spare idle for
+//! longer than [`SPARE_IDLE`] goes back to the pool (which tests it), and a
+//! connection whose statement failed or was cancelled is never kept.
+//!
 //! Statements of one request run one at a time on it (the fields of one
 //! level ask together and are batched by the loader, so there is little to
 //! run side by side); a request never waits for a second connection, so
@@ -18,7 +24,9 @@ use sea_orm::{
     RuntimeErr, Statement,
 };
 use sea_query_sqlx::SqlxValues;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 /// A database handle: the pool, or one connection of it held for a
@@ -26,7 +34,75 @@ use tokio::sync::Mutex;
 #[derive(Clone)]
 pub struct ReadDb {
     pool: DatabaseConnection,
-    held: Option<Arc<Mutex<Option<Held>>>>,
+    held: Option<Arc<Slot>>,
+}
+
+/// Connections kept between requests, most recently used last.
+#[derive(Clone)]
+pub struct Spares {
+    kept: Arc<std::sync::Mutex<Vec<(Held, Instant)>>>,
+    max: usize,
+}
+
+/// The most spare connections kept (the rest go back to the pool): at
+/// most half the pool, so ingest always finds connections.
+const MAX_SPARES: usize = 8;
+/// A spare idle longer than this goes back to the pool, which tests it.
+const SPARE_IDLE: Duration = Duration::from_secs(10);
+
+impl Spares {
+    /// Spares for `pool`'s connections.
+    pub fn for_pool(pool: &DatabaseConnection) -> Self {
+        let pool_size = match pool.get_database_backend() {
+            DbBackend::Postgres => pool
+                .get_postgres_connection_pool()
+                .options()
+                .get_max_connections(),
+            _ => pool
+                .get_sqlite_connection_pool()
+                .options()
+                .get_max_connections(),
+        } as usize;
+        Spares {
+            kept: Arc::default(),
+            max: MAX_SPARES.min(pool_size / 2),
+        }
+    }
+
+    fn take(&self) -> Option<Held> {
+        let mut spares = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        // Stale ones are dropped here: back to sqlx's pool, which tests
+        // them before the next use.
+        spares.retain(|(_, since)| since.elapsed() < SPARE_IDLE);
+        spares.pop().map(|(held, _)| held)
+    }
+
+    fn keep(&self, held: Held) {
+        let mut spares = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        if spares.len() < self.max {
+            spares.push((held, Instant::now()));
+        }
+    }
+}
+
+/// One request's connection, taken at its first statement.
+struct Slot {
+    conn: Mutex<Option<Held>>,
+    /// No statement is half done on the connection.
+    clean: AtomicBool,
+    spares: Spares,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(held) = self.conn.get_mut().take() {
+            if *self.clean.get_mut() {
+                self.spares.keep(held);
+            }
+            // Otherwise it goes back to sqlx's pool, which tests it (and
+            // reads what a cancelled statement left) before reuse.
+        }
+    }
 }
 
 enum Held {
@@ -41,11 +117,16 @@ impl ReadDb {
         ReadDb { pool, held: None }
     }
 
-    /// One connection for all statements, taken when first needed.
-    pub fn held(pool: DatabaseConnection) -> Self {
+    /// One connection for all statements, taken when first needed: a
+    /// spare if there is one, else from the pool.
+    pub fn held(pool: DatabaseConnection, spares: Spares) -> Self {
         ReadDb {
             pool,
-            held: Some(Arc::new(Mutex::new(None))),
+            held: Some(Arc::new(Slot {
+                conn: Mutex::new(None),
+                clean: AtomicBool::new(true),
+                spares,
+            })),
         }
     }
 
@@ -63,28 +144,34 @@ impl ReadDb {
         let Some(held) = &self.held else {
             return Ok(None);
         };
-        let mut slot = held.lock().await;
+        let mut slot = held.conn.lock().await;
         if slot.is_none() {
-            *slot = Some(match self.pool.get_database_backend() {
-                DbBackend::Postgres => Held::Postgres(
-                    self.pool
-                        .get_postgres_connection_pool()
-                        .acquire()
-                        .await
-                        .map_err(acquire_error)?,
-                ),
-                _ => Held::Sqlite(
-                    self.pool
-                        .get_sqlite_connection_pool()
-                        .acquire()
-                        .await
-                        .map_err(acquire_error)?,
-                ),
+            *slot = Some(match held.spares.take() {
+                Some(spare) => spare,
+                None => match self.pool.get_database_backend() {
+                    DbBackend::Postgres => Held::Postgres(
+                        self.pool
+                            .get_postgres_connection_pool()
+                            .acquire()
+                            .await
+                            .map_err(acquire_error)?,
+                    ),
+                    _ => Held::Sqlite(
+                        self.pool
+                            .get_sqlite_connection_pool()
+                            .acquire()
+                            .await
+                            .map_err(acquire_error)?,
+                    ),
+                },
             });
         }
         crate::telemetry::count_statement();
         let values = SqlxValues(stmt.values.clone().unwrap_or(sea_orm::Values(Vec::new())));
         let query = sqlx::AssertSqlSafe(stmt.sql.as_str());
+        // Until the rows are all read: if this future is dropped midway
+        // (the request timed out), the connection is not kept as a spare.
+        held.clean.store(false, Ordering::Relaxed);
         let rows = match slot.as_mut() {
             Some(Held::Postgres(conn)) => {
                 let q = sqlx::query_with(query, values);
@@ -113,16 +200,21 @@ impl ReadDb {
             None => unreachable!("the connection was taken above"),
         };
         match rows {
-            Ok(rows) => Ok(Some(rows)),
+            Ok(rows) => {
+                held.clean.store(true, Ordering::Relaxed);
+                Ok(Some(rows))
+            }
             Err(err) => {
                 // A connection that failed is not trusted with the next
-                // statement: the next one takes a fresh connection.
+                // statement: the next one takes a fresh connection, and
+                // this one goes back to the pool, which tests it.
                 if !matches!(
                     err,
                     sqlx::Error::Database(_) | sqlx::Error::ColumnDecode { .. }
                 ) {
                     *slot = None;
                 }
+                held.clean.store(true, Ordering::Relaxed);
                 Err(DbErr::Query(RuntimeErr::SqlxError(Arc::new(err))))
             }
         }

@@ -12,7 +12,7 @@ use sea_orm::sea_query::Query;
 use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, Select};
 use std::sync::Arc;
 
-pub use super::held::ReadDb;
+pub use super::held::{ReadDb, Spares};
 
 /// A read handle for one request (or one WebSocket connection).
 #[derive(Clone)]
@@ -87,9 +87,13 @@ impl Reader {
 
     /// A reader for one request: its statements share one connection,
     /// taken at the first and returned when the last clone is dropped.
-    pub fn for_request(db: DatabaseConnection, projects: Option<Arc<Vec<String>>>) -> Self {
+    pub fn for_request(
+        db: DatabaseConnection,
+        spares: Spares,
+        projects: Option<Arc<Vec<String>>>,
+    ) -> Self {
         Reader {
-            db: ReadDb::held(db),
+            db: ReadDb::held(db, spares),
             projects,
         }
     }

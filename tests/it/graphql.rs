@@ -6,6 +6,7 @@ use crate::filters::demo_server;
 use leadql::config::Config;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 const HISTORY: &str = "query($id: ID!) { lead(id: $id) {
     id name disposition dispositionType summary activityCount lastActivityAt
@@ -485,6 +486,54 @@ async fn a_query_past_the_time_limit_is_stopped() {
         .await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "TIMEOUT", "{body}");
     assert!(errors(&body)[0].contains("ran longer than"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn requests_cut_off_mid_statement_leave_later_answers_right() {
+    // A request keeps one connection for its statements and hands it to
+    // the next request. Requests whose client goes away mid-statement (the
+    // server drops them there) must not disturb the answers of the
+    // requests that come after them on the same connections.
+    let db = TestDb::new().await;
+    let s = demo_server(&db, 120).await;
+    let data = s
+        .query(
+            "{ leads(first: 500, orderBy: [{field: ID}]) { nodes { id name } } }",
+            json!({}),
+        )
+        .await;
+    let leads: Vec<(String, Value)> = data["leads"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["id"].as_str().unwrap().to_string(), n["name"].clone()))
+        .collect();
+    let heavy = "{ leads(first: 500) { nodes { activities(first: 50) { nodes { conversation { messages(first: 100) { nodes { content } } } } } } } }";
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(3))
+        .build()
+        .unwrap();
+    for round in 0..10 {
+        let cut = (0..4).map(|_| {
+            impatient
+                .post(s.url("/graphql"))
+                .json(&json!({ "query": heavy }))
+                .send()
+        });
+        let _ = futures::future::join_all(cut).await;
+        for (id, name) in leads.iter().skip(round * 7).take(7) {
+            let data = s
+                .query(
+                    "query($id: ID!) { lead(id: $id) { id name } }",
+                    json!({ "id": id }),
+                )
+                .await;
+            assert_eq!(data["lead"]["id"], json!(id), "round {round}");
+            assert_eq!(&data["lead"]["name"], name, "round {round}");
+        }
+    }
+    assert_eq!(s.get_status("/healthz").await, 200);
     s.stop().await;
 }
 
