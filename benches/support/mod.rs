@@ -75,8 +75,15 @@ pub fn postgres_database(admin: &str, name: &str) -> Option<String> {
     };
     run(&format!("DROP DATABASE IF EXISTS {name}"))?;
     run(&format!("CREATE DATABASE {name}"))?;
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
-    Some(format!("{base}/{name}"))
+    // The same server and parameters (e.g. `?sslmode=disable`), database `name`.
+    let (url, params) = admin.split_once('?').unwrap_or((admin, ""));
+    let base = url.rsplit_once('/').map(|(b, _)| b).unwrap_or(url);
+    let params = if params.is_empty() {
+        String::new()
+    } else {
+        format!("?{params}")
+    };
+    Some(format!("{base}/{name}{params}"))
 }
 
 /// The `p` quantile (0..1) of sorted values.

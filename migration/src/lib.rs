@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_tables;
 mod m20261126_000002_search_and_sort;
 mod m20261126_000003_api_keys;
+mod m20261126_000004_covering_lead_page;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_tables::Migration),
             Box::new(m20261126_000002_search_and_sort::Migration),
             Box::new(m20261126_000003_api_keys::Migration),
+            Box::new(m20261126_000004_covering_lead_page::Migration),
         ]
     }
 }
