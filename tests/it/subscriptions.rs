@@ -238,7 +238,7 @@ async fn a_subscriber_that_stops_reading_slows_nothing_and_misses_nothing() {
     // A tiny buffer, so the silent subscriber surely falls behind it.
     config.subscription_buffer = 8;
     // And little room in the kernel, so it falls behind within this test.
-    config.socket_send_buffer = 8 * 1024;
+    config.socket_send_buffer = 4 * 1024;
     let s = TestServer::start_with(config).await;
     let base = s.url("");
     let mut silent = WsClient::connect_small_buffer(&base, "graphql-transport-ws").await;
@@ -249,7 +249,7 @@ async fn a_subscriber_that_stops_reading_slows_nothing_and_misses_nothing() {
 
     // Ingest goes on at full speed while one subscriber reads nothing.
     let started = std::time::Instant::now();
-    post_all(&base, leadql::generate::generate(300, 21)).await;
+    post_all(&base, leadql::generate::generate(600, 21)).await;
     let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_secs(60), "ingest took {elapsed:?}");
     let read_live = reading.drain(QUIET).await;
