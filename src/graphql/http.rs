@@ -210,6 +210,7 @@ async fn execute(
             super::execute(
                 &state.schema,
                 &state.known_schema,
+                std::time::Instant::now() + limit,
                 reader,
                 request,
                 &prepared,

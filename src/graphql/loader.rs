@@ -55,7 +55,15 @@ pub fn spawning_loaders(reader: Reader) -> Loaders {
 /// fields is resolved through `FuturesUnordered`, which returns early and
 /// wakes itself to be fair to other tasks; such a poll is repeated before
 /// the queued loads start, so siblings past the 30th join the batch.
-pub async fn drive<T>(queue: Queue, fut: impl Future<Output = T>) -> T {
+///
+/// Past `deadline` it stops making progress and yields, so the caller's
+/// time limit (checked only when this is pending) takes effect even when
+/// the database answers so fast that the work never waits.
+pub async fn drive<T>(
+    queue: Queue,
+    deadline: std::time::Instant,
+    fut: impl Future<Output = T>,
+) -> T {
     let mut fut = std::pin::pin!(fut);
     let mut running: FuturesUnordered<BoxFuture<'static, ()>> = FuturesUnordered::new();
     let wake = Arc::new(SelfWake::default());
@@ -65,6 +73,10 @@ pub async fn drive<T>(queue: Queue, fut: impl Future<Output = T>) -> T {
         let mut inner = std::task::Context::from_waker(&waker);
         let mut repolls = 0;
         loop {
+            if std::time::Instant::now() >= deadline {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             wake.woken.store(false, Ordering::SeqCst);
             if let Poll::Ready(out) = fut.as_mut().poll(&mut inner) {
                 return Poll::Ready(out);

@@ -102,6 +102,7 @@ pub fn prepare(request: &async_graphql::Request) -> Prepared {
 pub async fn execute(
     schema: &LeadqlSchema,
     known: &LeadqlSchema,
+    deadline: std::time::Instant,
     reader: Reader,
     request: async_graphql::Request,
     prepared: &Prepared,
@@ -118,7 +119,7 @@ pub async fn execute(
             schema = known;
         }
     }
-    let mut response = loader::drive(queue, schema.execute(request)).await;
+    let mut response = loader::drive(queue, deadline, schema.execute(request)).await;
     if let Some(cached) = &prepared.doc {
         // Data means the text passed validation (a refused request has none).
         if response.data != async_graphql::Value::Null {
