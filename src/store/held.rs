@@ -140,10 +140,14 @@ impl ReadDb {
         self.pool.get_database_backend()
     }
 
-    async fn fetch(&self, stmt: Statement, one: bool) -> Result<Option<Vec<QueryResult>>, DbErr> {
-        let Some(held) = &self.held else {
-            return Ok(None);
-        };
+    /// Run `stmt` on the request's connection: its first row if `one`,
+    /// else all its rows.
+    async fn fetch(
+        &self,
+        held: &Slot,
+        stmt: Statement,
+        one: bool,
+    ) -> Result<Vec<QueryResult>, DbErr> {
         let mut slot = held.conn.lock().await;
         if slot.is_none() {
             *slot = Some(match held.spares.take() {
@@ -171,42 +175,35 @@ impl ReadDb {
         if matches!(slot.as_ref(), Some(Held::Postgres(_))) {
             inline_limit(&mut stmt);
         }
-        let values = SqlxValues(stmt.values.clone().unwrap_or(sea_orm::Values(Vec::new())));
+        let values = SqlxValues(stmt.values.take().unwrap_or(sea_orm::Values(Vec::new())));
         let query = sqlx::AssertSqlSafe(stmt.sql.as_str());
         // Until the rows are all read: if this future is dropped midway
         // (the request timed out), the connection is not kept as a spare.
         held.clean.store(false, Ordering::Relaxed);
-        let rows = match slot.as_mut() {
-            Some(Held::Postgres(conn)) => {
+        // The same for both drivers; only the connection's type differs.
+        macro_rules! run_on {
+            ($conn:expr) => {{
                 let q = sqlx::query_with(query, values);
                 if one {
-                    q.fetch_optional(&mut **conn)
+                    q.fetch_optional(&mut **$conn)
                         .await
                         .map(|r| r.into_iter().map(QueryResult::from).collect())
                 } else {
-                    q.fetch_all(&mut **conn)
+                    q.fetch_all(&mut **$conn)
                         .await
                         .map(|r| r.into_iter().map(QueryResult::from).collect())
                 }
-            }
-            Some(Held::Sqlite(conn)) => {
-                let q = sqlx::query_with(query, values);
-                if one {
-                    q.fetch_optional(&mut **conn)
-                        .await
-                        .map(|r| r.into_iter().map(QueryResult::from).collect())
-                } else {
-                    q.fetch_all(&mut **conn)
-                        .await
-                        .map(|r| r.into_iter().map(QueryResult::from).collect())
-                }
-            }
+            }};
+        }
+        let rows: Result<Vec<QueryResult>, sqlx::Error> = match slot.as_mut() {
+            Some(Held::Postgres(conn)) => run_on!(conn),
+            Some(Held::Sqlite(conn)) => run_on!(conn),
             None => unreachable!("the connection was taken above"),
         };
         match rows {
             Ok(rows) => {
                 held.clean.store(true, Ordering::Relaxed);
-                Ok(Some(rows))
+                Ok(rows)
             }
             Err(err) => {
                 // A connection that failed is not trusted with the next
@@ -278,20 +275,17 @@ impl ConnectionTrait for ReadDb {
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        if self.held.is_none() {
-            return self.pool.query_one_raw(stmt).await;
+        match &self.held {
+            None => self.pool.query_one_raw(stmt).await,
+            Some(held) => Ok(self.fetch(held, stmt, true).await?.into_iter().next()),
         }
-        Ok(self
-            .fetch(stmt, true)
-            .await?
-            .and_then(|rows| rows.into_iter().next()))
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        if self.held.is_none() {
-            return self.pool.query_all_raw(stmt).await;
+        match &self.held {
+            None => self.pool.query_all_raw(stmt).await,
+            Some(held) => self.fetch(held, stmt, false).await,
         }
-        Ok(self.fetch(stmt, false).await?.unwrap_or_default())
     }
 }
 
