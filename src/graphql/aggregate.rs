@@ -117,8 +117,6 @@ pub async fn disposition_counts(
         .collect())
 }
 
-/// Leads per current disposition (leads without one form a group with a
-/// null disposition), most frequent first.
 /// The rows of `grouped` (disposition, type, bucket, count), on SQLite as
 /// one JSON array in a single row: sqlx hands every row over from SQLite's
 /// connection thread on its own, which for a week of daily counts (about
@@ -148,6 +146,8 @@ async fn one_json_row<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Leads per current disposition (leads without one form a group with a
+/// null disposition), most frequent first.
 pub async fn lead_funnel(
     reader: &Reader,
     filter: Condition,
