@@ -224,21 +224,7 @@ macro_rules! connection {
             where
                 $node: From<M>,
             {
-                match std::sync::Arc::try_unwrap(page) {
-                    Ok(page) => Self::from_page(page, total),
-                    Err(shared) => $conn {
-                        edges: shared
-                            .rows
-                            .iter()
-                            .map(|(cursor, m)| $edge {
-                                cursor: cursor.clone(),
-                                node: <$node>::from(m.clone()),
-                            })
-                            .collect(),
-                        page_info: shared.info.clone(),
-                        total,
-                    },
-                }
+                Self::from_page(std::sync::Arc::unwrap_or_clone(page), total)
             }
         }
     };

@@ -310,6 +310,7 @@ impl PageArgs {
 }
 
 /// One page of rows, each with its cursor.
+#[derive(Clone)]
 pub struct Page<M> {
     pub rows: Vec<(String, M)>,
     pub info: PageInfo,

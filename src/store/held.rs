@@ -130,12 +130,7 @@ impl ReadDb {
         }
     }
 
-    /// The pool behind this handle.
-    pub fn pool(&self) -> &DatabaseConnection {
-        &self.pool
-    }
-
-    /// SQLite or PostgreSQL.
+    /// SQLite or PostgreSQL (without `ConnectionTrait` in scope).
     pub fn get_database_backend(&self) -> DbBackend {
         self.pool.get_database_backend()
     }
