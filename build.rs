@@ -26,6 +26,7 @@ const FILES: &[(&str, &str)] = &[
 ];
 
 fn main() {
+    test_backend();
     println!("cargo:rerun-if-changed=graphiql/package.json");
     println!("cargo:rerun-if-changed=graphiql/package-lock.json");
     println!("cargo:rerun-if-env-changed=LEADQL_GRAPHIQL_DIR");
@@ -68,4 +69,15 @@ fn main() {
 fn copy(from: &Path, to: &Path) {
     std::fs::copy(from, to)
         .unwrap_or_else(|e| panic!("copy {} to {}: {e}", from.display(), to.display()));
+}
+
+/// Tests that apply to one database only are compiled as ignored (and so
+/// reported as skipped) on the other: `leadql_test_postgres` is set when
+/// `LEADQL_TEST_DATABASE_URL` names a PostgreSQL server.
+fn test_backend() {
+    println!("cargo:rustc-check-cfg=cfg(leadql_test_postgres)");
+    println!("cargo:rerun-if-env-changed=LEADQL_TEST_DATABASE_URL");
+    if std::env::var("LEADQL_TEST_DATABASE_URL").is_ok_and(|url| !url.is_empty()) {
+        println!("cargo:rustc-cfg=leadql_test_postgres");
+    }
 }
