@@ -4,7 +4,9 @@
 //! SHA-256 is stored. Keys live in the database, so every instance (and the
 //! `leadql keys` command) shares them; each instance keeps the active ones
 //! in memory and reloads them every two seconds, so a revocation takes
-//! effect everywhere within that time, open subscriptions included.
+//! effect everywhere within that time, open subscriptions included. A key
+//! presented while an instance knows of no key is looked up at once (see
+//! [`Keys::authorize`]): the open API is never what a key gets.
 //!
 //! With no key created yet the API is open: the first run stays one
 //! command. Once a key was made it stays closed, even if every key is
@@ -48,6 +50,8 @@ pub enum Refusal {
     Missing,
     Malformed,
     Unknown,
+    /// A key that was valid when the connection began no longer is.
+    Revoked,
 }
 
 impl Refusal {
@@ -56,6 +60,7 @@ impl Refusal {
             Refusal::Missing => "an API key is required: send `Authorization: Bearer <key>` (create one with `leadql keys create`)",
             Refusal::Malformed => "the Authorization header must be `Bearer <key>`",
             Refusal::Unknown => "this API key is not valid (unknown or revoked)",
+            Refusal::Revoked => "the API key was revoked",
         }
     }
 }
@@ -117,25 +122,30 @@ impl Keys {
     pub async fn reload(&self) -> Result<(), DbErr> {
         let rows = api_key::Entity::find().all(&self.db).await?;
         let any = !rows.is_empty();
-        let map = rows
-            .into_iter()
-            .filter(|k| k.revoked_at.is_none())
-            .map(|k| {
-                let projects = k
-                    .projects
-                    .and_then(|p| serde_json::from_value::<Vec<String>>(p).ok())
-                    .map(Arc::new);
-                (
-                    k.key_hash,
-                    Active {
-                        name: k.name,
-                        projects,
-                    },
-                )
-            })
-            .collect();
+        let mut active = HashMap::new();
+        for k in rows.into_iter().filter(|k| k.revoked_at.is_none()) {
+            let projects = match k.projects {
+                None => None,
+                Some(value) => match serde_json::from_value::<Vec<String>>(value) {
+                    Ok(projects) => Some(Arc::new(projects)),
+                    // A scope that cannot be read must not become "every
+                    // project": the key is refused until it is fixed.
+                    Err(err) => {
+                        tracing::error!(key = %k.name, error = %err, "API key with an unreadable project list; refusing it");
+                        continue;
+                    }
+                },
+            };
+            active.insert(
+                k.key_hash,
+                Active {
+                    name: k.name,
+                    projects,
+                },
+            );
+        }
         if let Ok(mut inner) = self.inner.write() {
-            *inner = KeySet { active: map, any };
+            *inner = KeySet { active, any };
         }
         Ok(())
     }
@@ -146,6 +156,20 @@ impl Keys {
     }
 
     /// Check an `Authorization` header value (None: absent).
+    ///
+    /// A key presented while this instance knows of no key at all (the API
+    /// looks open) is looked up first: it may have been made a moment ago,
+    /// and answering it as the open API would show it every project.
+    pub async fn authorize(&self, authorization: Option<&str>) -> Result<Access, Refusal> {
+        if authorization.is_some() && self.is_open() {
+            if let Err(err) = self.reload().await {
+                tracing::warn!(error = %err, "reading API keys failed; keeping the last known set");
+            }
+        }
+        self.authenticate(authorization)
+    }
+
+    /// [`Keys::authorize`] against the keys as last read.
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<Access, Refusal> {
         if self.is_open() {
             return Ok(Access::open());
@@ -168,15 +192,24 @@ impl Keys {
         })
     }
 
-    /// Whether an access granted earlier still holds (its key not revoked).
-    pub fn still_valid(&self, access: &Access) -> bool {
+    /// Whether an access granted earlier still holds: its key is not
+    /// revoked, or, granted while the API was open, it still is.
+    pub fn recheck(&self, access: &Access) -> Result<(), Refusal> {
         match &access.key_hash {
-            None => true,
-            Some(h) => self
-                .inner
-                .read()
-                .map(|m| m.active.contains_key(h))
-                .unwrap_or(false),
+            None if self.is_open() => Ok(()),
+            None => Err(Refusal::Missing),
+            Some(h) => {
+                let known = self
+                    .inner
+                    .read()
+                    .map(|m| m.active.contains_key(h))
+                    .unwrap_or(false);
+                if known {
+                    Ok(())
+                } else {
+                    Err(Refusal::Revoked)
+                }
+            }
         }
     }
 

@@ -153,18 +153,22 @@ fn refuse(status: StatusCode, code: &str, message: String, retry_after: Option<u
 }
 
 /// Who is asking (by API key), or the answer that refuses them.
-pub(super) fn authorize(
+pub(super) async fn authorize(
     state: &AppState,
     authorization: Option<&str>,
 ) -> Result<crate::access::Access, Box<Response>> {
-    let access = state.keys.authenticate(authorization).map_err(|refusal| {
-        Box::new(refuse(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-            refusal.message().to_string(),
-            None,
-        ))
-    })?;
+    let access = state
+        .keys
+        .authorize(authorization)
+        .await
+        .map_err(|refusal| {
+            Box::new(refuse(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+                refusal.message().to_string(),
+                None,
+            ))
+        })?;
     if let (Some(limiter), Some(key)) = (&state.limiter, &access.key) {
         if let Err(not_until) = limiter.check_key(key) {
             use governor::clock::Clock;
@@ -192,7 +196,7 @@ async fn execute(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let access = match authorize(state, authorization) {
+    let access = match authorize(state, authorization).await {
         Ok(access) => access,
         Err(refused) => return *refused,
     };

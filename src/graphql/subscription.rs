@@ -98,10 +98,7 @@ impl Subscription {
                         if event.id <= last {
                             continue;
                         }
-                        let visible = reader.projects().is_none_or(|projects| {
-                            event.project_id.as_ref().is_some_and(|p| projects.contains(p))
-                        });
-                        if visible && filter.as_ref().is_none_or(|f| f.matches(&event)) {
+                        if reader.sees_project(event.project_id.as_deref()) && filter.as_ref().is_none_or(|f| f.matches(&event)) {
                             last = event.id;
                             yield Ok(DispositionEvent::from((*event).clone()));
                         }

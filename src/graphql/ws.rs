@@ -80,7 +80,8 @@ async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtocols)
                 .map(str::to_string);
             let access = state
                 .keys
-                .authenticate(authorization.as_deref())
+                .authorize(authorization.as_deref())
+                .await
                 .map_err(|refusal| async_graphql::Error::new(refusal.message()))?;
             let reader = Reader::scoped(state.db.clone(), access.projects.clone());
             if let Ok(mut slot) = granted.lock() {
@@ -156,16 +157,18 @@ async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtocols)
                 }
             }
             _ = revocation.tick() => {
-                let revoked = granted
+                // Access is decided per connection: re-decide it as keys
+                // change (a revoked key; the first key closing the API).
+                let refused = granted
                     .lock()
                     .ok()
                     .and_then(|g| g.clone())
-                    .is_some_and(|access| !state.keys.still_valid(&access));
-                if revoked {
+                    .and_then(|access| state.keys.recheck(&access).err());
+                if let Some(refusal) = refused {
                     let _ = sink
                         .send(Message::Close(Some(CloseFrame {
                             code: 4403,
-                            reason: "the API key was revoked".into(),
+                            reason: refusal.message().into(),
                         })))
                         .await;
                     return;

@@ -43,8 +43,10 @@ impl Scoped for lead::Entity {
     }
 }
 
-/// Disposition events carry the lead's project as it was: live events are
-/// checked by it in memory, so stored ones are too.
+/// Disposition events carry the lead's project as it was when the event
+/// happened, and are visible by it: stored ones by this condition, live
+/// ones by [`Reader::sees_project`], which must agree with it (an event of
+/// no known project is visible to no scoped reader).
 impl Scoped for disposition_event::Entity {
     fn visible(projects: &[String]) -> Condition {
         Condition::all().add(disposition_event::Column::ProjectId.is_in(projects.iter().cloned()))
@@ -107,11 +109,92 @@ impl Reader {
         self.projects.as_deref().map(Vec::as_slice)
     }
 
+    /// Whether this reader may see a row that belongs to `project` (None:
+    /// no known project, seen by unscoped readers only): the in-memory
+    /// twin of [`Scoped::visible`], for events that arrive live.
+    pub fn sees_project(&self, project: Option<&str>) -> bool {
+        match &self.projects {
+            None => true,
+            Some(projects) => project.is_some_and(|p| projects.iter().any(|q| q == p)),
+        }
+    }
+
     /// The rows of `E` this reader may see.
     pub fn find<E: Scoped>(&self) -> Select<E> {
         match &self.projects {
             Some(projects) => E::find().filter(E::visible(projects)),
             None => E::find(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{ActiveModelTrait, ConnectionTrait, IntoActiveModel, NotSet, Schema};
+
+    /// Stored events (by SQL) and live ones (in memory) are seen alike.
+    #[tokio::test]
+    async fn stored_and_live_events_are_visible_alike() {
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        let backend = db.get_database_backend();
+        db.execute_raw(
+            backend
+                .build(&Schema::new(backend).create_table_from_entity(disposition_event::Entity)),
+        )
+        .await
+        .unwrap();
+        let projects = [Some("A"), Some("B"), Some("C"), None, Some("")];
+        for (i, project) in projects.iter().enumerate() {
+            disposition_event::ActiveModel {
+                id: NotSet,
+                ..disposition_event::Model {
+                    id: 0,
+                    lead_id: format!("L{i}"),
+                    activity_id: format!("X{i}"),
+                    project_id: project.map(str::to_string),
+                    previous_disposition: None,
+                    disposition: "Interested".into(),
+                    disposition_type: None,
+                    occurred_at: 1,
+                    recorded_at: 1,
+                }
+                .into_active_model()
+            }
+            .insert(&db)
+            .await
+            .unwrap();
+        }
+        let all = disposition_event::Entity::find().all(&db).await.unwrap();
+        for scope in [
+            None,
+            Some(vec![]),
+            Some(vec!["A"]),
+            Some(vec!["A", "C"]),
+            Some(vec![""]),
+        ] {
+            let reader = Reader::scoped(
+                db.clone(),
+                scope.map(|s| Arc::new(s.into_iter().map(String::from).collect())),
+            );
+            let mut stored: Vec<String> = reader
+                .find::<disposition_event::Entity>()
+                .all(reader.db())
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.lead_id)
+                .collect();
+            stored.sort();
+            let live: Vec<String> = all
+                .iter()
+                .filter(|e| reader.sees_project(e.project_id.as_deref()))
+                .map(|e| e.lead_id.clone())
+                .collect();
+            assert_eq!(stored, live, "scope {:?}", reader.projects());
+            if reader.projects().is_some() {
+                assert!(!live.contains(&"L3".to_string()), "no project: unseen");
+            }
         }
     }
 }

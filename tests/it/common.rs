@@ -491,6 +491,22 @@ impl WsClient {
         .await;
     }
 
+    /// Stop subscription `id` and wait for the server's `complete`.
+    pub async fn close_subscription(&mut self, id: &str) {
+        let kind = if self.legacy { "stop" } else { "complete" };
+        self.send(serde_json::json!({ "id": id, "type": kind }))
+            .await;
+        loop {
+            let message = self
+                .receive(std::time::Duration::from_secs(5))
+                .await
+                .expect("an answer to stopping a subscription");
+            if message["type"] == "complete" && message["id"] == id {
+                return;
+            }
+        }
+    }
+
     /// The next result's `data`, or None if nothing comes within `timeout`.
     /// Errors fail the test.
     pub async fn next_data(&mut self, timeout: std::time::Duration) -> Option<Value> {

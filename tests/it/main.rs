@@ -13,5 +13,6 @@ mod import;
 mod metrics;
 mod outage;
 mod reproject;
+mod scoped_feeds;
 mod subscriptions;
 mod webhook;
