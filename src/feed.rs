@@ -51,12 +51,17 @@ struct Inner {
     /// The highest event id published so far.
     published: AtomicI64,
     subscribers: AtomicU64,
+    metrics: crate::telemetry::Metrics,
 }
 
 impl Feed {
     /// Start the pump (and on PostgreSQL the NOTIFY listener), publishing
     /// events newer than those already stored.
-    pub async fn start(db: DatabaseConnection, buffer: usize) -> Result<Feed, DbErr> {
+    pub async fn start(
+        db: DatabaseConnection,
+        buffer: usize,
+        metrics: crate::telemetry::Metrics,
+    ) -> Result<Feed, DbErr> {
         let buffer = buffer.max(1);
         let newest: Option<i64> = disposition_event::Entity::find()
             .select_only()
@@ -74,6 +79,7 @@ impl Feed {
                 wake: Arc::new(Notify::new()),
                 published: AtomicI64::new(newest.unwrap_or(0)),
                 subscribers: AtomicU64::new(0),
+                metrics,
             }),
         };
         tokio::spawn(pump(Arc::downgrade(&feed.inner), feed.inner.wake.clone()));
@@ -162,10 +168,19 @@ impl Feed {
     /// Count an open subscription for as long as the guard lives.
     pub fn subscriber(&self) -> SubscriberGuard {
         self.inner.subscribers.fetch_add(1, Ordering::SeqCst);
-        metrics::gauge!(crate::telemetry::SUBSCRIPTIONS).increment(1.0);
+        self.inner
+            .metrics
+            .record(|| metrics::gauge!(crate::telemetry::SUBSCRIPTIONS).increment(1.0));
         SubscriberGuard {
             inner: self.inner.clone(),
         }
+    }
+
+    /// A subscriber fell behind the buffer and reads from the table.
+    pub fn caught_up(&self) {
+        self.inner
+            .metrics
+            .record(|| metrics::counter!(crate::telemetry::CATCH_UPS).increment(1));
     }
 
     pub fn subscribers(&self) -> u64 {
@@ -181,7 +196,9 @@ pub struct SubscriberGuard {
 impl Drop for SubscriberGuard {
     fn drop(&mut self) {
         self.inner.subscribers.fetch_sub(1, Ordering::SeqCst);
-        metrics::gauge!(crate::telemetry::SUBSCRIPTIONS).decrement(1.0);
+        self.inner
+            .metrics
+            .record(|| metrics::gauge!(crate::telemetry::SUBSCRIPTIONS).decrement(1.0));
     }
 }
 

@@ -52,12 +52,16 @@ pub struct AppState {
     pub limits: graphql::Limits,
     /// Connections kept between GraphQL requests (see `store::held`).
     pub spares: store::read::Spares,
+    /// This instance's metrics (served at `/metrics`).
+    pub metrics: telemetry::Metrics,
 }
 
 impl AppState {
     /// Connect, migrate and start the ingest pipeline.
     pub async fn open(config: Config) -> anyhow::Result<Self> {
-        let db = store::connect_with(&config.database_url, config.db_connections).await?;
+        let metrics = telemetry::Metrics::new();
+        let mut db = store::connect_with(&config.database_url, config.db_connections).await?;
+        db.set_metric_callback(metrics.statement_callback());
         store::migrate(&db).await?;
         store::spawn_checkpointer(&db);
         let mut pipeline = PipelineConfig::for_backend(db.get_database_backend());
@@ -67,7 +71,8 @@ impl AppState {
         if let Some(workers) = config.ingest_workers {
             pipeline.workers = workers.max(1);
         }
-        let feed = feed::Feed::start(db.clone(), config.subscription_buffer).await?;
+        let feed =
+            feed::Feed::start(db.clone(), config.subscription_buffer, metrics.clone()).await?;
         let stopping = tokio::sync::watch::Sender::new(false);
         let keys = access::Keys::start(db.clone()).await?;
         let limiter = std::num::NonZeroU32::new(config.rate_limit).map(|rate| {
@@ -76,7 +81,7 @@ impl AppState {
                 governor::Quota::per_second(rate).allow_burst(burst),
             ))
         });
-        let ingestor = Ingestor::start(db.clone(), pipeline, feed.clone());
+        let ingestor = Ingestor::start(db.clone(), pipeline, feed.clone(), metrics.clone());
         let limits = config.limits();
         let spares = store::read::Spares::for_pool(&db);
         Ok(AppState {
@@ -92,6 +97,7 @@ impl AppState {
             limiter,
             limits,
             spares,
+            metrics,
             config: Arc::new(config),
         })
     }
@@ -139,9 +145,6 @@ pub fn app(state: AppState) -> Router {
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
         },
     );
-    // Install the recorder now, so nothing recorded before the first
-    // scrape is lost.
-    let metrics_handle = telemetry::handle();
     let cors = cors(&state.config.cors_origins);
     let compression = tower_http::compression::CompressionLayer::new();
     Router::new()
@@ -153,8 +156,8 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/metrics",
             get(move |State(state): State<AppState>| async move {
-                store::record_pool_metrics(&state.db);
-                telemetry::render(State(metrics_handle)).await
+                store::record_pool_metrics(&state.db, &state.metrics);
+                telemetry::render(State(state.metrics)).await
             }),
         )
         .layer(

@@ -4,9 +4,9 @@
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Webhook deliveries answered, by `outcome`: `stored`, `duplicate`, `stale`,
@@ -37,109 +37,153 @@ pub const DB_CONNECTIONS: &str = "leadql_db_connections";
 /// SQL statements run, all callers.
 pub const DB_STATEMENTS: &str = "leadql_db_statements_total";
 
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+/// One instance's metrics: its own Prometheus registry, so two servers in
+/// one process (tests, embedding) count apart. Every recording goes
+/// through the instance's handle; the `metrics` facade's process-global
+/// recorder is never installed. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    recorder: Arc<PrometheusRecorder>,
+}
 
-/// The process's metrics recorder (installed on first use; the `metrics`
-/// facade has one recorder per process).
-pub fn handle() -> PrometheusHandle {
-    HANDLE
-        .get_or_init(|| {
-            let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Full(INGEST_SECONDS.to_string()),
-                    &[
-                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-                    ],
-                )
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full(BATCH_SIZE.to_string()),
-                        &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
-                    )
-                })
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full(GRAPHQL_SECONDS.to_string()),
-                        &[
-                            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-                            2.5, 10.0,
-                        ],
-                    )
-                })
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full(GRAPHQL_STATEMENTS.to_string()),
-                        &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0],
-                    )
-                })
-                .unwrap_or_else(|_| PrometheusBuilder::new());
-            let recorder = builder.build_recorder();
-            let handle = recorder.handle();
-            if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
-            }
-            let upkeep = handle.clone();
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    let mut tick = tokio::time::interval(Duration::from_secs(5));
-                    loop {
-                        tick.tick().await;
-                        upkeep.run_upkeep();
-                    }
-                });
-            }
-            handle
-        })
-        .clone()
+impl Metrics {
+    /// A fresh registry with leadql's histogram buckets; its upkeep runs
+    /// on the current runtime for as long as the registry lives.
+    pub fn new() -> Metrics {
+        let buckets: [(&str, &[f64]); 4] = [
+            (
+                INGEST_SECONDS,
+                &[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+                ],
+            ),
+            (
+                BATCH_SIZE,
+                &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+            ),
+            (
+                GRAPHQL_SECONDS,
+                &[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+                ],
+            ),
+            (
+                GRAPHQL_STATEMENTS,
+                &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0],
+            ),
+        ];
+        let builder = buckets
+            .iter()
+            .try_fold(PrometheusBuilder::new(), |b, (name, buckets)| {
+                b.set_buckets_for_metric(Matcher::Full(name.to_string()), buckets)
+            })
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let metrics = Metrics {
+            recorder: Arc::new(builder.build_recorder()),
+        };
+        let weak = Arc::downgrade(&metrics.recorder);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(5));
+                loop {
+                    tick.tick().await;
+                    let Some(recorder) = weak.upgrade() else {
+                        return;
+                    };
+                    recorder.handle().run_upkeep();
+                }
+            });
+        }
+        metrics
+    }
+
+    /// Record into this instance's registry.
+    pub fn record<T>(&self, f: impl FnOnce() -> T) -> T {
+        metrics::with_local_recorder(&*self.recorder, f)
+    }
+
+    /// The Prometheus text of every metric recorded so far.
+    pub fn render(&self) -> String {
+        self.recorder.handle().render()
+    }
+
+    /// Count one answered delivery.
+    pub fn delivery(&self, outcome: &'static str, started: std::time::Instant) {
+        self.record(|| {
+            metrics::counter!(DELIVERIES, "outcome" => outcome).increment(1);
+            metrics::histogram!(INGEST_SECONDS).record(started.elapsed().as_secs_f64());
+        });
+    }
+
+    /// A callback for sea-orm that counts every statement a pool runs.
+    pub fn statement_callback(&self) -> impl Fn(&sea_orm::metric::Info<'_>) + Send + Sync {
+        let metrics = self.clone();
+        move |_info| metrics.count_statement()
+    }
+
+    /// Count one statement (also for statements run outside sea-orm's
+    /// pool, see `store::held`), and charge it to the current operation.
+    pub fn count_statement(&self) {
+        self.record(|| metrics::counter!(DB_STATEMENTS).increment(1));
+        let _ = STATEMENTS.try_with(|n| n.pooled.fetch_add(1, Ordering::Relaxed));
+    }
+
+    /// Run one GraphQL operation, counting its statements and recording
+    /// its outcome and duration.
+    pub async fn graphql_operation<T>(
+        &self,
+        operation: Option<&str>,
+        fut: impl std::future::Future<Output = T>,
+        outcome: impl FnOnce(&T) -> &'static str,
+    ) -> T {
+        let started = std::time::Instant::now();
+        let counter = Arc::new(Statements::default());
+        let out = STATEMENTS.scope(counter.clone(), fut).await;
+        let name = operation_label(operation);
+        let labels = [("operation", name)];
+        let held = counter.held.load(Ordering::Relaxed);
+        let all = held + counter.pooled.load(Ordering::Relaxed);
+        self.record(|| {
+            metrics::counter!(GRAPHQL_OPERATIONS, "operation" => labels[0].1.clone(), "outcome" => outcome(&out)).increment(1);
+            metrics::histogram!(GRAPHQL_SECONDS, &labels).record(started.elapsed().as_secs_f64());
+            metrics::histogram!(GRAPHQL_STATEMENTS, &labels).record(all as f64);
+            metrics::counter!(DB_STATEMENTS).increment(held);
+        });
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
 }
 
 /// `GET /metrics`: Prometheus text format.
-pub async fn render(State(handle): State<PrometheusHandle>) -> impl IntoResponse {
+pub async fn render(State(metrics): State<Metrics>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        handle.render(),
+        metrics.render(),
     )
 }
 
-/// Count one answered delivery.
-pub fn delivery(outcome: &'static str, started: std::time::Instant) {
-    metrics::counter!(DELIVERIES, "outcome" => outcome).increment(1);
-    metrics::histogram!(INGEST_SECONDS).record(started.elapsed().as_secs_f64());
+/// Statements run by one GraphQL operation: through the pool (counted by
+/// sea-orm's callback) and on a connection held for the request.
+#[derive(Default)]
+struct Statements {
+    pooled: AtomicU64,
+    held: AtomicU64,
 }
 
 tokio::task_local! {
-    /// Statements run by the current GraphQL operation.
-    static STATEMENTS: Arc<AtomicU64>;
+    static STATEMENTS: Arc<Statements>;
 }
 
-/// Called for every statement the database connection runs.
-pub fn statement(_info: &sea_orm::metric::Info<'_>) {
-    count_statement();
-}
-
-/// Count one statement (also for statements run outside sea-orm's pool,
-/// see `store::held`).
-pub fn count_statement() {
-    metrics::counter!(DB_STATEMENTS).increment(1);
-    let _ = STATEMENTS.try_with(|n| n.fetch_add(1, Ordering::Relaxed));
-}
-
-/// Run one GraphQL operation, counting its statements and recording its
-/// outcome and duration.
-pub async fn graphql_operation<T>(
-    operation: Option<&str>,
-    fut: impl std::future::Future<Output = T>,
-    outcome: impl FnOnce(&T) -> &'static str,
-) -> T {
-    let started = std::time::Instant::now();
-    let counter = Arc::new(AtomicU64::new(0));
-    let out = STATEMENTS.scope(counter.clone(), fut).await;
-    let name = operation_label(operation);
-    let labels = [("operation", name)];
-    metrics::counter!(GRAPHQL_OPERATIONS, "operation" => labels[0].1.clone(), "outcome" => outcome(&out)).increment(1);
-    metrics::histogram!(GRAPHQL_SECONDS, &labels).record(started.elapsed().as_secs_f64());
-    metrics::histogram!(GRAPHQL_STATEMENTS, &labels).record(counter.load(Ordering::Relaxed) as f64);
-    out
+/// Count a statement run on a connection held for a request
+/// (`store::held`), which sea-orm's callback does not see: charged to the
+/// current operation, and added to the instance's total when it ends.
+pub fn count_held_statement() {
+    let _ = STATEMENTS.try_with(|n| n.held.fetch_add(1, Ordering::Relaxed));
 }
 
 /// Operation names come from clients: keep them short and plain so a

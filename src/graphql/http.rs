@@ -7,7 +7,6 @@
 //! everyone else gets `application/json` and 200 for any executed request.
 
 use crate::store::read::Reader;
-use crate::telemetry;
 use crate::AppState;
 use async_graphql::ErrorExtensions;
 use async_graphql_axum::GraphQLRequest;
@@ -223,12 +222,14 @@ async fn execute(
         .await
         .ok()
     };
-    let outcome = telemetry::graphql_operation(prepared.name.as_deref(), run, |r| match r {
-        None => "timeout",
-        Some(r) if r.is_ok() => "ok",
-        Some(_) => "error",
-    })
-    .await;
+    let outcome = state
+        .metrics
+        .graphql_operation(prepared.name.as_deref(), run, |r| match r {
+            None => "timeout",
+            Some(r) if r.is_ok() => "ok",
+            Some(_) => "error",
+        })
+        .await;
     let (status, response) = match outcome {
         Some(mut response) => {
             explain_limits(&mut response, &state.limits);

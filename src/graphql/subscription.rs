@@ -105,7 +105,7 @@ impl Subscription {
                     }
                     // Fell behind the buffer: the table has everything.
                     Err(RecvError::Lagged(_)) => {
-                        metrics::counter!(crate::telemetry::CATCH_UPS).increment(1);
+                        feed.caught_up();
                         catching_up = true;
                     }
                     Err(RecvError::Closed) => return,

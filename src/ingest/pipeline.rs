@@ -82,11 +82,22 @@ pub struct Ingestor {
 impl Ingestor {
     /// Start the writer tasks. They stop once every handle is dropped and
     /// the queue is drained.
-    pub fn start(db: DatabaseConnection, config: PipelineConfig, feed: Feed) -> Self {
+    pub fn start(
+        db: DatabaseConnection,
+        config: PipelineConfig,
+        feed: Feed,
+        metrics: crate::telemetry::Metrics,
+    ) -> Self {
         let jobs: Vec<mpsc::Sender<Job>> = (0..config.workers.max(1))
             .map(|_| {
                 let (jobs, rx) = mpsc::channel::<Job>(config.max_batch * 8);
-                tokio::spawn(writer(db.clone(), rx, config.max_batch, feed.clone()));
+                tokio::spawn(writer(
+                    db.clone(),
+                    rx,
+                    config.max_batch,
+                    feed.clone(),
+                    metrics.clone(),
+                ));
                 jobs
             })
             .collect();
@@ -109,11 +120,19 @@ impl Ingestor {
     }
 }
 
-async fn writer(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>, max_batch: usize, feed: Feed) {
+async fn writer(
+    db: DatabaseConnection,
+    mut rx: mpsc::Receiver<Job>,
+    max_batch: usize,
+    feed: Feed,
+    metrics: crate::telemetry::Metrics,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while next_batch(&mut rx, &mut batch, max_batch).await {
         let deliveries: Vec<&Delivery> = batch.iter().map(|j| &j.delivery).collect();
-        metrics::histogram!(crate::telemetry::BATCH_SIZE).record(deliveries.len() as f64);
+        metrics.record(|| {
+            metrics::histogram!(crate::telemetry::BATCH_SIZE).record(deliveries.len() as f64)
+        });
         match commit(&db, &deliveries, &feed).await {
             Ok((result, activities)) => {
                 for (job, status) in batch.drain(..).zip(result.statuses) {

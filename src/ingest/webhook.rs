@@ -28,7 +28,7 @@ async fn receive(
         Ok(status) => status.as_str(),
         Err(err) => err.code,
     };
-    crate::telemetry::delivery(outcome, started);
+    state.metrics.delivery(outcome, started);
     answer.map(|status| Json(json!({ "status": status.as_str() })))
 }
 

@@ -165,7 +165,7 @@ impl ReadDb {
                 },
             });
         }
-        crate::telemetry::count_statement();
+        crate::telemetry::count_held_statement();
         let mut stmt = stmt;
         if matches!(slot.as_ref(), Some(Held::Postgres(_))) {
             inline_limit(&mut stmt);

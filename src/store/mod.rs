@@ -91,9 +91,7 @@ pub async fn connect_with(url: &str, pool_size: Option<u32>) -> Result<DatabaseC
             })
         });
     }
-    let mut db = Database::connect(options).await?;
-    db.set_metric_callback(crate::telemetry::statement);
-    Ok(db)
+    Database::connect(options).await
 }
 
 /// Turn off SQLite's memory statistics, before its first connection.
@@ -153,7 +151,7 @@ async fn stable_query_plans(
 
 /// Set `leadql_db_connections{state}`: the pool's idle and busy
 /// connections, read when the metrics are scraped.
-pub fn record_pool_metrics(db: &DatabaseConnection) {
+pub fn record_pool_metrics(db: &DatabaseConnection, metrics: &crate::telemetry::Metrics) {
     let (size, idle) = match db.get_database_backend() {
         sea_orm::DbBackend::Postgres => {
             let pool = db.get_postgres_connection_pool();
@@ -165,9 +163,11 @@ pub fn record_pool_metrics(db: &DatabaseConnection) {
         }
     };
     let idle = idle as f64;
-    metrics::gauge!(crate::telemetry::DB_CONNECTIONS, "state" => "idle").set(idle);
-    metrics::gauge!(crate::telemetry::DB_CONNECTIONS, "state" => "in_use")
-        .set((size as f64 - idle).max(0.0));
+    metrics.record(|| {
+        metrics::gauge!(crate::telemetry::DB_CONNECTIONS, "state" => "idle").set(idle);
+        metrics::gauge!(crate::telemetry::DB_CONNECTIONS, "state" => "in_use")
+            .set((size as f64 - idle).max(0.0));
+    });
 }
 
 /// Refresh the query planner's statistics after a bulk load: `ANALYZE` on

@@ -289,12 +289,13 @@ async fn shutdown_closes_subscriptions_with_a_close_frame() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(leadql_test_postgres),
+    ignore = "PostgreSQL only (instances notify each other with LISTEN/NOTIFY)"
+)]
 async fn events_cross_between_two_server_processes_on_postgresql() {
     let db = TestDb::new().await;
-    if db.postgres().is_none() {
-        // One SQLite file per process: instances share nothing to notify.
-        return;
-    }
+    assert!(db.postgres().is_some(), "needs LEADQL_TEST_DATABASE_URL");
     let (_a, base_a) = ServerProcess::start(&db.url, &[]).await;
     let (_b, base_b) = ServerProcess::start(&db.url, &[]).await;
     let mut on_a = WsClient::connect(&base_a, "graphql-transport-ws").await;
