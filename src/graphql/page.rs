@@ -133,32 +133,69 @@ impl<E: EntityTrait> SortKey<E> {
         Ok(values.clone())
     }
 
-    /// Rows strictly after `values` in this order (`reverse`: strictly before).
+    /// Rows strictly after `values` in this order (`reverse`: strictly
+    /// before), as one condition.
     fn beyond(&self, values: &[Value], reverse: bool) -> Condition {
+        match self.segments(values, reverse) {
+            Some(segments) if segments.is_empty() => nothing(),
+            Some(segments) => segments
+                .into_iter()
+                .fold(Condition::any(), |any, segment| any.add(segment)),
+            None => self.beyond_general(values, reverse),
+        }
+    }
+
+    /// Rows strictly after `values` (`reverse`: strictly before) as
+    /// segments in reading order, each one index range: a row-value
+    /// comparison on the non-null values, and the NULLs of the first part
+    /// as a segment of their own. An `OR` of the two would make an index
+    /// read and drop every row it skips on the way to the cursor.
+    ///
+    /// None when the key has no such form (parts in mixed directions, or
+    /// a nullable part after the first): see [`SortKey::beyond_general`].
+    fn segments(&self, values: &[Value], reverse: bool) -> Option<Vec<Condition>> {
+        let desc = self.parts[0].desc != reverse;
+        let simple = self.parts.iter().all(|p| (p.desc != reverse) == desc)
+            && self.parts[1..].iter().all(|p| !p.nullable)
+            && values[1..].iter().all(|v| !Value::is_null(v));
+        if !simple {
+            return None;
+        }
+        // Strictly after `vals` on `parts`, all in direction `desc`.
+        let tuple_beyond = |parts: &[KeyPart<E>], vals: &[Value]| {
+            let cols = Expr::tuple(parts.iter().map(|p| p.col.into_expr()));
+            let vals = Expr::tuple(vals.iter().map(|v| Expr::val(sql_value(v))));
+            Condition::all().add(if desc { cols.lt(vals) } else { cols.gt(vals) })
+        };
+        let first = &self.parts[0];
+        let mut segments = Vec::new();
+        if Value::is_null(&values[0]) {
+            // The rest of the NULLs, then (ascending) every non-null row:
+            // NULL is the smallest value.
+            if self.parts.len() > 1 {
+                segments
+                    .push(tuple_beyond(&self.parts[1..], &values[1..]).add(first.col.is_null()));
+            }
+            if !desc {
+                segments.push(Condition::all().add(first.col.is_not_null()));
+            }
+        } else {
+            segments.push(tuple_beyond(&self.parts, values));
+            if desc && first.nullable {
+                segments.push(Condition::all().add(first.col.is_null()));
+            }
+        }
+        Some(segments)
+    }
+
+    /// `(a after) OR (a = and b after) OR …`, for any key.
+    fn beyond_general(&self, values: &[Value], reverse: bool) -> Condition {
         let parts: Vec<(&KeyPart<E>, &Value, bool)> = self
             .parts
             .iter()
             .zip(values)
             .map(|(p, v)| (p, v, p.desc != reverse))
             .collect();
-        let same_direction = parts.iter().all(|(_, _, d)| *d == parts[0].2);
-        let simple = same_direction
-            && parts
-                .iter()
-                .enumerate()
-                .all(|(i, (p, v, _))| !v.is_null() && (i == 0 || !p.nullable));
-        if simple {
-            // Row-value comparison: one index range on both databases.
-            let desc = parts[0].2;
-            let cols = Expr::tuple(parts.iter().map(|(p, _, _)| p.col.into_expr()));
-            let vals = Expr::tuple(parts.iter().map(|(_, v, _)| Expr::val(sql_value(v))));
-            let mut cond = Condition::any().add(if desc { cols.lt(vals) } else { cols.gt(vals) });
-            if desc && parts[0].0.nullable {
-                cond = cond.add(parts[0].0.col.is_null());
-            }
-            return cond;
-        }
-        // General case: (a after) OR (a = and b after) OR …
         let mut any = Condition::any();
         for i in 0..parts.len() {
             let mut all = Condition::all();
@@ -182,8 +219,7 @@ impl<E: EntityTrait> SortKey<E> {
             any = any.add(all.add(after));
         }
         if any.is_empty() {
-            // Nothing comes after the last NULL of a descending order.
-            Condition::all().add(Expr::val(1).eq(0))
+            nothing()
         } else {
             any
         }
@@ -233,6 +269,12 @@ impl<E: EntityTrait> SortKey<E> {
         }
         window
     }
+}
+
+/// A condition no row meets (nothing comes after the last NULL of a
+/// descending order).
+fn nothing() -> Condition {
+    Condition::all().add(Expr::val(1).eq(0))
 }
 
 fn sql_value(v: &Value) -> sea_orm::Value {
@@ -341,6 +383,19 @@ impl Window {
         cond
     }
 
+    /// The rows of the page's side of its cursor as segments in reading
+    /// order (see [`SortKey::segments`]); None when the page needs one
+    /// condition (both cursors, a cursor on the side it is not read from,
+    /// or a key without segments).
+    fn segments<E: EntityTrait>(&self, key: &SortKey<E>) -> Option<Vec<Condition>> {
+        match (&self.after, &self.before, self.from_end) {
+            (None, None, _) => Some(vec![Condition::all()]),
+            (Some(after), None, false) => key.segments(after, false),
+            (None, Some(before), true) => key.segments(before, true),
+            _ => None,
+        }
+    }
+
     fn finish<E: EntityTrait>(
         &self,
         key: &SortKey<E>,
@@ -386,9 +441,23 @@ where
     if window.limit == 0 {
         return Ok(window.finish(key, Vec::new()));
     }
-    let select = select.filter(window.bounds(key));
-    let select = key.order(select, window.from_end, db.get_database_backend());
-    let models = select.limit(window.limit + 1).all(db).await?;
+    let backend = db.get_database_backend();
+    let wanted = window.limit + 1;
+    let Some(segments) = window.segments(key) else {
+        let select = key.order(select.filter(window.bounds(key)), window.from_end, backend);
+        let models = select.limit(wanted).all(db).await?;
+        return Ok(window.finish(key, models));
+    };
+    // Segment by segment, in reading order, until the page is full.
+    let mut models = Vec::new();
+    for segment in segments {
+        let missing = wanted - models.len() as u64;
+        if missing == 0 {
+            break;
+        }
+        let select = key.order(select.clone().filter(segment), window.from_end, backend);
+        models.extend(select.limit(missing).all(db).await?);
+    }
     Ok(window.finish(key, models))
 }
 
@@ -449,4 +518,127 @@ where
             (p.clone(), window.finish(key, models))
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::order::{lead_key, LeadOrderBy, LeadOrderField, OrderDirection};
+    use super::*;
+    use entity::lead;
+    use sea_orm::{ActiveModelTrait, IntoActiveModel, Schema};
+
+    /// Leads with NULLs in the nullable sort columns, and ties.
+    async fn leads() -> (sea_orm::DatabaseConnection, Vec<lead::Model>) {
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        let backend = db.get_database_backend();
+        let table = Schema::new(backend).create_table_from_entity(lead::Entity);
+        db.execute_raw(backend.build(&table)).await.unwrap();
+        let mut all = Vec::new();
+        for i in 0..41 {
+            let m = lead::Model {
+                id: format!("L{i:02}"),
+                reference_id: None,
+                project_id: None,
+                process_id: None,
+                name: (i % 4 != 0).then(|| format!("n{}", i % 7)),
+                state: None,
+                disposition: None,
+                disposition_type: None,
+                summary: None,
+                last_activity_id: None,
+                last_activity_at: (i % 5 != 0).then_some((i % 9) as i64),
+                first_activity_at: None,
+                activity_count: i % 3,
+            };
+            m.clone().into_active_model().insert(&db).await.unwrap();
+            all.push(m);
+        }
+        (db, all)
+    }
+
+    fn ids(page: &Page<lead::Model>) -> Vec<String> {
+        page.rows.iter().map(|(_, m)| m.id.clone()).collect()
+    }
+
+    /// Paging forward and backward by every page size gives the order
+    /// a sort in memory gives (NULL smallest, ties by id), whichever
+    /// segments the cursors fall in.
+    #[tokio::test]
+    async fn segments_page_like_a_sort_in_memory() {
+        let (db, all) = leads().await;
+        let null_first = |v: &Option<i64>| v.map_or((0, 0), |v| (1, v));
+        for (field, desc) in [
+            (LeadOrderField::LastActivityAt, true),
+            (LeadOrderField::LastActivityAt, false),
+            (LeadOrderField::Name, true),
+            (LeadOrderField::Name, false),
+            (LeadOrderField::ActivityCount, true),
+        ] {
+            let direction = if desc {
+                OrderDirection::Desc
+            } else {
+                OrderDirection::Asc
+            };
+            let key = lead_key(Some(&[LeadOrderBy { field, direction }]));
+            let mut expected = all.clone();
+            expected.sort_by(|a, b| {
+                let by = match field {
+                    LeadOrderField::LastActivityAt => {
+                        null_first(&a.last_activity_at).cmp(&null_first(&b.last_activity_at))
+                    }
+                    LeadOrderField::Name => a.name.cmp(&b.name),
+                    _ => a.activity_count.cmp(&b.activity_count),
+                };
+                let by = by.then_with(|| a.id.cmp(&b.id));
+                if desc {
+                    by.reverse()
+                } else {
+                    by
+                }
+            });
+            let expected: Vec<String> = expected.into_iter().map(|m| m.id).collect();
+            for size in 1..=7 {
+                let mut forward = Vec::new();
+                let mut after = None;
+                loop {
+                    let args = PageArgs {
+                        first: Some(size),
+                        after: after.clone(),
+                        ..Default::default()
+                    };
+                    let window = args.window(&key).unwrap();
+                    let p = page(&db, lead::Entity::find(), &key, &window)
+                        .await
+                        .unwrap();
+                    forward.extend(ids(&p));
+                    if !p.info.has_next_page {
+                        break;
+                    }
+                    after = p.info.end_cursor.clone();
+                }
+                assert_eq!(forward, expected, "{field:?} desc={desc} first={size}");
+                let mut backward = Vec::new();
+                let mut before = None;
+                loop {
+                    let args = PageArgs {
+                        last: Some(size),
+                        before: before.clone(),
+                        ..Default::default()
+                    };
+                    let window = args.window(&key).unwrap();
+                    let p = page(&db, lead::Entity::find(), &key, &window)
+                        .await
+                        .unwrap();
+                    let mut ids = ids(&p);
+                    ids.extend(backward);
+                    backward = ids;
+                    if !p.info.has_previous_page {
+                        break;
+                    }
+                    before = p.info.start_cursor.clone();
+                }
+                assert_eq!(backward, expected, "{field:?} desc={desc} last={size}");
+            }
+        }
+    }
 }
