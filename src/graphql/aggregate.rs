@@ -2,10 +2,13 @@
 //! They take the same filters as the lists, so a dashboard's numbers and
 //! its drill-down list agree.
 
-use super::connection::db_error;
-use super::types::time;
+use super::engine::connection::db_error;
+use super::engine::resource::time;
+use super::resources::activity::ActivityFilter;
+use super::resources::lead::LeadFilter;
+use super::resources::{condition, reader};
 use crate::store::read::Reader;
-use async_graphql::{Enum, SimpleObject};
+use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{activity, conversation, lead, tool_call};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement};
@@ -238,4 +241,46 @@ pub async fn call_stats(reader: &Reader, filter: Condition) -> async_graphql::Re
         average_turn_count,
         tool_calls,
     })
+}
+
+/// The root fields for aggregates.
+#[derive(Default)]
+pub struct AggregateQuery;
+
+#[Object]
+impl AggregateQuery {
+    /// Call outcomes: activities per analysis disposition (activities
+    /// without one are not counted), per HOUR / DAY / WEEK when `bucket`
+    /// is given (UTC; weeks start on Monday).
+    async fn disposition_counts(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ActivityFilter>,
+        bucket: Option<TimeBucket>,
+    ) -> Result<Vec<DispositionCount>> {
+        let cond = condition(ctx, filter.as_ref())?;
+        disposition_counts(reader(ctx), cond, bucket).await
+    }
+
+    /// Leads per current disposition, most frequent first; leads without a
+    /// disposition yet are one group with a null disposition.
+    async fn lead_funnel(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<LeadFilter>,
+    ) -> Result<Vec<DispositionCount>> {
+        let cond = condition(ctx, filter.as_ref())?;
+        lead_funnel(reader(ctx), cond).await
+    }
+
+    /// Attempts, connections, connect rate, mean turns and tool calls over
+    /// the activities the filter selects.
+    async fn call_stats(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ActivityFilter>,
+    ) -> Result<CallStats> {
+        let cond = condition(ctx, filter.as_ref())?;
+        call_stats(reader(ctx), cond).await
+    }
 }

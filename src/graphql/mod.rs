@@ -1,19 +1,15 @@
 //! The GraphQL API: schema, execution with per-request loaders and limits,
-//! and the HTTP routes.
+//! and the transports (HTTP, WebSocket, GraphiQL). The schema is in two
+//! halves: [`resources`] (one file per type: its declaration, relations
+//! and root fields) and [`engine`] (what they all use).
 
 pub mod aggregate;
-pub mod connection;
-pub mod filter;
+pub mod engine;
 mod graphiql;
 mod http;
-pub mod loader;
-pub mod order;
-mod order_fields;
-pub mod page;
 pub mod query;
-pub mod search;
+pub mod resources;
 pub mod subscription;
-pub mod types;
 mod ws;
 
 use crate::store::read::Reader;
@@ -60,8 +56,12 @@ fn build(
     feed: Option<crate::feed::Feed>,
     mode: async_graphql::ValidationMode,
 ) -> LeadqlSchema {
-    let mut builder = Schema::build(query::Query, EmptyMutation, subscription::Subscription)
-        .validation_mode(mode);
+    let mut builder = Schema::build(
+        query::Query::default(),
+        EmptyMutation,
+        subscription::Subscription,
+    )
+    .validation_mode(mode);
     if let Some(feed) = feed {
         builder = builder.data(feed);
     }
@@ -77,13 +77,13 @@ pub fn sdl() -> String {
     schema(Limits::default(), None).sdl()
 }
 
-static DOCUMENTS: std::sync::LazyLock<order_fields::Documents> =
+static DOCUMENTS: std::sync::LazyLock<engine::documents::Documents> =
     std::sync::LazyLock::new(Default::default);
 
 /// A request's parsed query (cached by text) and operation name, looked up
 /// once and used both for metrics and for the response's field order.
 pub struct Prepared {
-    doc: Option<order_fields::Cached>,
+    doc: Option<engine::documents::Cached>,
     /// The operation's name, if it has one.
     pub name: Option<String>,
 }
@@ -92,7 +92,7 @@ pub fn prepare(request: &async_graphql::Request) -> Prepared {
     let doc = DOCUMENTS.get(&request.query);
     let name = doc
         .as_ref()
-        .and_then(|d| order_fields::operation_name(&d.doc, request.operation_name.as_deref()));
+        .and_then(|d| engine::documents::operation_name(&d.doc, request.operation_name.as_deref()));
     Prepared { doc, name }
 }
 
@@ -107,8 +107,8 @@ pub async fn execute(
     request: async_graphql::Request,
     prepared: &Prepared,
 ) -> async_graphql::Response {
-    let queue = loader::Queue::default();
-    let loaders = Arc::new(loader::loaders(reader.clone(), &queue));
+    let queue = engine::loader::Queue::default();
+    let loaders = Arc::new(engine::loader::loaders(reader.clone(), &queue));
     let mut request = request.data(reader).data(loaders);
     let mut schema = schema;
     if let Some(cached) = &prepared.doc {
@@ -119,13 +119,13 @@ pub async fn execute(
             schema = known;
         }
     }
-    let mut response = loader::drive(queue, deadline, schema.execute(request)).await;
+    let mut response = engine::loader::drive(queue, deadline, schema.execute(request)).await;
     if let Some(cached) = &prepared.doc {
         // Data means the text passed validation (a refused request has none).
         if response.data != async_graphql::Value::Null {
             cached.set_validated();
         }
-        order_fields::restore(&mut response.data, &cached.doc, prepared.name.as_deref());
+        engine::documents::restore(&mut response.data, &cached.doc, prepared.name.as_deref());
     }
     response
 }

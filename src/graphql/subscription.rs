@@ -1,9 +1,10 @@
 //! The root subscription fields: live feeds over WebSocket (see `ws.rs`).
 
-use super::connection::db_error;
-use super::filter::{condition_of, ActivityFilter, DispositionEventFilter};
-use super::page::user_error;
-use super::types::{Activity, DispositionEvent};
+use super::engine::connection::db_error;
+use super::engine::filter::condition_of;
+use super::engine::page::user_error;
+use super::resources::activity::{Activity, ActivityFilter};
+use super::resources::disposition_event::{DispositionEvent, DispositionEventFilter};
 use crate::feed::Feed;
 use crate::store::read::Reader;
 use async_graphql::{Context, Result, Subscription as SubscriptionObject};

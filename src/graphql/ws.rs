@@ -88,7 +88,9 @@ async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtocols)
                 *slot = Some(access);
             }
             let mut data = async_graphql::Data::default();
-            data.insert(Arc::new(super::loader::spawning_loaders(reader.clone())));
+            data.insert(Arc::new(super::engine::loader::spawning_loaders(
+                reader.clone(),
+            )));
             data.insert(reader);
             Ok(data)
         }

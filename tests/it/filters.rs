@@ -908,7 +908,8 @@ async fn aggregates_agree_with_counts_from_the_rows() {
 #[tokio::test]
 async fn live_event_matching_agrees_with_the_database() {
     use async_graphql::InputType;
-    use leadql::graphql::filter::{condition, DispositionEventFilter};
+    use leadql::graphql::engine::filter::condition;
+    use leadql::graphql::resources::disposition_event::DispositionEventFilter;
     use sea_orm::QueryFilter;
     let db = TestDb::new().await;
     let s = demo_server(&db, 60).await;

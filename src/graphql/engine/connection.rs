@@ -2,13 +2,13 @@
 //! for nested lists (which go through the request's loader).
 
 use super::loader::{ChildCount, ChildPage, Children, Loaders};
-use super::page::{page, KeyPart, Page, PageArgs, PageInfo, SortKey};
+use super::page::{narrow, page, rows, Page, PageArgs, PageInfo, SortKey};
+use super::resource::Resource;
 use crate::store::read::{Reader, Scoped};
+use async_graphql::context::SelectionField;
 use async_graphql::{Context, ErrorExtensions};
 use futures::future::BoxFuture;
-use sea_orm::{
-    Condition, DbErr, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, Select,
-};
+use sea_orm::{Condition, DbErr, EntityTrait, PaginatorTrait, QuerySelect, Select};
 use std::sync::Arc;
 
 /// How `totalCount` is found, only when a client asks for it.
@@ -44,19 +44,40 @@ pub fn cost(first: Option<i32>, last: Option<i32>, child: usize) -> usize {
     n.max(1).saturating_mul(child).saturating_add(1)
 }
 
-/// A root list: one page of `select` (filtered) plus a lazy count.
-pub async fn root<E>(
+/// The fields a connection's nodes are asked for, under `nodes` and
+/// `edges { node }`.
+pub fn node_fields<'a>(ctx: &'a Context<'a>) -> Vec<SelectionField<'a>> {
+    let mut nodes = Vec::new();
+    for f in ctx.field().selection_set() {
+        match f.name() {
+            "nodes" => nodes.extend(f.selection_set()),
+            "edges" => {
+                for e in f.selection_set().filter(|e| e.name() == "node") {
+                    nodes.extend(e.selection_set());
+                }
+            }
+            _ => {}
+        }
+    }
+    nodes
+}
+
+/// A root list: one page of `select` (filtered), reading the columns the
+/// nodes are asked for, plus a lazy count.
+pub async fn root<R: Resource>(
+    ctx: &Context<'_>,
     reader: &Reader,
-    select: Select<E>,
-    key: SortKey<E>,
+    select: Select<R::Entity>,
+    key: SortKey<R::Entity>,
     args: PageArgs,
-) -> async_graphql::Result<(Page<E::Model>, Total)>
+) -> async_graphql::Result<(Page<R>, Total)>
 where
-    E: EntityTrait + Send + Sync,
-    E::Model: FromQueryResult + Send + Sync,
+    R::Entity: Send + Sync,
+    <R::Entity as EntityTrait>::Model: Send + Sync,
 {
     let window = args.window(&key)?;
-    let page = page(reader.db(), select.clone(), &key, &window)
+    let cols = R::selected(node_fields(ctx).into_iter());
+    let page = page(reader.db(), select.clone(), &key, &window, cols)
         .await
         .map_err(|e| db_error(&e))?;
     let db = reader.db().clone();
@@ -74,43 +95,37 @@ where
     Ok((page, total))
 }
 
-/// What a nested list needs besides its arguments.
-pub struct Nested<E: EntityTrait> {
-    pub parent: E::Column,
-    pub parent_of: fn(&E::Model) -> &str,
-}
-
-/// One parent's page of a nested list, loaded together with the same list
-/// of every sibling parent.
-#[allow(clippy::too_many_arguments)]
-pub async fn nested<E>(
+/// One parent's page of a nested list (the rows of `R` whose `parent`
+/// column is `parent_id`), loaded together with the same list of every
+/// sibling parent.
+pub async fn nested<R: Resource>(
     ctx: &Context<'_>,
-    reader: &Reader,
+    parent: <R::Entity as EntityTrait>::Column,
     parent_id: &str,
-    how: Nested<E>,
     filter: Condition,
     shape: String,
-    key: SortKey<E>,
+    key: SortKey<R::Entity>,
     args: PageArgs,
-) -> async_graphql::Result<(Arc<Page<E::Model>>, Total)>
+) -> async_graphql::Result<(Arc<Page<R>>, Total)>
 where
-    E: Scoped + Send + Sync,
-    E::Model: FromQueryResult + Send + Sync,
-    E::Column: Send + Sync,
+    R::Entity: Scoped + Send + Sync,
+    <R::Entity as EntityTrait>::Column: Send + Sync,
 {
     // Check the arguments here, so a bad cursor is this field's error.
     args.window(&key)?;
+    let reader = ctx.data_unchecked::<Reader>();
+    let cols = R::selected(node_fields(ctx).into_iter());
     let loaders = ctx.data_unchecked::<Arc<Loaders>>().clone();
     let key = ChildPage {
         parent: parent_id.to_string(),
         children: Arc::new(Children {
-            shape,
-            select: reader.find::<E>(),
+            shape: format!("{shape}|{cols:?}"),
+            select: reader.find::<R::Entity>(),
             filter,
-            parent: how.parent,
-            parent_of: how.parent_of,
+            parent,
             key,
             args,
+            cols,
         }),
     };
     let page = loaders
@@ -132,6 +147,23 @@ where
     Ok((page, total))
 }
 
+/// The one row of `select` (a lookup by key at the root), reading the
+/// columns this field's selection needs.
+pub async fn one<R: Resource>(
+    ctx: &Context<'_>,
+    reader: &Reader,
+    select: Select<R::Entity>,
+) -> async_graphql::Result<Option<R>> {
+    let cols = R::selected(ctx.field().selection_set());
+    let found = rows(reader.db(), narrow(select, cols).limit(1))
+        .await
+        .map_err(|e| db_error(&e))?;
+    found
+        .first()
+        .map(|row| R::from_row(row, cols).map_err(|e| db_error(&e)))
+        .transpose()
+}
+
 impl<M> Page<M> {
     pub fn empty() -> Self {
         Page {
@@ -139,16 +171,6 @@ impl<M> Page<M> {
             info: PageInfo::default(),
         }
     }
-}
-
-/// A filter applied to a select.
-pub fn filtered<E: EntityTrait>(select: Select<E>, cond: Condition) -> Select<E> {
-    select.filter(cond)
-}
-
-/// Key parts helper: a sort key from the requested parts and the unique key.
-pub fn sort_key<E: EntityTrait>(requested: Vec<KeyPart<E>>, unique: Vec<KeyPart<E>>) -> SortKey<E> {
-    SortKey::new(requested, unique)
 }
 
 /// Declare `$conn` / `$edge` for node type `$node`.
@@ -166,8 +188,8 @@ macro_rules! connection {
         #[doc = $conn_doc]
         pub struct $conn {
             pub edges: Vec<$edge>,
-            pub page_info: $crate::graphql::page::PageInfo,
-            pub total: $crate::graphql::connection::Total,
+            pub page_info: $crate::graphql::engine::page::PageInfo,
+            pub total: $crate::graphql::engine::connection::Total,
         }
 
         #[async_graphql::Object(rename_fields = "camelCase")]
@@ -182,7 +204,7 @@ macro_rules! connection {
                 self.edges.iter().map(|e| &e.node).collect()
             }
             /// Where this page sits in the whole list.
-            async fn page_info(&self) -> &$crate::graphql::page::PageInfo {
+            async fn page_info(&self) -> &$crate::graphql::engine::page::PageInfo {
                 &self.page_info
             }
             /// How many nodes the whole list holds (all pages), counted only
@@ -194,21 +216,15 @@ macro_rules! connection {
 
         impl $conn {
             /// The connection for `page`, its rows moved into the edges.
-            pub fn from_page<M>(
-                page: $crate::graphql::page::Page<M>,
-                total: $crate::graphql::connection::Total,
-            ) -> Self
-            where
-                $node: From<M>,
-            {
+            pub fn from_page(
+                page: $crate::graphql::engine::page::Page<$node>,
+                total: $crate::graphql::engine::connection::Total,
+            ) -> Self {
                 $conn {
                     edges: page
                         .rows
                         .into_iter()
-                        .map(|(cursor, m)| $edge {
-                            cursor,
-                            node: <$node>::from(m),
-                        })
+                        .map(|(cursor, node)| $edge { cursor, node })
                         .collect(),
                     page_info: page.info,
                     total,
@@ -217,13 +233,10 @@ macro_rules! connection {
 
             /// The connection for a page the loader handed out: moved if
             /// this field is its only user, copied otherwise.
-            pub fn from_shared<M: Clone>(
-                page: std::sync::Arc<$crate::graphql::page::Page<M>>,
-                total: $crate::graphql::connection::Total,
-            ) -> Self
-            where
-                $node: From<M>,
-            {
+            pub fn from_shared(
+                page: std::sync::Arc<$crate::graphql::engine::page::Page<$node>>,
+                total: $crate::graphql::engine::connection::Total,
+            ) -> Self {
                 Self::from_page(std::sync::Arc::unwrap_or_clone(page), total)
             }
         }

@@ -6,15 +6,14 @@
 //! page of 50 activities asks for their 50 conversations in one statement,
 //! deterministically, and without the default 1 ms wait per nesting level.
 
-use super::page::{pages_by_parent, Page, PageArgs, SortKey};
+use super::page::{narrow, pages_by_parent, rows, Page, PageArgs, SortKey};
+use super::resource::{ColumnSet, Resource};
 use crate::store::read::{Reader, Scoped};
 use async_graphql::dataloader::{DataLoader, Loader};
-use entity::{activity, analysis, conversation, lead, lead_update};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use sea_orm::{
-    ColumnTrait, Condition, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect, Select,
+    ColumnTrait, Condition, DbErr, EntityTrait, IdenStatic, QueryFilter, QuerySelect, Select,
 };
 use std::collections::HashMap;
 use std::future::Future;
@@ -133,173 +132,121 @@ impl futures::task::ArcWake for SelfWake {
 
 /// What the loader reads with.
 pub struct Batch {
-    reader: Reader,
+    pub(crate) reader: Reader,
 }
 
 /// Loader errors are shared between the fields that waited on one batch.
 pub type LoadError = Arc<DbErr>;
 
-/// A lead by id.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct LeadById(pub String);
-/// An activity by id.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ActivityById(pub String);
-/// The conversation of an activity.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ConversationOf(pub String);
-/// The analysis of an activity.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct AnalysisOf(pub String);
-/// Every update result of a lead, oldest first.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct UpdatesOf(pub String);
-
-async fn by_column<E, K>(
-    reader: &Reader,
-    col: E::Column,
-    keys: &[K],
-    key_of: impl Fn(&K) -> &str,
-    model_key: impl Fn(&E::Model) -> &str,
-) -> Result<HashMap<K, E::Model>, LoadError>
-where
-    E: Scoped,
-    E::Model: FromQueryResult + Send + Sync,
-    K: Clone + Eq + Hash,
-{
-    let ids: Vec<String> = keys.iter().map(|k| key_of(k).to_string()).collect();
-    let rows = reader
-        .find::<E>()
-        .filter(col.is_in(ids))
-        .all(reader.db())
-        .await
-        .map_err(Arc::new)?;
-    let mut by_id: HashMap<String, E::Model> = rows
-        .into_iter()
-        .map(|m| (model_key(&m).to_string(), m))
-        .collect();
-    Ok(keys
-        .iter()
-        .filter_map(|k| by_id.remove(key_of(k)).map(|m| (k.clone(), m)))
-        .collect())
+/// The row of `R` whose `column` holds `value` (a lead by id, the
+/// conversation of an activity, …), reading at least the columns `cols`.
+pub struct Lookup<R: Resource> {
+    pub column: <R::Entity as EntityTrait>::Column,
+    pub value: String,
+    pub cols: ColumnSet,
 }
 
-impl Loader<LeadById> for Batch {
-    type Value = lead::Model;
-    type Error = LoadError;
-    async fn load(&self, keys: &[LeadById]) -> Result<HashMap<LeadById, lead::Model>, LoadError> {
-        by_column::<lead::Entity, _>(&self.reader, lead::Column::Id, keys, |k| &k.0, |m| &m.id)
-            .await
-    }
-}
-
-impl Loader<ActivityById> for Batch {
-    type Value = activity::Model;
-    type Error = LoadError;
-    async fn load(
-        &self,
-        keys: &[ActivityById],
-    ) -> Result<HashMap<ActivityById, activity::Model>, LoadError> {
-        by_column::<activity::Entity, _>(
-            &self.reader,
-            activity::Column::Id,
-            keys,
-            |k| &k.0,
-            |m| &m.id,
-        )
-        .await
-    }
-}
-
-impl Loader<ConversationOf> for Batch {
-    type Value = conversation::Model;
-    type Error = LoadError;
-    async fn load(
-        &self,
-        keys: &[ConversationOf],
-    ) -> Result<HashMap<ConversationOf, conversation::Model>, LoadError> {
-        by_column::<conversation::Entity, _>(
-            &self.reader,
-            conversation::Column::ActivityId,
-            keys,
-            |k| &k.0,
-            |m| &m.activity_id,
-        )
-        .await
-    }
-}
-
-impl Loader<AnalysisOf> for Batch {
-    type Value = analysis::Model;
-    type Error = LoadError;
-    async fn load(
-        &self,
-        keys: &[AnalysisOf],
-    ) -> Result<HashMap<AnalysisOf, analysis::Model>, LoadError> {
-        by_column::<analysis::Entity, _>(
-            &self.reader,
-            analysis::Column::ActivityId,
-            keys,
-            |k| &k.0,
-            |m| &m.activity_id,
-        )
-        .await
-    }
-}
-
-impl Loader<UpdatesOf> for Batch {
-    type Value = Arc<Vec<lead_update::Model>>;
-    type Error = LoadError;
-    async fn load(
-        &self,
-        keys: &[UpdatesOf],
-    ) -> Result<HashMap<UpdatesOf, Arc<Vec<lead_update::Model>>>, LoadError> {
-        let rows = self
-            .reader
-            .find::<lead_update::Entity>()
-            .filter(lead_update::Column::LeadId.is_in(keys.iter().map(|k| k.0.clone())))
-            .order_by_asc(lead_update::Column::Timestamp)
-            .order_by_asc(lead_update::Column::Id)
-            .all(self.reader.db())
-            .await
-            .map_err(Arc::new)?;
-        let mut by_lead: HashMap<String, Vec<lead_update::Model>> = HashMap::new();
-        for row in rows {
-            by_lead.entry(row.lead_id.clone()).or_default().push(row);
+impl<R: Resource> Lookup<R> {
+    pub fn new(column: <R::Entity as EntityTrait>::Column, value: &str, cols: ColumnSet) -> Self {
+        Lookup {
+            column,
+            value: value.to_string(),
+            cols,
         }
-        Ok(keys
-            .iter()
-            .map(|k| {
-                (
-                    k.clone(),
-                    Arc::new(by_lead.remove(&k.0).unwrap_or_default()),
-                )
-            })
-            .collect())
+    }
+}
+
+impl<R: Resource> Clone for Lookup<R> {
+    fn clone(&self) -> Self {
+        Lookup {
+            column: self.column,
+            value: self.value.clone(),
+            cols: self.cols,
+        }
+    }
+}
+impl<R: Resource> PartialEq for Lookup<R> {
+    fn eq(&self, other: &Self) -> bool {
+        self.column.as_str() == other.column.as_str()
+            && self.value == other.value
+            && self.cols == other.cols
+    }
+}
+impl<R: Resource> Eq for Lookup<R> {}
+impl<R: Resource> Hash for Lookup<R> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.column.as_str().hash(state);
+        self.value.hash(state);
+        self.cols.hash(state);
+    }
+}
+
+impl<R> Loader<Lookup<R>> for Batch
+where
+    R: Resource,
+    R::Entity: Scoped,
+    <R::Entity as EntityTrait>::Column: Send + Sync,
+{
+    type Value = Arc<R>;
+    type Error = LoadError;
+    /// One statement per looked-up column, reading every column any of
+    /// the fields asked for.
+    async fn load(&self, keys: &[Lookup<R>]) -> Result<HashMap<Lookup<R>, Arc<R>>, LoadError> {
+        let mut out = HashMap::new();
+        let mut columns: Vec<<R::Entity as EntityTrait>::Column> = Vec::new();
+        for k in keys {
+            if !columns.iter().any(|c| c.as_str() == k.column.as_str()) {
+                columns.push(k.column);
+            }
+        }
+        for column in columns {
+            let wanted: Vec<&Lookup<R>> = keys
+                .iter()
+                .filter(|k| k.column.as_str() == column.as_str())
+                .collect();
+            let cols = wanted
+                .iter()
+                .fold(ColumnSet::EMPTY, |set, k| set.union(k.cols))
+                .and::<R::Entity>(column);
+            let values: Vec<String> = wanted.iter().map(|k| k.value.clone()).collect();
+            let select = narrow(self.reader.find::<R::Entity>(), cols).filter(column.is_in(values));
+            let mut found: HashMap<String, Arc<R>> = HashMap::new();
+            for row in rows(self.reader.db(), select).await.map_err(Arc::new)? {
+                let value: String = row.try_get("", column.as_str()).map_err(Arc::new)?;
+                found.insert(value, Arc::new(R::from_row(&row, cols).map_err(Arc::new)?));
+            }
+            for k in wanted {
+                if let Some(object) = found.get(&k.value) {
+                    out.insert(k.clone(), object.clone());
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
 /// The rows of one nested connection shape (`lead.activities(filter: …,
 /// first: 10)`), for many parents; parents asking with the same arguments
 /// share one statement.
-pub struct Children<E: EntityTrait> {
-    /// Identifies the arguments (filter, order, page), for grouping.
+pub struct Children<R: Resource> {
+    /// Identifies the arguments (filter, order, page, columns), for
+    /// grouping.
     pub shape: String,
-    pub select: Select<E>,
+    pub select: Select<R::Entity>,
     pub filter: Condition,
-    pub parent: E::Column,
-    pub parent_of: fn(&E::Model) -> &str,
-    pub key: SortKey<E>,
+    pub parent: <R::Entity as EntityTrait>::Column,
+    pub key: SortKey<R::Entity>,
     pub args: PageArgs,
+    pub cols: ColumnSet,
 }
 
 /// One parent's page of a nested connection.
-pub struct ChildPage<E: EntityTrait> {
+pub struct ChildPage<R: Resource> {
     pub parent: String,
-    pub children: Arc<Children<E>>,
+    pub children: Arc<Children<R>>,
 }
 
-impl<E: EntityTrait> Clone for ChildPage<E> {
+impl<R: Resource> Clone for ChildPage<R> {
     fn clone(&self) -> Self {
         ChildPage {
             parent: self.parent.clone(),
@@ -307,13 +254,13 @@ impl<E: EntityTrait> Clone for ChildPage<E> {
         }
     }
 }
-impl<E: EntityTrait> PartialEq for ChildPage<E> {
+impl<R: Resource> PartialEq for ChildPage<R> {
     fn eq(&self, other: &Self) -> bool {
         self.parent == other.parent && self.children.shape == other.children.shape
     }
 }
-impl<E: EntityTrait> Eq for ChildPage<E> {}
-impl<E: EntityTrait> Hash for ChildPage<E> {
+impl<R: Resource> Eq for ChildPage<R> {}
+impl<R: Resource> Hash for ChildPage<R> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.parent.hash(state);
         self.children.shape.hash(state);
@@ -321,28 +268,28 @@ impl<E: EntityTrait> Hash for ChildPage<E> {
 }
 
 /// The number of one parent's rows matching a nested connection's filter.
-pub struct ChildCount<E: EntityTrait>(pub ChildPage<E>);
+pub struct ChildCount<R: Resource>(pub ChildPage<R>);
 
-impl<E: EntityTrait> Clone for ChildCount<E> {
+impl<R: Resource> Clone for ChildCount<R> {
     fn clone(&self) -> Self {
         ChildCount(self.0.clone())
     }
 }
-impl<E: EntityTrait> PartialEq for ChildCount<E> {
+impl<R: Resource> PartialEq for ChildCount<R> {
     fn eq(&self, other: &Self) -> bool {
         self.0 == other.0
     }
 }
-impl<E: EntityTrait> Eq for ChildCount<E> {}
-impl<E: EntityTrait> Hash for ChildCount<E> {
+impl<R: Resource> Eq for ChildCount<R> {}
+impl<R: Resource> Hash for ChildCount<R> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.0.hash(state)
     }
 }
 
 /// Keys grouped by connection shape.
-fn by_shape<E: EntityTrait>(keys: &[ChildPage<E>]) -> Vec<(Arc<Children<E>>, Vec<String>)> {
-    let mut groups: Vec<(Arc<Children<E>>, Vec<String>)> = Vec::new();
+fn by_shape<R: Resource>(keys: &[ChildPage<R>]) -> Vec<(Arc<Children<R>>, Vec<String>)> {
+    let mut groups: Vec<(Arc<Children<R>>, Vec<String>)> = Vec::new();
     for k in keys {
         match groups.iter_mut().find(|(c, _)| c.shape == k.children.shape) {
             Some((_, parents)) => parents.push(k.parent.clone()),
@@ -352,18 +299,17 @@ fn by_shape<E: EntityTrait>(keys: &[ChildPage<E>]) -> Vec<(Arc<Children<E>>, Vec
     groups
 }
 
-impl<E> Loader<ChildPage<E>> for Batch
+impl<R> Loader<ChildPage<R>> for Batch
 where
-    E: EntityTrait + Send + Sync,
-    E::Model: FromQueryResult + Send + Sync,
-    E::Column: Send + Sync,
+    R: Resource,
+    <R::Entity as EntityTrait>::Column: Send + Sync,
 {
-    type Value = Arc<Page<E::Model>>;
+    type Value = Arc<Page<R>>;
     type Error = LoadError;
     async fn load(
         &self,
-        keys: &[ChildPage<E>],
-    ) -> Result<HashMap<ChildPage<E>, Arc<Page<E::Model>>>, LoadError> {
+        keys: &[ChildPage<R>],
+    ) -> Result<HashMap<ChildPage<R>, Arc<Page<R>>>, LoadError> {
         let mut out = HashMap::new();
         for (children, parents) in by_shape(keys) {
             // Arguments were checked when the connection was resolved.
@@ -371,14 +317,14 @@ where
                 .args
                 .window(&children.key)
                 .map_err(|e| Arc::new(DbErr::Custom(e.message)))?;
-            let pages = pages_by_parent(
+            let pages = pages_by_parent::<R, _>(
                 self.reader.db(),
                 children.select.clone().filter(children.filter.clone()),
                 children.parent,
-                children.parent_of,
                 &parents,
                 &children.key,
                 &window,
+                children.cols,
             )
             .await
             .map_err(Arc::new)?;
@@ -396,16 +342,15 @@ where
     }
 }
 
-impl<E> Loader<ChildCount<E>> for Batch
+impl<R> Loader<ChildCount<R>> for Batch
 where
-    E: EntityTrait + Send + Sync,
-    E::Model: FromQueryResult + Send + Sync,
-    E::Column: Send + Sync,
+    R: Resource,
+    <R::Entity as EntityTrait>::Column: Send + Sync,
 {
     type Value = i64;
     type Error = LoadError;
-    async fn load(&self, keys: &[ChildCount<E>]) -> Result<HashMap<ChildCount<E>, i64>, LoadError> {
-        let pages: Vec<ChildPage<E>> = keys.iter().map(|k| k.0.clone()).collect();
+    async fn load(&self, keys: &[ChildCount<R>]) -> Result<HashMap<ChildCount<R>, i64>, LoadError> {
+        let pages: Vec<ChildPage<R>> = keys.iter().map(|k| k.0.clone()).collect();
         let mut out = HashMap::new();
         for (children, parents) in by_shape(&pages) {
             let counts: Vec<(String, i64)> = children

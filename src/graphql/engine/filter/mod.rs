@@ -1,0 +1,305 @@
+//! Filter inputs, and the one function that folds a filter tree into a
+//! sea-orm [`Condition`]: [`condition`].
+//!
+//! Every list takes the same operator inputs (`StringFilter`,
+//! `DateTimeFilter`, `IntFilter`, `BooleanFilter`), combined with `and`,
+//! `or` and `not`. Root lists, nested connections and aggregates share the
+//! filter types, so a filter means the same thing wherever it is used.
+
+mod memory;
+
+pub use memory::{all, any, Truth};
+
+use super::page::user_error;
+use async_graphql::InputObject;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+#[cfg(test)]
+use sea_orm::EntityTrait;
+use sea_orm::{Condition, DbBackend, IntoSimpleExpr};
+
+/// How deep `and`/`or`/`not` may nest.
+pub const MAX_FILTER_DEPTH: usize = 16;
+
+/// Conditions on a text field. All given operators must hold.
+#[derive(InputObject, Clone, Debug, Default, Hash, PartialEq, Eq)]
+pub struct StringFilter {
+    /// Equal to.
+    pub eq: Option<String>,
+    /// Not equal to (rows where the field is null do not match).
+    pub ne: Option<String>,
+    /// Equal to one of these.
+    #[graphql(name = "in")]
+    pub r#in: Option<Vec<String>>,
+    /// Equal to none of these (rows where the field is null do not match).
+    pub not_in: Option<Vec<String>>,
+    /// Contains this text, ignoring case (ASCII case on SQLite).
+    pub contains: Option<String>,
+    /// Starts with this text, ignoring case (ASCII case on SQLite).
+    pub starts_with: Option<String>,
+    /// `true`: the field is null (absent from the payload); `false`: it is set.
+    pub is_null: Option<bool>,
+}
+
+/// Conditions on a time (RFC 3339; compared to the millisecond).
+#[derive(InputObject, Clone, Debug, Default, Hash, PartialEq, Eq)]
+pub struct DateTimeFilter {
+    /// Equal to.
+    pub eq: Option<DateTime<Utc>>,
+    /// Later than.
+    pub gt: Option<DateTime<Utc>>,
+    /// At or later than.
+    pub gte: Option<DateTime<Utc>>,
+    /// Earlier than.
+    pub lt: Option<DateTime<Utc>>,
+    /// At or earlier than.
+    pub lte: Option<DateTime<Utc>>,
+    /// `true`: the field is null; `false`: it is set.
+    pub is_null: Option<bool>,
+}
+
+/// Conditions on a whole number.
+#[derive(InputObject, Clone, Debug, Default, Hash, PartialEq, Eq)]
+pub struct IntFilter {
+    /// Equal to.
+    pub eq: Option<i64>,
+    /// Not equal to.
+    pub ne: Option<i64>,
+    /// Equal to one of these.
+    #[graphql(name = "in")]
+    pub r#in: Option<Vec<i64>>,
+    /// Greater than.
+    pub gt: Option<i64>,
+    /// Greater than or equal to.
+    pub gte: Option<i64>,
+    /// Less than.
+    pub lt: Option<i64>,
+    /// Less than or equal to.
+    pub lte: Option<i64>,
+    /// `true`: the field is null; `false`: it is set.
+    pub is_null: Option<bool>,
+}
+
+/// Conditions on a true/false field.
+#[derive(InputObject, Clone, Debug, Default, Hash, PartialEq, Eq)]
+pub struct BooleanFilter {
+    /// Equal to.
+    pub eq: Option<bool>,
+    /// `true`: the field is null; `false`: it is set.
+    pub is_null: Option<bool>,
+}
+
+/// What a filter level contributes besides `and` / `or` / `not`.
+pub trait Filter: Sized {
+    /// The conditions on this level's own fields.
+    fn fields(&self, backend: DbBackend) -> Vec<Condition>;
+    fn and(&self) -> &[Self];
+    fn or(&self) -> &[Self];
+    fn not(&self) -> Option<&Self>;
+}
+
+/// Fold a filter tree into one condition: a level's fields and its `and`
+/// list must all hold, one of `or` must hold (an empty `or` list adds
+/// nothing), and `not` must not. Too deep a tree is refused.
+pub fn condition<F: Filter>(filter: &F, backend: DbBackend) -> async_graphql::Result<Condition> {
+    fold(filter, backend, 0)
+}
+
+fn fold<F: Filter>(
+    filter: &F,
+    backend: DbBackend,
+    depth: usize,
+) -> async_graphql::Result<Condition> {
+    if depth >= MAX_FILTER_DEPTH {
+        return Err(user_error(format!(
+            "the filter nests and/or/not deeper than {MAX_FILTER_DEPTH} levels"
+        )));
+    }
+    let mut all = Condition::all();
+    for c in filter.fields(backend) {
+        all = all.add(c);
+    }
+    for f in filter.and() {
+        all = all.add(fold(f, backend, depth + 1)?);
+    }
+    if !filter.or().is_empty() {
+        let mut any = Condition::any();
+        for f in filter.or() {
+            any = any.add(fold(f, backend, depth + 1)?);
+        }
+        all = all.add(any);
+    }
+    if let Some(f) = filter.not() {
+        all = all.add(fold(f, backend, depth + 1)?.not());
+    }
+    Ok(all)
+}
+
+/// An optional filter, folded; no filter is no condition.
+pub fn condition_of<F: Filter>(
+    filter: Option<&F>,
+    backend: DbBackend,
+) -> async_graphql::Result<Condition> {
+    match filter {
+        Some(f) => condition(f, backend),
+        None => Ok(Condition::all()),
+    }
+}
+
+fn is_null(col: Expr, null: bool) -> Expr {
+    if null {
+        col.is_null()
+    } else {
+        col.is_not_null()
+    }
+}
+
+/// `%text%`-style pattern with LIKE's wildcards escaped by a backslash
+/// (PostgreSQL's default escape; SQLite is told with ESCAPE in [`like`]).
+pub(crate) fn like_pattern(prefix: &str, text: &str, suffix: &str) -> String {
+    let mut escaped = String::with_capacity(text.len() + 2);
+    for ch in text.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(ch);
+    }
+    format!("{prefix}{escaped}{suffix}")
+}
+
+/// Case-insensitive LIKE: SQLite's LIKE already ignores (ASCII) case;
+/// PostgreSQL needs ILIKE.
+pub(crate) fn like(col: Expr, pattern: String, backend: DbBackend) -> Expr {
+    match backend {
+        DbBackend::Postgres => {
+            // sea-query parenthesises `pattern ESCAPE c` after ILIKE, which
+            // PostgreSQL rejects; backslash is its default escape anyway.
+            use sea_orm::sea_query::extension::postgres::PgExpr;
+            col.ilike(LikeExpr::new(pattern))
+        }
+        _ => col.like(LikeExpr::new(pattern).escape('\\')),
+    }
+}
+
+/// A text column; `fold_case` compares `eq`/`ne`/`in`/`notIn` ignoring case
+/// too (used for dispositions, which platforms spell inconsistently).
+pub fn string(
+    col: impl IntoSimpleExpr,
+    f: &StringFilter,
+    fold_case: bool,
+    backend: DbBackend,
+) -> Condition {
+    let col = col.into_simple_expr();
+    let (lhs, norm): (Expr, fn(&str) -> Expr) = if fold_case {
+        (Func::lower(col.clone()).into(), |v| {
+            Func::lower(Expr::val(v.to_string())).into()
+        })
+    } else {
+        (col.clone(), |v| Expr::val(v.to_string()))
+    };
+    let mut c = Condition::all();
+    if let Some(v) = &f.eq {
+        c = c.add(lhs.clone().eq(norm(v)));
+    }
+    if let Some(v) = &f.ne {
+        c = c.add(lhs.clone().ne(norm(v)));
+    }
+    if let Some(vs) = &f.r#in {
+        c = c.add(lhs.clone().is_in(vs.iter().map(|v| norm(v))));
+    }
+    if let Some(vs) = &f.not_in {
+        c = c.add(lhs.clone().is_not_in(vs.iter().map(|v| norm(v))));
+        c = c.add(col.clone().is_not_null());
+    }
+    if let Some(v) = &f.contains {
+        c = c.add(like(col.clone(), like_pattern("%", v, "%"), backend));
+    }
+    if let Some(v) = &f.starts_with {
+        c = c.add(like(col.clone(), like_pattern("", v, "%"), backend));
+    }
+    if let Some(null) = f.is_null {
+        c = c.add(is_null(col, null));
+    }
+    c
+}
+
+/// A time column stored as epoch milliseconds.
+pub fn datetime(col: impl IntoSimpleExpr, f: &DateTimeFilter) -> Condition {
+    let col = col.into_simple_expr();
+    let ms = |t: &DateTime<Utc>| t.timestamp_millis();
+    let mut c = Condition::all();
+    if let Some(t) = &f.eq {
+        c = c.add(col.clone().eq(ms(t)));
+    }
+    if let Some(t) = &f.gt {
+        c = c.add(col.clone().gt(ms(t)));
+    }
+    if let Some(t) = &f.gte {
+        c = c.add(col.clone().gte(ms(t)));
+    }
+    if let Some(t) = &f.lt {
+        c = c.add(col.clone().lt(ms(t)));
+    }
+    if let Some(t) = &f.lte {
+        c = c.add(col.clone().lte(ms(t)));
+    }
+    if let Some(null) = f.is_null {
+        c = c.add(is_null(col, null));
+    }
+    c
+}
+
+pub fn int(col: impl IntoSimpleExpr, f: &IntFilter) -> Condition {
+    let col = col.into_simple_expr();
+    let mut c = Condition::all();
+    if let Some(v) = f.eq {
+        c = c.add(col.clone().eq(v));
+    }
+    if let Some(v) = f.ne {
+        c = c.add(col.clone().ne(v));
+    }
+    if let Some(vs) = &f.r#in {
+        c = c.add(col.clone().is_in(vs.iter().copied()));
+    }
+    if let Some(v) = f.gt {
+        c = c.add(col.clone().gt(v));
+    }
+    if let Some(v) = f.gte {
+        c = c.add(col.clone().gte(v));
+    }
+    if let Some(v) = f.lt {
+        c = c.add(col.clone().lt(v));
+    }
+    if let Some(v) = f.lte {
+        c = c.add(col.clone().lte(v));
+    }
+    if let Some(null) = f.is_null {
+        c = c.add(is_null(col, null));
+    }
+    c
+}
+
+pub fn boolean(col: impl IntoSimpleExpr, f: &BooleanFilter) -> Condition {
+    let col = col.into_simple_expr();
+    let mut c = Condition::all();
+    if let Some(v) = f.eq {
+        c = c.add(col.clone().eq(v));
+    }
+    if let Some(null) = f.is_null {
+        c = c.add(is_null(col, null));
+    }
+    c
+}
+
+/// Render a condition on `E` as the WHERE clause text (for tests and logs).
+#[cfg(test)]
+pub(crate) fn render<E: EntityTrait + Default>(cond: Condition, backend: DbBackend) -> String {
+    use sea_orm::{QueryFilter, QueryTrait};
+    let sql = E::find().filter(cond).build(backend).to_string();
+    sql.split_once(" WHERE ")
+        .map(|(_, w)| w.to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

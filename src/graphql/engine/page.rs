@@ -1,0 +1,413 @@
+//! Pages of rows over keyset pagination (see [`super::keyset`]).
+//!
+//! A list is ordered by the fields the caller asks for, then by the table's
+//! unique key, so the order is total and a cursor (the sort key of a row)
+//! pins a position exactly: pages never skip or repeat, and page 1,000 costs
+//! what page 1 costs (an index range, no OFFSET). NULL sorts as the smallest
+//! value on both databases (first ascending, last descending).
+
+pub use super::keyset::{KeyPart, SortKey};
+use super::resource::{ColumnSet, Resource};
+use async_graphql::{Error, ErrorExtensions, SimpleObject};
+use sea_orm::sea_query::{
+    Alias, Asterisk, Expr, ExprTrait, Func, Order, Query, SelectStatement, WindowStatement,
+};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IdenStatic, QueryFilter,
+    QueryResult, QuerySelect, QueryTrait, Select,
+};
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// Rows per page when the caller does not say.
+pub const DEFAULT_PAGE: u64 = 50;
+/// The most rows one page may hold.
+pub const MAX_PAGE: u64 = 500;
+
+/// A client mistake, with `extensions.code = "BAD_USER_INPUT"`.
+pub fn user_error(message: impl Into<String>) -> Error {
+    Error::new(message).extend_with(|_, e| e.set("code", "BAD_USER_INPUT"))
+}
+
+/// `first/after/last/before` as the caller gave them.
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq)]
+pub struct PageArgs {
+    pub first: Option<i32>,
+    pub after: Option<String>,
+    pub last: Option<i32>,
+    pub before: Option<String>,
+}
+
+/// Which rows a page holds: after/before bounds and a count from one end.
+pub struct Window {
+    after: Option<Vec<Value>>,
+    before: Option<Vec<Value>>,
+    limit: u64,
+    /// Counting from the end (`last`): read in reverse, then flip.
+    from_end: bool,
+}
+
+impl PageArgs {
+    pub fn window<E: EntityTrait>(&self, key: &SortKey<E>) -> async_graphql::Result<Window> {
+        let check = |n: i32, arg: &str| -> async_graphql::Result<u64> {
+            if n < 0 {
+                Err(user_error(format!(
+                    "`{arg}` must not be negative (got {n})"
+                )))
+            } else if n as u64 > MAX_PAGE {
+                Err(user_error(format!(
+                    "`{arg}` may be at most {MAX_PAGE} (got {n}); fetch further pages with `after`/`before`"
+                )))
+            } else {
+                Ok(n as u64)
+            }
+        };
+        let (limit, from_end) = match (self.first, self.last) {
+            (Some(_), Some(_)) => {
+                return Err(user_error(
+                    "give `first` or `last`, not both: `first` pages forward from `after`, `last` backward from `before`",
+                ))
+            }
+            (Some(n), None) => (check(n, "first")?, false),
+            (None, Some(n)) => (check(n, "last")?, true),
+            (None, None) => (DEFAULT_PAGE, self.before.is_some() && self.after.is_none()),
+        };
+        Ok(Window {
+            after: self
+                .after
+                .as_deref()
+                .map(|c| key.decode(c, "after"))
+                .transpose()?,
+            before: self
+                .before
+                .as_deref()
+                .map(|c| key.decode(c, "before"))
+                .transpose()?,
+            limit,
+            from_end,
+        })
+    }
+}
+
+/// One page of rows, each with its cursor.
+#[derive(Clone)]
+pub struct Page<M> {
+    pub rows: Vec<(String, M)>,
+    pub info: PageInfo,
+}
+
+/// Where a page sits in its list.
+#[derive(SimpleObject, Clone, Debug, Default)]
+pub struct PageInfo {
+    /// More rows follow the last edge of this page.
+    pub has_next_page: bool,
+    /// Rows precede the first edge of this page.
+    pub has_previous_page: bool,
+    /// The cursor of the first edge (null on an empty page).
+    pub start_cursor: Option<String>,
+    /// The cursor of the last edge; pass it as `after` for the next page.
+    pub end_cursor: Option<String>,
+}
+
+impl Window {
+    fn bounds<E: EntityTrait>(&self, key: &SortKey<E>) -> Condition {
+        let mut cond = Condition::all();
+        if let Some(after) = &self.after {
+            cond = cond.add(key.beyond(after, false));
+        }
+        if let Some(before) = &self.before {
+            cond = cond.add(key.beyond(before, true));
+        }
+        cond
+    }
+
+    /// The rows of the page's side of its cursor as segments in reading
+    /// order (see [`SortKey::segments`]); None when the page needs one
+    /// condition (both cursors, a cursor on the side it is not read from,
+    /// or a key without segments).
+    fn segments<E: EntityTrait>(&self, key: &SortKey<E>) -> Option<Vec<Condition>> {
+        match (&self.after, &self.before, self.from_end) {
+            (None, None, _) => Some(vec![Condition::all()]),
+            (Some(after), None, false) => key.segments(after, false),
+            (None, Some(before), true) => key.segments(before, true),
+            _ => None,
+        }
+    }
+
+    /// The page of `rows` (read in this window's order, one more than
+    /// the page holds when more follow): cursors from the key's columns,
+    /// objects from `cols`.
+    fn finish<R: Resource>(
+        &self,
+        key: &SortKey<R::Entity>,
+        mut rows: Vec<QueryResult>,
+        cols: ColumnSet,
+    ) -> Result<Page<R>, DbErr> {
+        let more = rows.len() as u64 > self.limit;
+        rows.truncate(self.limit as usize);
+        if self.from_end {
+            rows.reverse();
+        }
+        let signature = key.signature();
+        let rows: Vec<(String, R)> = rows
+            .iter()
+            .map(|row| Ok((key.cursor(&signature, row)?, R::from_row(row, cols)?)))
+            .collect::<Result<_, DbErr>>()?;
+        let (has_next_page, has_previous_page) = if self.from_end {
+            (self.before.is_some(), more)
+        } else {
+            (more, self.after.is_some())
+        };
+        let info = PageInfo {
+            has_next_page,
+            has_previous_page,
+            start_cursor: rows.first().map(|(c, _)| c.clone()),
+            end_cursor: rows.last().map(|(c, _)| c.clone()),
+        };
+        Ok(Page { rows, info })
+    }
+}
+
+/// `select` reading only the columns `cols` of its table.
+pub fn narrow<E: EntityTrait>(select: Select<E>, cols: ColumnSet) -> Select<E> {
+    select.select_only().columns(cols.columns::<E>())
+}
+
+/// The rows of `select`, as the database sent them.
+pub async fn rows<E: EntityTrait, C: ConnectionTrait>(
+    db: &C,
+    select: Select<E>,
+) -> Result<Vec<QueryResult>, DbErr> {
+    db.query_all_raw(select.build(db.get_database_backend()))
+        .await
+}
+
+/// One page of `select` (already filtered) in `key` order, reading the
+/// columns `cols` (and the key's).
+pub async fn page<R, C>(
+    db: &C,
+    select: Select<R::Entity>,
+    key: &SortKey<R::Entity>,
+    window: &Window,
+    cols: ColumnSet,
+) -> Result<Page<R>, DbErr>
+where
+    R: Resource,
+    C: ConnectionTrait,
+{
+    if window.limit == 0 {
+        return window.finish(key, Vec::new(), cols);
+    }
+    let backend = db.get_database_backend();
+    let wanted = window.limit + 1;
+    let select = narrow(select, cols.union(key.columns()));
+    let Some(segments) = window.segments(key) else {
+        let select = key.order(select.filter(window.bounds(key)), window.from_end, backend);
+        let found = rows(db, select.limit(wanted)).await?;
+        return window.finish(key, found, cols);
+    };
+    // Segment by segment, in reading order, until the page is full.
+    let mut found = Vec::new();
+    for segment in segments {
+        let missing = wanted - found.len() as u64;
+        if missing == 0 {
+            break;
+        }
+        let select = key.order(select.clone().filter(segment), window.from_end, backend);
+        found.extend(rows(db, select.limit(missing)).await?);
+    }
+    window.finish(key, found, cols)
+}
+
+/// The same page for each of many parents at once (one statement): rows of
+/// `select` whose `parent` column is in `parents`, numbered per parent with
+/// ROW_NUMBER() and cut at the page size, reading the columns `cols`.
+pub async fn pages_by_parent<R, C>(
+    db: &C,
+    select: Select<R::Entity>,
+    parent: <R::Entity as EntityTrait>::Column,
+    parents: &[String],
+    key: &SortKey<R::Entity>,
+    window: &Window,
+    cols: ColumnSet,
+) -> Result<HashMap<String, Page<R>>, DbErr>
+where
+    R: Resource,
+    C: ConnectionTrait,
+{
+    let backend = db.get_database_backend();
+    let mut by_parent: HashMap<String, Vec<QueryResult>> = HashMap::new();
+    if window.limit > 0 && parents.len() == 1 {
+        // One parent (a lead's history): a plain ordered, limited read.
+        let select = select.filter(parent.eq(parents[0].clone()));
+        let found = page(db, select, key, window, cols).await?;
+        return Ok(HashMap::from([(parents[0].clone(), found)]));
+    }
+    if window.limit > 0 && !parents.is_empty() {
+        let read = cols.union(key.columns()).and::<R::Entity>(parent);
+        let mut inner: SelectStatement = narrow(select, read)
+            .filter(parent.is_in(parents.iter().cloned()))
+            .filter(window.bounds(key))
+            .into_query();
+        let mut over = WindowStatement::partition_by(parent);
+        over = key.window_order(over, window.from_end, backend);
+        inner.expr_window_as(Func::cust("ROW_NUMBER"), over, "page_row");
+        let mut outer = Query::select();
+        outer
+            .column(Asterisk)
+            .from_subquery(inner, Alias::new("numbered"))
+            .and_where(Expr::col("page_row").lte(window.limit as i64 + 1))
+            .order_by("page_row", Order::Asc);
+        for row in db.query_all_raw(backend.build(&outer)).await? {
+            let owner: String = row.try_get("", parent.as_str())?;
+            by_parent.entry(owner).or_default().push(row);
+        }
+    }
+    parents
+        .iter()
+        .map(|p| {
+            let rows = by_parent.remove(p).unwrap_or_default();
+            Ok((p.clone(), window.finish(key, rows, cols)?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::order::OrderDirection;
+    use super::super::resource::Resource;
+    use super::*;
+    use crate::graphql::resources::lead::{lead_key, Lead, LeadOrderBy, LeadOrderField};
+    use entity::lead;
+    use sea_orm::{ActiveModelTrait, IntoActiveModel, Schema};
+
+    /// Leads with NULLs in the nullable sort columns, and ties.
+    async fn leads() -> (sea_orm::DatabaseConnection, Vec<lead::Model>) {
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        let backend = db.get_database_backend();
+        let table = Schema::new(backend).create_table_from_entity(lead::Entity);
+        db.execute_raw(backend.build(&table)).await.unwrap();
+        let mut all = Vec::new();
+        for i in 0..41 {
+            let m = lead::Model {
+                id: format!("L{i:02}"),
+                reference_id: None,
+                project_id: None,
+                process_id: None,
+                name: (i % 4 != 0).then(|| format!("n{}", i % 7)),
+                state: None,
+                disposition: None,
+                disposition_type: None,
+                summary: None,
+                last_activity_id: None,
+                last_activity_at: (i % 5 != 0).then_some((i % 9) as i64),
+                first_activity_at: None,
+                activity_count: i % 3,
+            };
+            m.clone().into_active_model().insert(&db).await.unwrap();
+            all.push(m);
+        }
+        (db, all)
+    }
+
+    fn ids(page: &Page<Lead>) -> Vec<String> {
+        page.rows
+            .iter()
+            .map(|(_, m)| m.id.get().unwrap().to_string())
+            .collect()
+    }
+
+    /// Paging forward and backward by every page size gives the order
+    /// a sort in memory gives (NULL smallest, ties by id), whichever
+    /// segments the cursors fall in.
+    #[tokio::test]
+    async fn segments_page_like_a_sort_in_memory() {
+        let (db, all) = leads().await;
+        let null_first = |v: &Option<i64>| v.map_or((0, 0), |v| (1, v));
+        for (field, desc) in [
+            (LeadOrderField::LastActivityAt, true),
+            (LeadOrderField::LastActivityAt, false),
+            (LeadOrderField::Name, true),
+            (LeadOrderField::Name, false),
+            (LeadOrderField::ActivityCount, true),
+        ] {
+            let direction = if desc {
+                OrderDirection::Desc
+            } else {
+                OrderDirection::Asc
+            };
+            let key = lead_key(Some(&[LeadOrderBy { field, direction }]));
+            let mut expected = all.clone();
+            expected.sort_by(|a, b| {
+                let by = match field {
+                    LeadOrderField::LastActivityAt => {
+                        null_first(&a.last_activity_at).cmp(&null_first(&b.last_activity_at))
+                    }
+                    LeadOrderField::Name => a.name.cmp(&b.name),
+                    _ => a.activity_count.cmp(&b.activity_count),
+                };
+                let by = by.then_with(|| a.id.cmp(&b.id));
+                if desc {
+                    by.reverse()
+                } else {
+                    by
+                }
+            });
+            let expected: Vec<String> = expected.into_iter().map(|m| m.id).collect();
+            for size in 1..=7 {
+                let mut forward = Vec::new();
+                let mut after = None;
+                loop {
+                    let args = PageArgs {
+                        first: Some(size),
+                        after: after.clone(),
+                        ..Default::default()
+                    };
+                    let window = args.window(&key).unwrap();
+                    let p = page::<Lead, _>(
+                        &db,
+                        lead::Entity::find(),
+                        &key,
+                        &window,
+                        Lead::key_columns(),
+                    )
+                    .await
+                    .unwrap();
+                    forward.extend(ids(&p));
+                    if !p.info.has_next_page {
+                        break;
+                    }
+                    after = p.info.end_cursor.clone();
+                }
+                assert_eq!(forward, expected, "{field:?} desc={desc} first={size}");
+                let mut backward = Vec::new();
+                let mut before = None;
+                loop {
+                    let args = PageArgs {
+                        last: Some(size),
+                        before: before.clone(),
+                        ..Default::default()
+                    };
+                    let window = args.window(&key).unwrap();
+                    let p = page::<Lead, _>(
+                        &db,
+                        lead::Entity::find(),
+                        &key,
+                        &window,
+                        Lead::key_columns(),
+                    )
+                    .await
+                    .unwrap();
+                    let mut ids = ids(&p);
+                    ids.extend(backward);
+                    backward = ids;
+                    if !p.info.has_previous_page {
+                        break;
+                    }
+                    before = p.info.start_cursor.clone();
+                }
+                assert_eq!(backward, expected, "{field:?} desc={desc} last={size}");
+            }
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! Activities: what the platform did for a lead (a call attempt, a
+//! schedule, a state change), the current version of each `activityId`.
+
+use super::analysis::Analysis;
+use super::conversation::Conversation;
+use super::lead::{lead_of, Lead};
+use super::{condition, look_up, reader};
+use crate::graphql::engine::connection::{connection, cost, one, root};
+use crate::graphql::engine::filter::{like, like_pattern};
+use crate::graphql::engine::order::order_input;
+use crate::graphql::engine::page::{PageArgs, SortKey};
+use crate::graphql::engine::resource::resource;
+use crate::graphql::engine::search;
+use async_graphql::{ComplexObject, Context, InputObject, Json, Object, Result, ID};
+use chrono::{DateTime, Utc};
+use entity::{activity, analysis, conversation, variable};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{ColumnTrait, Condition, DbBackend, IntoSimpleExpr, QueryFilter};
+use std::sync::Arc;
+
+/// One thing the platform did for a lead: a call attempt, a schedule, a
+/// state change. The current version of each `activityId`.
+#[resource(
+    entity = activity,
+    filter = ActivityFilter,
+    filter_doc = "Which activities to include.",
+    order = ActivityOrderField,
+    order_doc = "Fields activities can be sorted by.",
+    complex
+)]
+pub struct Activity {
+    /// The platform's `activityId`.
+    #[field(key, filter, sort)]
+    id: ID,
+    /// The lead's `leadId`.
+    #[field(key, filter)]
+    lead_id: ID,
+    /// `action_type` of the payload (`create`, `update`, …).
+    #[field(filter)]
+    action_type: Option<String>,
+    /// `activity.type` (`call`, `schedule`, …).
+    #[field(name = "type", filter)]
+    r#type: Option<String>,
+    /// `activity.status`.
+    #[field(filter)]
+    status: Option<String>,
+    /// `activity.fromState`: the lead's state before.
+    #[field(filter)]
+    from_state: Option<String>,
+    /// `activity.toState`: the lead's state after.
+    #[field(filter)]
+    to_state: Option<String>,
+    /// `result.nextState`.
+    #[field(filter)]
+    next_state: Option<String>,
+    /// `activity.scheduledAt`: when the activity was scheduled for.
+    #[field(filter)]
+    scheduled_at: Option<DateTime<Utc>>,
+    /// The payload's `timestamp`: when this version of the activity happened.
+    #[field(filter, sort)]
+    timestamp: DateTime<Utc>,
+    /// `result.callStatus` (`completed`, `busy`, `no-answer`, …).
+    #[field(filter)]
+    call_status: Option<String>,
+    /// `result.status`.
+    result_status: Option<String>,
+    /// `result.success`.
+    result_success: Option<bool>,
+    /// Which call attempt this was (1 = first).
+    #[field(filter)]
+    attempt_number: Option<i32>,
+    /// The platform's attempt log id.
+    attempt_log_id: Option<String>,
+    /// `metadata.isConnected`, as sent.
+    #[field(filter)]
+    is_connected: Option<bool>,
+    /// `result.channelId`.
+    #[field(filter)]
+    channel_id: Option<i64>,
+    /// `result.wsId`.
+    ws_id: Option<i64>,
+    /// `result.telephonyType` (e.g. `provider`).
+    #[field(filter)]
+    telephony_type: Option<String>,
+    /// `result.hasTransfer`: the call was transferred.
+    #[field(filter)]
+    has_transfer: Option<bool>,
+    /// `result.flowId` (the conversation may name another flow).
+    #[field(filter)]
+    flow_id: Option<String>,
+    /// The project the lead belongs to.
+    #[field(filter)]
+    project_id: Option<String>,
+    /// The calling process (which defines the dispositions).
+    #[field(filter)]
+    process_id: Option<String>,
+    /// The client's own id for the lead.
+    #[field(filter)]
+    reference_id: Option<String>,
+    /// `lastActivityId` of the payload: the lead's activity before this one.
+    last_activity_id: Option<String>,
+    /// The platform's `conversationId`, when it sent one.
+    conversation_id: Option<String>,
+    /// The telephony provider's call id.
+    provider_call_id: Option<String>,
+    /// `result.input.name`.
+    lead_name: Option<String>,
+    /// `result.input`: what the flow was given.
+    input: Option<Json<serde_json::Value>>,
+    /// `result.variables`: what the call extracted (the platform nests the
+    /// values under `variables.variables`).
+    variables: Option<Json<serde_json::Value>>,
+    /// `metadata`, as sent.
+    metadata: Option<Json<serde_json::Value>>,
+    /// Fields of the payload leadql has no column for, by level
+    /// (`payload`, `activity`, `result`).
+    extra: Option<Json<serde_json::Value>>,
+    /// The payload's `leadSummary` after this activity.
+    lead_summary: Option<String>,
+    /// The payload's `leadDisposition` after this activity.
+    #[field(filter_ci)]
+    lead_disposition: Option<String>,
+    /// The analysis disposition of this call.
+    #[field(column = analysis_disposition, filter_ci)]
+    disposition: Option<String>,
+    /// The analysis disposition type of this call, as sent.
+    #[field(column = analysis_disposition_type, filter_ci)]
+    disposition_type: Option<String>,
+    /// The call has a conversation (a transcript).
+    #[field(key, filter)]
+    has_conversation: bool,
+    /// Activities that extracted this variable.
+    #[filter_only(with = variable_condition)]
+    variable: VariableFilter,
+    /// Activities whose analysis summary or transcript contains this text,
+    /// ignoring case (index-backed for three characters or more).
+    #[filter_only(with = search::activities)]
+    search: String,
+}
+
+/// Activities that extracted a variable (`result.variables.variables`) with
+/// this name, optionally with a value. Values compare as text: strings as
+/// they are, numbers and booleans as JSON (`"3"`, `"true"`).
+#[derive(InputObject, Clone, Debug, Default, Hash, PartialEq, Eq)]
+pub struct VariableFilter {
+    /// The variable's name, exactly as the platform sent it (e.g. "Urgency").
+    pub name: String,
+    /// Equal to.
+    pub eq: Option<String>,
+    /// Equal to one of these.
+    #[graphql(name = "in")]
+    pub r#in: Option<Vec<String>>,
+    /// The value contains this text, ignoring case.
+    pub contains: Option<String>,
+}
+
+/// `id IN (SELECT activity_id FROM variables WHERE name = … AND …)`.
+fn variable_condition(f: &VariableFilter, backend: DbBackend) -> Condition {
+    let mut sub = Query::select();
+    sub.column(variable::Column::ActivityId)
+        .from(variable::Entity)
+        .and_where(variable::Column::Name.eq(f.name.clone()));
+    let value = Expr::col(variable::Column::ValueText);
+    if let Some(v) = &f.eq {
+        sub.and_where(value.clone().eq(v.clone()));
+    }
+    if let Some(vs) = &f.r#in {
+        sub.and_where(value.clone().is_in(vs.iter().cloned()));
+    }
+    if let Some(v) = &f.contains {
+        sub.and_where(like(value, like_pattern("%", v, "%"), backend));
+    }
+    Condition::all().add(activity::Column::Id.into_simple_expr().in_subquery(sub))
+}
+
+order_input!(
+    ActivityOrderBy,
+    ActivityOrderField,
+    activity,
+    "How to sort activities; ties are broken by id. Default: TIMESTAMP ASC."
+);
+
+/// The sort key of `orderBy` (default: oldest first), then the id.
+pub fn activity_key(order: Option<&[ActivityOrderBy]>) -> SortKey<activity::Entity> {
+    let parts = match order {
+        Some(o) if !o.is_empty() => o.iter().map(ActivityOrderBy::part).collect(),
+        _ => vec![ActivityOrderField::Timestamp.part(false)],
+    };
+    SortKey::new(parts, vec![ActivityOrderField::Id.part(false)])
+}
+
+connection!(
+    ActivityConnection,
+    ActivityEdge,
+    Activity,
+    "A page of activities (Relay connection).",
+    "An edge in a list of activities: one node and its cursor."
+);
+
+#[ComplexObject]
+impl Activity {
+    /// The lead this activity belongs to.
+    async fn lead(&self, ctx: &Context<'_>) -> Result<Arc<Lead>> {
+        lead_of(ctx, self.lead_id.key()?).await
+    }
+
+    /// The call's conversation, when it connected.
+    async fn conversation(&self, ctx: &Context<'_>) -> Result<Option<Arc<Conversation>>> {
+        if !*self.has_conversation.key()? {
+            return Ok(None);
+        }
+        look_up::<Conversation>(ctx, conversation::Column::ActivityId, self.id.key()?).await
+    }
+
+    /// The platform's analysis of the call.
+    async fn analysis(&self, ctx: &Context<'_>) -> Result<Option<Arc<Analysis>>> {
+        look_up::<Analysis>(ctx, analysis::Column::ActivityId, self.id.key()?).await
+    }
+}
+
+/// The activity `id` (every stored row of an activity has one).
+pub(crate) async fn activity_of(ctx: &Context<'_>, id: &ID) -> Result<Arc<Activity>> {
+    look_up::<Activity>(ctx, activity::Column::Id, id)
+        .await?
+        .ok_or_else(|| async_graphql::Error::new(format!("activity {} not found", id.as_str())))
+}
+
+/// The root fields for activities.
+#[derive(Default)]
+pub struct ActivityQuery;
+
+#[Object]
+impl ActivityQuery {
+    /// One activity by its `activityId` (null when unknown).
+    async fn activity(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Activity>> {
+        let r = reader(ctx);
+        let select = r
+            .find::<activity::Entity>()
+            .filter(activity::Column::Id.eq(id.to_string()));
+        one(ctx, r, select).await
+    }
+
+    /// Activities of all leads, oldest first unless `orderBy` says otherwise.
+    #[graphql(complexity = "cost(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
+    async fn activities(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ActivityFilter>,
+        order_by: Option<Vec<ActivityOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<ActivityConnection> {
+        let cond = condition(ctx, filter.as_ref())?;
+        let r = reader(ctx);
+        let args = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        let select = r.find::<activity::Entity>().filter(cond);
+        let (page, total) = root(ctx, r, select, activity_key(order_by.as_deref()), args).await?;
+        Ok(ActivityConnection::from_page(page, total))
+    }
+}

@@ -1,0 +1,344 @@
+//! Leads: the people the platform calls. A lead row is a projection of its
+//! activities (see `store::projection`).
+
+use super::activity::{Activity, ActivityConnection, ActivityFilter, ActivityOrderBy};
+use super::analysis::{Analysis, AnalysisConnection, AnalysisFilter, AnalysisOrderBy};
+use super::conversation::{
+    Conversation, ConversationConnection, ConversationFilter, ConversationOrderBy,
+};
+use super::disposition_event::{DispositionEvent, DispositionEventConnection};
+use super::lead_update::{updates_of, LeadUpdate};
+use super::tool_call::{ToolCall, ToolCallConnection, ToolCallFilter, ToolCallOrderBy};
+use super::{condition, look_up, reader, shape};
+use crate::graphql::engine::connection::{connection, cost, nested, one, root};
+use crate::graphql::engine::order::order_input;
+use crate::graphql::engine::page::{PageArgs, SortKey};
+use crate::graphql::engine::resource::resource;
+use crate::graphql::engine::search;
+use async_graphql::{ComplexObject, Context, Object, Result, ID};
+use chrono::{DateTime, Utc};
+use entity::{activity, analysis, conversation, disposition_event, lead, tool_call};
+use sea_orm::{ColumnTrait, Condition, QueryFilter};
+use std::sync::Arc;
+
+/// A person the platform calls. Current fields (state, disposition,
+/// summary) come from the newest activity by timestamp that carries them,
+/// whatever order the deliveries arrived in.
+#[resource(
+    entity = lead,
+    filter = LeadFilter,
+    filter_doc = "Which leads to include.",
+    order = LeadOrderField,
+    order_doc = "Fields leads can be sorted by.",
+    complex
+)]
+pub struct Lead {
+    /// The platform's `leadId`.
+    #[field(key, filter, sort)]
+    id: ID,
+    /// The client's own id for the lead (`referenceId`).
+    #[field(filter)]
+    reference_id: Option<String>,
+    /// The project the lead belongs to.
+    #[field(filter)]
+    project_id: Option<String>,
+    /// The calling process (which defines the dispositions).
+    #[field(filter)]
+    process_id: Option<String>,
+    /// The lead's name as the platform last sent it (`result.input.name`).
+    #[field(filter, sort)]
+    name: Option<String>,
+    /// `toState` of the newest activity that has one.
+    #[field(filter)]
+    state: Option<String>,
+    /// The newest disposition (e.g. "Interested").
+    #[field(filter_ci)]
+    disposition: Option<String>,
+    /// The type the analysis gave the current disposition, as sent
+    /// (`success`, `failure`, `neutral`, or e.g. `positive`).
+    #[field(filter_ci)]
+    disposition_type: Option<String>,
+    /// The newest lead summary.
+    #[field(filter)]
+    summary: Option<String>,
+    /// Time of the newest activity.
+    #[field(filter, sort)]
+    last_activity_at: Option<DateTime<Utc>>,
+    /// Time of the oldest activity.
+    #[field(filter, sort)]
+    first_activity_at: Option<DateTime<Utc>>,
+    /// How many activities the lead has.
+    #[field(filter, sort)]
+    activity_count: i32,
+    /// The newest activity's id (see `lastActivity`).
+    #[field(key, hidden)]
+    last_activity_id: Option<String>,
+    /// Leads whose summary, any analysis summary or any transcript message
+    /// contains this text, ignoring case (index-backed for three
+    /// characters or more).
+    #[filter_only(with = search::leads)]
+    search: String,
+}
+
+order_input!(
+    LeadOrderBy,
+    LeadOrderField,
+    lead,
+    "How to sort leads; ties are broken by id. Default: LAST_ACTIVITY_AT DESC."
+);
+
+/// The sort key of `orderBy`, then the id.
+pub fn lead_key(order: Option<&[LeadOrderBy]>) -> SortKey<lead::Entity> {
+    let parts = match order {
+        Some(o) if !o.is_empty() => o.iter().map(LeadOrderBy::part).collect(),
+        _ => vec![LeadOrderField::LastActivityAt.part(true)],
+    };
+    SortKey::new(parts, vec![LeadOrderField::Id.part(false)])
+}
+
+connection!(
+    LeadConnection,
+    LeadEdge,
+    Lead,
+    "A page of leads (Relay connection).",
+    "An edge in a list of leads: one node and its cursor."
+);
+
+impl Lead {
+    fn key(&self) -> Result<&str> {
+        Ok(self.id.key()?.as_str())
+    }
+}
+
+#[ComplexObject]
+impl Lead {
+    /// The lead's activities (call attempts, schedules, …), oldest first
+    /// unless `orderBy` says otherwise.
+    #[graphql(complexity = "cost(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
+    async fn activities(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ActivityFilter>,
+        order_by: Option<Vec<ActivityOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<ActivityConnection> {
+        let args = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        let (cond, shape) = shape(ctx, filter.as_ref(), &order_by, &args)?;
+        let key = super::activity::activity_key(order_by.as_deref());
+        let (page, total) = nested::<Activity>(
+            ctx,
+            activity::Column::LeadId,
+            self.key()?,
+            cond,
+            shape,
+            key,
+            args,
+        )
+        .await?;
+        Ok(ActivityConnection::from_shared(page, total))
+    }
+
+    /// Conversations (transcripts) of the lead's calls, oldest first.
+    #[graphql(complexity = "cost(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
+    async fn conversations(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ConversationFilter>,
+        order_by: Option<Vec<ConversationOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<ConversationConnection> {
+        let args = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        let (cond, shape) = shape(ctx, filter.as_ref(), &order_by, &args)?;
+        let key = super::conversation::conversation_key(order_by.as_deref());
+        let (page, total) = nested::<Conversation>(
+            ctx,
+            conversation::Column::LeadId,
+            self.key()?,
+            cond,
+            shape,
+            key,
+            args,
+        )
+        .await?;
+        Ok(ConversationConnection::from_shared(page, total))
+    }
+
+    /// The analyses of the lead's calls, oldest first.
+    #[graphql(complexity = "cost(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
+    async fn analyses(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AnalysisFilter>,
+        order_by: Option<Vec<AnalysisOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<AnalysisConnection> {
+        let args = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        let (cond, shape) = shape(ctx, filter.as_ref(), &order_by, &args)?;
+        let key = super::analysis::analysis_key(order_by.as_deref());
+        let (page, total) = nested::<Analysis>(
+            ctx,
+            analysis::Column::LeadId,
+            self.key()?,
+            cond,
+            shape,
+            key,
+            args,
+        )
+        .await?;
+        Ok(AnalysisConnection::from_shared(page, total))
+    }
+
+    /// Tool calls the agent made in the lead's calls, oldest first.
+    #[graphql(complexity = "cost(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
+    async fn tool_calls(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ToolCallFilter>,
+        order_by: Option<Vec<ToolCallOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<ToolCallConnection> {
+        let args = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        let (cond, shape) = shape(ctx, filter.as_ref(), &order_by, &args)?;
+        let key = super::tool_call::tool_call_key(order_by.as_deref());
+        let (page, total) = nested::<ToolCall>(
+            ctx,
+            tool_call::Column::LeadId,
+            self.key()?,
+            cond,
+            shape,
+            key,
+            args,
+        )
+        .await?;
+        Ok(ToolCallConnection::from_shared(page, total))
+    }
+
+    /// Every change of the lead's disposition, oldest first.
+    #[graphql(complexity = "cost(first, last, child_complexity)")]
+    async fn disposition_history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<DispositionEventConnection> {
+        let args = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        let shape = format!("{args:?}");
+        let (page, total) = nested::<DispositionEvent>(
+            ctx,
+            disposition_event::Column::LeadId,
+            self.key()?,
+            Condition::all(),
+            shape,
+            super::disposition_event::event_key(),
+            args,
+        )
+        .await?;
+        Ok(DispositionEventConnection::from_shared(page, total))
+    }
+
+    /// Results of the platform's "update lead" calls for this lead, oldest
+    /// first.
+    async fn updates(&self, ctx: &Context<'_>) -> Result<Vec<LeadUpdate>> {
+        updates_of(ctx, self.key()?).await
+    }
+
+    /// The newest activity.
+    async fn last_activity(&self, ctx: &Context<'_>) -> Result<Option<Arc<Activity>>> {
+        match self.last_activity_id.key()? {
+            Some(id) => look_up::<Activity>(ctx, activity::Column::Id, id).await,
+            None => Ok(None),
+        }
+    }
+}
+
+/// The lead `id` (every stored row of a lead has one).
+pub(crate) async fn lead_of(ctx: &Context<'_>, id: &ID) -> Result<Arc<Lead>> {
+    look_up::<Lead>(ctx, lead::Column::Id, id)
+        .await?
+        .ok_or_else(|| async_graphql::Error::new(format!("lead {} not found", id.as_str())))
+}
+
+/// The root fields for leads.
+#[derive(Default)]
+pub struct LeadQuery;
+
+#[Object]
+impl LeadQuery {
+    /// One lead by its `leadId` (null when unknown).
+    async fn lead(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Lead>> {
+        let r = reader(ctx);
+        let select = r
+            .find::<lead::Entity>()
+            .filter(lead::Column::Id.eq(id.to_string()));
+        one(ctx, r, select).await
+    }
+
+    /// Leads, newest activity first unless `orderBy` says otherwise.
+    #[graphql(complexity = "cost(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
+    async fn leads(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<LeadFilter>,
+        order_by: Option<Vec<LeadOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<LeadConnection> {
+        let cond = condition(ctx, filter.as_ref())?;
+        let r = reader(ctx);
+        let args = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        let select = r.find::<lead::Entity>().filter(cond);
+        let (page, total) = root(ctx, r, select, lead_key(order_by.as_deref()), args).await?;
+        Ok(LeadConnection::from_page(page, total))
+    }
+}

@@ -1,0 +1,70 @@
+//! The resources of the API, one file each: its declaration (every field
+//! written once: column, type, description, filter, sort), its object
+//! type's relations and nested connections, and its root query fields.
+
+pub mod activity;
+pub mod analysis;
+pub mod conversation;
+pub mod disposition_event;
+pub mod lead;
+pub mod lead_update;
+pub mod message;
+pub mod tool_call;
+
+use super::engine::connection::db_error;
+use super::engine::filter::{condition_of, Filter};
+use super::engine::loader::{Loaders, Lookup};
+use super::engine::page::PageArgs;
+use super::engine::resource::{ColumnSet, Resource};
+use crate::store::read::{Reader, Scoped};
+use async_graphql::{Context, Result};
+use sea_orm::{Condition, EntityTrait};
+use std::sync::Arc;
+
+pub(crate) fn reader<'a>(ctx: &'a Context<'_>) -> &'a Reader {
+    ctx.data_unchecked::<Reader>()
+}
+
+pub(crate) fn loaders<'a>(ctx: &'a Context<'_>) -> &'a Arc<Loaders> {
+    ctx.data_unchecked::<Arc<Loaders>>()
+}
+
+/// The condition of an optional filter.
+pub(crate) fn condition<F: Filter>(ctx: &Context<'_>, filter: Option<&F>) -> Result<Condition> {
+    condition_of(filter, reader(ctx).db().get_database_backend())
+}
+
+/// The condition of an optional filter plus a description of the
+/// arguments, so siblings asking the same thing share one statement.
+pub(crate) fn shape<F: Filter + std::fmt::Debug, O: std::fmt::Debug>(
+    ctx: &Context<'_>,
+    filter: Option<&F>,
+    order: &O,
+    args: &PageArgs,
+) -> Result<(Condition, String)> {
+    let cond = condition(ctx, filter)?;
+    Ok((cond, format!("{filter:?}|{order:?}|{args:?}")))
+}
+
+/// The columns of `R` this field's selection reads.
+pub(crate) fn selected<R: Resource>(ctx: &Context<'_>) -> ColumnSet {
+    R::selected(ctx.field().selection_set())
+}
+
+/// The row of `R` whose `column` holds `value`, batched with the same
+/// lookups of sibling fields, reading what this field's selection needs.
+pub(crate) async fn look_up<R>(
+    ctx: &Context<'_>,
+    column: <R::Entity as EntityTrait>::Column,
+    value: &str,
+) -> Result<Option<Arc<R>>>
+where
+    R: Resource,
+    R::Entity: Scoped,
+    <R::Entity as EntityTrait>::Column: Send + Sync,
+{
+    loaders(ctx)
+        .load_one(Lookup::<R>::new(column, value, selected::<R>(ctx)))
+        .await
+        .map_err(|e| db_error(&e))
+}
