@@ -19,7 +19,7 @@ use sea_orm::sea_query::{
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult,
-    IdenStatic, IntoActiveModel, Iterable, NotSet, QueryFilter, QuerySelect, QueryTrait, Statement,
+    IdenStatic, IntoActiveModel, Iterable, NotSet, QueryFilter, QueryTrait, Statement,
 };
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -158,24 +158,8 @@ pub async fn apply_batch<C: ConnectionTrait>(
         affected.iter().map(|l| (l.clone(), Vec::new())).collect();
     if !affected.is_empty() {
         let rows = activity::Entity::find()
-            .select_only()
-            .columns([
-                activity::Column::Id,
-                activity::Column::LeadId,
-                activity::Column::Timestamp,
-                activity::Column::ToState,
-                activity::Column::LeadDisposition,
-                activity::Column::LeadSummary,
-                activity::Column::AnalysisDisposition,
-                activity::Column::AnalysisDispositionType,
-                activity::Column::AnalysisSummary,
-                activity::Column::ProjectId,
-                activity::Column::ProcessId,
-                activity::Column::ReferenceId,
-                activity::Column::LeadName,
-            ])
             .filter(activity::Column::LeadId.is_in(affected.iter().map(String::as_str)))
-            .into_model::<LeadFacts>()
+            .into_partial_model::<LeadFacts>()
             .all(txn)
             .await?;
         for f in rows {

@@ -4,10 +4,12 @@
 //! that carries a value for it.
 
 use entity::{activity, lead};
-use sea_orm::FromQueryResult;
+use sea_orm::DerivePartialModel;
 
-/// The columns of an activity the lead projection reads.
-#[derive(Clone, Debug, FromQueryResult)]
+/// The columns of an activity the lead projection reads (listed here
+/// only: they are read with `into_partial_model::<LeadFacts>()`).
+#[derive(Clone, Debug, DerivePartialModel)]
+#[sea_orm(entity = "activity::Entity")]
 pub struct LeadFacts {
     pub id: String,
     pub lead_id: String,

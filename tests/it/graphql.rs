@@ -698,3 +698,40 @@ async fn fields_come_back_in_the_order_asked_for() {
     assert!(at("\"toolCalls\"") < at("\"attempts\""), "{text}");
     s.stop().await;
 }
+
+/// The PostgreSQL index behind a project's leads by disposition carries
+/// every lead column, so a page is read from the index alone: a column
+/// added to leads and forgotten in the index fails here.
+#[tokio::test]
+#[cfg_attr(
+    not(leadql_test_postgres),
+    ignore = "PostgreSQL only (SQLite has no covering indexes)"
+)]
+async fn the_lead_page_index_covers_every_lead_column() {
+    use sea_orm::{ConnectionTrait, IdenStatic, Iterable, Statement};
+    let db = TestDb::new().await;
+    assert!(db.postgres().is_some(), "needs LEADQL_TEST_DATABASE_URL");
+    let s = TestServer::start(&db).await;
+    let row = s
+        .db()
+        .query_one_raw(Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'leads_project_disposition_page'",
+        ))
+        .await
+        .unwrap()
+        .expect("the index exists");
+    let definition: String = row.try_get("", "indexdef").unwrap();
+    let columns = definition
+        .split_once(" USING ")
+        .map(|(_, cols)| cols)
+        .unwrap_or_default();
+    let words: BTreeSet<&str> = columns
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .collect();
+    for column in entity::lead::Column::iter() {
+        let name = column.as_str();
+        assert!(words.contains(name), "leads.{name} is not in {definition}");
+    }
+    s.stop().await;
+}

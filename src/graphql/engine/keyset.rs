@@ -264,7 +264,12 @@ impl<E: EntityTrait> SortKey<E> {
         })
     }
 
-    pub(super) fn order<Q: QueryOrder>(&self, mut query: Q, reverse: bool, backend: DbBackend) -> Q {
+    pub(super) fn order<Q: QueryOrder>(
+        &self,
+        mut query: Q,
+        reverse: bool,
+        backend: DbBackend,
+    ) -> Q {
         for (p, order, nulls) in self.directions(reverse, backend) {
             query = match nulls {
                 Some(nulls) => query.order_by_with_nulls(p.col, order, nulls),
@@ -304,4 +309,3 @@ fn sql_value(v: &Value) -> sea_orm::Value {
         _ => Option::<String>::None.into(),
     }
 }
-

@@ -68,3 +68,37 @@ where
         .await
         .map_err(|e| db_error(&e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{IdenStatic, Iterable};
+
+    /// Every column of `R`'s table is declared, or named in `internal`
+    /// (kept for ingest, not part of the API).
+    fn declared_or_internal<R: Resource>(internal: &[&str]) {
+        let declared: Vec<&str> = R::declared().iter().map(|(_, c)| c.as_str()).collect();
+        for column in <R::Entity as EntityTrait>::Column::iter() {
+            let name = column.as_str();
+            assert!(
+                declared.contains(&name) != internal.contains(&name),
+                "column {name} of {} must be declared in its resource or listed as internal, not both or neither",
+                std::any::type_name::<R>()
+            );
+        }
+    }
+
+    /// A column added to an entity and forgotten in its resource's
+    /// declaration fails here.
+    #[test]
+    fn every_column_is_declared_or_internal() {
+        declared_or_internal::<lead::Lead>(&[]);
+        declared_or_internal::<activity::Activity>(&["version_hash", "analysis_summary"]);
+        declared_or_internal::<conversation::Conversation>(&[]);
+        declared_or_internal::<message::Message>(&["lead_id"]);
+        declared_or_internal::<tool_call::ToolCall>(&[]);
+        declared_or_internal::<analysis::Analysis>(&[]);
+        declared_or_internal::<lead_update::LeadUpdate>(&["version_hash"]);
+        declared_or_internal::<disposition_event::DispositionEvent>(&[]);
+    }
+}

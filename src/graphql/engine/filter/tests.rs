@@ -28,8 +28,7 @@ fn fields_and_and_all_hold() {
         }]),
         ..Default::default()
     };
-    let sql =
-        render::<lead::Entity>(condition(&f, DbBackend::Sqlite).unwrap(), DbBackend::Sqlite);
+    let sql = render::<lead::Entity>(condition(&f, DbBackend::Sqlite).unwrap(), DbBackend::Sqlite);
     assert_eq!(
         sql,
         r#""leads"."project_id" = 'P' AND "leads"."state" = 'done'"#
@@ -55,8 +54,7 @@ fn or_needs_one_and_not_negates() {
         })),
         ..Default::default()
     };
-    let sql =
-        render::<lead::Entity>(condition(&f, DbBackend::Sqlite).unwrap(), DbBackend::Sqlite);
+    let sql = render::<lead::Entity>(condition(&f, DbBackend::Sqlite).unwrap(), DbBackend::Sqlite);
     assert_eq!(
         sql,
         r#"("leads"."name" = 'a' OR "leads"."name" = 'b') AND (NOT "leads"."state" = 'x')"#
@@ -69,8 +67,7 @@ fn empty_or_adds_nothing() {
         or: Some(vec![]),
         ..Default::default()
     };
-    let sql =
-        render::<lead::Entity>(condition(&f, DbBackend::Sqlite).unwrap(), DbBackend::Sqlite);
+    let sql = render::<lead::Entity>(condition(&f, DbBackend::Sqlite).unwrap(), DbBackend::Sqlite);
     assert_eq!(sql, "TRUE");
 }
 
@@ -114,8 +111,7 @@ fn dispositions_compare_ignoring_case() {
         disposition_type: Some(s("Positive")),
         ..Default::default()
     };
-    let sql =
-        render::<lead::Entity>(condition(&f, DbBackend::Sqlite).unwrap(), DbBackend::Sqlite);
+    let sql = render::<lead::Entity>(condition(&f, DbBackend::Sqlite).unwrap(), DbBackend::Sqlite);
     assert_eq!(
         sql,
         r#"LOWER("leads"."disposition_type") = LOWER('Positive')"#
@@ -179,10 +175,8 @@ fn variables_filter_through_the_variables_table() {
         }),
         ..Default::default()
     };
-    let sql = render::<activity::Entity>(
-        condition(&f, DbBackend::Sqlite).unwrap(),
-        DbBackend::Sqlite,
-    );
+    let sql =
+        render::<activity::Entity>(condition(&f, DbBackend::Sqlite).unwrap(), DbBackend::Sqlite);
     assert_eq!(
         sql,
         r#""activities"."id" IN (SELECT "activity_id" FROM "variables" WHERE "variables"."name" = 'Urgency' AND "value_text" = 'Very Urgent')"#
