@@ -50,6 +50,8 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub analysis_summary: Option<String>,
     pub has_conversation: bool,
+    /// The language the platform inferred (`variables.variables.inferredLanguage`).
+    pub language: Option<String>,
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub input: Option<Json>,
     #[sea_orm(column_type = "JsonBinary", nullable)]

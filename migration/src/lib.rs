@@ -7,6 +7,7 @@ mod m20261125_000001_create_tables;
 mod m20261126_000002_search_and_sort;
 mod m20261126_000003_api_keys;
 mod m20261126_000004_covering_lead_page;
+mod m20261201_000005_activity_language;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_search_and_sort::Migration),
             Box::new(m20261126_000003_api_keys::Migration),
             Box::new(m20261126_000004_covering_lead_page::Migration),
+            Box::new(m20261201_000005_activity_language::Migration),
         ]
     }
 }

@@ -484,6 +484,12 @@ fn activity_rows(
     let call_status = result.str("callStatus");
     let next_state = result.str("nextState");
     let variables = result.json("variables");
+    let language = variables
+        .as_ref()
+        .and_then(|v| v.get("variables"))
+        .and_then(|v| v.get("inferredLanguage"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let conversation_fields = result
         .object("conversation")
         .or_else(|| act.object("conversation"));
@@ -621,6 +627,7 @@ fn activity_rows(
         analysis_disposition_type: analysis.as_ref().and_then(|a| a.disposition_type.clone()),
         analysis_summary: analysis.as_ref().and_then(|a| a.summary.clone()),
         has_conversation: conversation.is_some(),
+        language,
         input,
         variables,
         metadata,
@@ -809,6 +816,7 @@ mod tests {
         assert_eq!(a.is_connected, Some(true));
         assert_eq!(a.channel_id, Some(43));
         assert_eq!(a.flow_id.as_deref(), Some("6953d4fxxxxxxxxxxc425"));
+        assert_eq!(a.language.as_deref(), Some("hi"));
         assert_eq!(a.project_id.as_deref(), Some("681db2dxxxxxxxxxxxx120"));
         assert_eq!(a.lead_name.as_deref(), Some("John Doe"));
         assert_eq!(a.analysis_disposition_type.as_deref(), Some("positive"));

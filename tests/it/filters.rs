@@ -433,6 +433,14 @@ async fn every_filter_operator_on_every_list() {
             Box::new(|a| a.flow_id.is_none()),
         ),
         (
+            json!({"language": {"eq": "hi"}}),
+            Box::new(|a| a.language.as_deref() == Some("hi")),
+        ),
+        (
+            json!({"language": {"isNull": true}}),
+            Box::new(|a| a.language.is_none()),
+        ),
+        (
             json!({"variable": {"name": "Urgency", "eq": "Very Urgent"}}),
             Box::new(|a| r.variable(&a.id, "Urgency") == Some(Some("Very Urgent".to_string()))),
         ),

@@ -735,3 +735,41 @@ async fn the_lead_page_index_covers_every_lead_column() {
     }
     s.stop().await;
 }
+
+/// Activities sort by the language the platform inferred: NULLs first
+/// ascending, then by id, page after page.
+#[tokio::test]
+async fn activities_sort_and_page_by_language() {
+    let db = TestDb::new().await;
+    let s = demo_server(&db, 40).await;
+    let query = "query($after: String) { activities(orderBy: [{field: LANGUAGE}], first: 17, after: $after) {
+        pageInfo { hasNextPage endCursor } nodes { id language } } }";
+    let mut seen: Vec<(Option<String>, String)> = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let data = s.query(query, json!({ "after": after })).await;
+        let conn = &data["activities"];
+        for n in conn["nodes"].as_array().unwrap() {
+            seen.push((
+                n["language"].as_str().map(str::to_string),
+                n["id"].as_str().unwrap().to_string(),
+            ));
+        }
+        if !conn["pageInfo"]["hasNextPage"].as_bool().unwrap() {
+            break;
+        }
+        after = conn["pageInfo"]["endCursor"].clone();
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted);
+    use sea_orm::EntityTrait;
+    let stored = entity::activity::Entity::find().all(s.db()).await.unwrap();
+    assert_eq!(seen.len(), stored.len());
+    let languages: BTreeSet<Option<String>> = seen.iter().map(|(l, _)| l.clone()).collect();
+    assert!(
+        languages.contains(&Some("hi".to_string())) && languages.contains(&Some("en".to_string())),
+        "the data has calls in Hindi and English: {languages:?}"
+    );
+    s.stop().await;
+}

@@ -55,3 +55,49 @@ async fn reproject_rebuilds_identical_projections() {
     );
     server.stop().await;
 }
+
+/// A migration that adds a column fills it for the rows stored before:
+/// `activities.language` from each activity's `variables` JSON.
+#[tokio::test]
+async fn the_language_migration_fills_stored_activities() {
+    use migration::MigratorTrait;
+    let db = TestDb::new().await;
+    let conn = leadql::store::connect(&db.url).await.unwrap();
+    let before_language = migration::Migrator::migrations().len() as u32 - 1;
+    migration::Migrator::up(&conn, Some(before_language))
+        .await
+        .unwrap();
+    let variables = |language: &str| {
+        format!(r#"'{{"variables": {{"inferredLanguage": {language}, "Urgency": "High"}}}}'"#)
+    };
+    for (id, vars) in [
+        ("a-hi", variables("\"hi\"")),
+        ("a-number", variables("3")),
+        ("a-none", "NULL".to_string()),
+    ] {
+        conn.execute_unprepared(&format!(
+            "INSERT INTO activities (id, lead_id, timestamp, version_hash, has_conversation, variables) \
+             VALUES ('{id}', 'L', 1, 'h', false, {vars})"
+        ))
+        .await
+        .unwrap();
+    }
+    migration::Migrator::up(&conn, None).await.unwrap();
+    let mut found: Vec<(String, Option<String>)> = entity::activity::Entity::find()
+        .all(&conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.id, a.language))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            ("a-hi".to_string(), Some("hi".to_string())),
+            ("a-none".to_string(), None),
+            ("a-number".to_string(), None),
+        ]
+    );
+    conn.close().await.unwrap();
+}

@@ -129,6 +129,10 @@ pub struct Activity {
     /// The call has a conversation (a transcript).
     #[field(key, filter)]
     has_conversation: bool,
+    /// The language the platform inferred for the call
+    /// (`variables.inferredLanguage`, e.g. "hi").
+    #[field(filter, sort)]
+    language: Option<String>,
     /// Activities that extracted this variable.
     #[filter_only(with = variable_condition)]
     variable: VariableFilter,
