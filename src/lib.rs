@@ -63,6 +63,7 @@ impl AppState {
         let mut db = store::connect_with(&config.database_url, config.db_connections).await?;
         db.set_metric_callback(metrics.statement_callback());
         store::migrate(&db).await?;
+        store::case::check_postgres(&db).await;
         store::spawn_checkpointer(&db);
         let mut pipeline = PipelineConfig::for_backend(db.get_database_backend());
         if let Some(batch) = config.ingest_batch {

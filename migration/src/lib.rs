@@ -8,6 +8,7 @@ mod m20261126_000002_search_and_sort;
 mod m20261126_000003_api_keys;
 mod m20261126_000004_covering_lead_page;
 mod m20261201_000005_activity_language;
+mod m20261201_000006_sqlite_case_index;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_api_keys::Migration),
             Box::new(m20261126_000004_covering_lead_page::Migration),
             Box::new(m20261201_000005_activity_language::Migration),
+            Box::new(m20261201_000006_sqlite_case_index::Migration),
         ]
     }
 }

@@ -1,6 +1,7 @@
 //! Every database read and write leadql makes, behind named functions.
 
 mod batch;
+pub mod case;
 pub mod held;
 mod nodelay;
 pub mod projection;
@@ -74,7 +75,7 @@ pub async fn connect_with(url: &str, pool_size: Option<u32>) -> Result<DatabaseC
                     .pragma("wal_autocheckpoint", "16384")
             })
             .map_sqlx_sqlite_pool_opts(|pool| {
-                pool.after_connect(|conn, _meta| Box::pin(stable_query_plans(conn)))
+                pool.after_connect(|conn, _meta| Box::pin(prepare_sqlite(conn)))
             });
     } else {
         options.max_connections(pool_size).min_connections(1);
@@ -115,7 +116,9 @@ fn without_memory_statistics() {
     }
 }
 
-/// Plan each SQLite statement once, whatever values are bound to it.
+/// Set up a new SQLite connection: leadql's case folding as the SQL
+/// function `leadql_lower` (see [`case`]), and each statement planned
+/// once, whatever values are bound to it.
 ///
 /// Since 3.4x SQLite reads a bound `LIMIT ?` (and, with stat4, bound range
 /// values) while planning, and then compiles the statement again every
@@ -125,11 +128,14 @@ fn without_memory_statistics() {
 /// indexes, not from the values, so the query planner stability guarantee
 /// (`SQLITE_DBCONFIG_ENABLE_QPSG`) costs nothing and keeps prepared
 /// statements prepared.
-async fn stable_query_plans(
+async fn prepare_sqlite(
     conn: &mut sea_orm::sqlx::sqlite::SqliteConnection,
 ) -> Result<(), sea_orm::sqlx::Error> {
     let mut handle = conn.lock_handle().await?;
     let db = handle.as_raw_handle().as_ptr();
+    // SAFETY: `db` is this connection's open handle, locked for this call.
+    unsafe { case::register_sqlite(db) }
+        .map_err(|e| sea_orm::sqlx::Error::Configuration(e.into()))?;
     // SAFETY: `db` is this connection's open handle, locked for this call;
     // the option takes an int and an optional out-pointer (null: unused).
     let rc = unsafe {

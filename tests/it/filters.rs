@@ -921,6 +921,32 @@ async fn live_event_matching_agrees_with_the_database() {
     use sea_orm::QueryFilter;
     let db = TestDb::new().await;
     let s = demo_server(&db, 60).await;
+    // Dispositions in other scripts and cases: accented Latin, Turkish
+    // dotted and dotless i, German sharp s, Greek sigma, Devanagari.
+    let unicode = [
+        "INTÉRESSÉ",
+        "intéressé",
+        "İlgileniyor",
+        "ILGILENIYOR",
+        "ılgılenıyor",
+        "STRASSE",
+        "Straße",
+        "ẞIG",
+        "ΣΑΣ",
+        "σας",
+        "रुचि है",
+    ];
+    for (i, disposition) in unicode.iter().enumerate() {
+        let body = crate::common::SEED_CONNECTED
+            .replace("6966163xxxxxxxxxxff92", &format!("unicode-lead-{i}"))
+            .replace("6966179xxxxxxxxxxaf8ef", &format!("unicode-call-{i}"))
+            .replace("681db2dxxxxxxxxxxxx120", "PROJÉCT-Ü")
+            .replace(
+                "\"Interested\"",
+                &serde_json::to_string(disposition).unwrap(),
+            );
+        assert_eq!(s.deliver(body).await.0, 200);
+    }
     let events = entity::disposition_event::Entity::find()
         .all(s.db())
         .await
@@ -928,6 +954,7 @@ async fn live_event_matching_agrees_with_the_database() {
     assert!(
         events.iter().any(|e| e.project_id.is_none())
             && events.iter().any(|e| e.previous_disposition.is_none())
+            && events.iter().any(|e| e.disposition == "Straße")
     );
     let project = events.iter().find_map(|e| e.project_id.clone()).unwrap();
     let t = rfc3339(events[events.len() / 2].occurred_at);
@@ -951,6 +978,19 @@ async fn live_event_matching_agrees_with_the_database() {
         json!({"or": [{"projectId": {"eq": project}}, {"disposition": {"eq": "Wrong Number"}}]}),
         json!({"not": {"or": [{"projectId": {"eq": project}}, {"previousDisposition": {"eq": "Attempted"}}]}}),
         json!({"and": [{"not": {"disposition": {"eq": "Attempted"}}}, {"occurredAt": {"lt": t}}]}),
+        json!({"disposition": {"eq": "intéressé"}}),
+        json!({"disposition": {"in": ["İLGİLENİYOR"]}}),
+        json!({"disposition": {"eq": "ILGILENIYOR"}}),
+        json!({"disposition": {"contains": "ÉRES"}}),
+        json!({"disposition": {"startsWith": "ß"}}),
+        json!({"disposition": {"eq": "strasse"}}),
+        json!({"disposition": {"contains": "SS"}}),
+        json!({"disposition": {"eq": "σασ"}}),
+        json!({"disposition": {"contains": "रुचि"}}),
+        json!({"disposition": {"notIn": ["STRASSE", "ılgılenıyor", "σας"]}}),
+        json!({"projectId": {"contains": "projé"}}),
+        json!({"projectId": {"startsWith": "PROJÉCT-ü"}}),
+        json!({"projectId": {"eq": "PROJÉCT-ü"}}),
     ];
     for case in cases {
         let filter = DispositionEventFilter::parse(Some(
@@ -974,6 +1014,19 @@ async fn live_event_matching_agrees_with_the_database() {
             .collect();
         in_memory.sort();
         assert_eq!(in_memory, from_sql, "filter {case}");
+        let expected = match case.to_string().as_str() {
+            r#"{"disposition":{"eq":"intéressé"}}"# => Some(2),
+            r#"{"disposition":{"in":["İLGİLENİYOR"]}}"# => Some(2),
+            r#"{"disposition":{"startsWith":"ß"}}"# => Some(1),
+            r#"{"disposition":{"eq":"strasse"}}"# => Some(1),
+            r#"{"disposition":{"eq":"σασ"}}"# => Some(1),
+            r#"{"projectId":{"contains":"projé"}}"# => Some(unicode.len()),
+            r#"{"projectId":{"eq":"PROJÉCT-ü"}}"# => Some(0),
+            _ => None,
+        };
+        if let Some(n) = expected {
+            assert_eq!(from_sql.len(), n, "filter {case}");
+        }
     }
     s.stop().await;
 }

@@ -63,7 +63,10 @@ async fn the_language_migration_fills_stored_activities() {
     use migration::MigratorTrait;
     let db = TestDb::new().await;
     let conn = leadql::store::connect(&db.url).await.unwrap();
-    let before_language = migration::Migrator::migrations().len() as u32 - 1;
+    let before_language = migration::Migrator::migrations()
+        .iter()
+        .position(|m| m.name() == "m20261201_000005_activity_language")
+        .unwrap() as u32;
     migration::Migrator::up(&conn, Some(before_language))
         .await
         .unwrap();

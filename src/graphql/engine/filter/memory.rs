@@ -3,6 +3,7 @@
 //! SQL's three-valued logic.
 
 use super::{BooleanFilter, DateTimeFilter, IntFilter, StringFilter};
+use crate::store::case::fold;
 use chrono::{DateTime, Utc};
 
 /// SQL's three-valued logic, for checking live events in memory exactly as
@@ -41,11 +42,11 @@ pub fn any(values: impl IntoIterator<Item = Truth>) -> Truth {
     }
 }
 
-/// `text LIKE pattern` with one `%` at either end or both, ASCII case
-/// folded (SQLite's LIKE; PostgreSQL's ILIKE also folds other letters).
+/// `text LIKE pattern` with one `%` at either end or both, ignoring case
+/// as the databases do ([`fold`]).
 fn like_match(value: &str, needle: &str, anchored_start: bool) -> bool {
-    let value = value.to_ascii_lowercase();
-    let needle = needle.to_ascii_lowercase();
+    let value = fold(value);
+    let needle = fold(needle);
     if anchored_start {
         value.starts_with(&needle)
     } else {
@@ -58,7 +59,7 @@ impl StringFilter {
     pub fn test(&self, value: Option<&str>, fold_case: bool) -> Truth {
         let norm = |v: &str| {
             if fold_case {
-                v.to_lowercase()
+                fold(v)
             } else {
                 v.to_string()
             }

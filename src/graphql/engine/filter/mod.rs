@@ -11,6 +11,7 @@ mod memory;
 pub use memory::{all, any, Truth};
 
 use super::page::user_error;
+use crate::store::case;
 use async_graphql::InputObject;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
@@ -33,9 +34,9 @@ pub struct StringFilter {
     pub r#in: Option<Vec<String>>,
     /// Equal to none of these (rows where the field is null do not match).
     pub not_in: Option<Vec<String>>,
-    /// Contains this text, ignoring case (ASCII case on SQLite).
+    /// Contains this text, ignoring case (each letter's Unicode lowercase).
     pub contains: Option<String>,
-    /// Starts with this text, ignoring case (ASCII case on SQLite).
+    /// Starts with this text, ignoring case (each letter's Unicode lowercase).
     pub starts_with: Option<String>,
     /// `true`: the field is null (absent from the payload); `false`: it is set.
     pub is_null: Option<bool>,
@@ -167,8 +168,19 @@ pub(crate) fn like_pattern(prefix: &str, text: &str, suffix: &str) -> String {
     format!("{prefix}{escaped}{suffix}")
 }
 
-/// Case-insensitive LIKE: SQLite's LIKE already ignores (ASCII) case;
-/// PostgreSQL needs ILIKE.
+/// Text ignoring case, as the database compares it (see
+/// [`crate::store::case`]): `lower()` on PostgreSQL, `leadql_lower()` on
+/// SQLite, whose own `lower()` folds ASCII only.
+pub(crate) fn folded(col: Expr, backend: DbBackend) -> Expr {
+    match backend {
+        DbBackend::Postgres => Func::lower(col).into(),
+        _ => Func::cust(case::SQLITE_FUNCTION).arg(col).into(),
+    }
+}
+
+/// Case-insensitive LIKE with leadql's case rule: ILIKE on PostgreSQL
+/// (its trigram indexes serve it); on SQLite the folded column against
+/// the folded pattern.
 pub(crate) fn like(col: Expr, pattern: String, backend: DbBackend) -> Expr {
     match backend {
         DbBackend::Postgres => {
@@ -177,7 +189,7 @@ pub(crate) fn like(col: Expr, pattern: String, backend: DbBackend) -> Expr {
             use sea_orm::sea_query::extension::postgres::PgExpr;
             col.ilike(LikeExpr::new(pattern))
         }
-        _ => col.like(LikeExpr::new(pattern).escape('\\')),
+        _ => folded(col, backend).like(LikeExpr::new(case::fold(&pattern)).escape('\\')),
     }
 }
 
@@ -191,9 +203,7 @@ pub fn string(
 ) -> Condition {
     let col = col.into_simple_expr();
     let (lhs, norm): (Expr, fn(&str) -> Expr) = if fold_case {
-        (Func::lower(col.clone()).into(), |v| {
-            Func::lower(Expr::val(v.to_string())).into()
-        })
+        (folded(col.clone(), backend), |v| Expr::val(case::fold(v)))
     } else {
         (col.clone(), |v| Expr::val(v.to_string()))
     };

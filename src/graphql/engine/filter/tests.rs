@@ -88,7 +88,7 @@ fn operators_of_a_string_filter() {
     );
     assert_eq!(
         sql,
-        r#""leads"."name" <> 'a' AND "leads"."name" IN ('b', 'c') AND "leads"."name" NOT IN ('d') AND "leads"."name" IS NOT NULL AND "leads"."name" LIKE '%50\%\_off\\%' ESCAPE '\' AND "leads"."name" LIKE 'St%' ESCAPE '\' AND "leads"."name" IS NOT NULL"#
+        r#""leads"."name" <> 'a' AND "leads"."name" IN ('b', 'c') AND "leads"."name" NOT IN ('d') AND "leads"."name" IS NOT NULL AND leadql_lower("leads"."name") LIKE '%50\%\_off\\%' ESCAPE '\' AND leadql_lower("leads"."name") LIKE 'st%' ESCAPE '\' AND "leads"."name" IS NOT NULL"#
     );
     let pg = render::<lead::Entity>(
         string(
@@ -114,8 +114,13 @@ fn dispositions_compare_ignoring_case() {
     let sql = render::<lead::Entity>(condition(&f, DbBackend::Sqlite).unwrap(), DbBackend::Sqlite);
     assert_eq!(
         sql,
-        r#"LOWER("leads"."disposition_type") = LOWER('Positive')"#
+        r#"leadql_lower("leads"."disposition_type") = 'positive'"#
     );
+    let sql = render::<lead::Entity>(
+        condition(&f, DbBackend::Postgres).unwrap(),
+        DbBackend::Postgres,
+    );
+    assert_eq!(sql, r#"LOWER("leads"."disposition_type") = 'positive'"#);
 }
 
 #[test]
