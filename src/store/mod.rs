@@ -265,25 +265,59 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Whether a database error means "the database is unreachable" (so the
-/// sender should retry) rather than "this statement failed".
+/// Whether a database error means "the database is unreachable or busy
+/// for now" (so the sender should retry) rather than "this statement
+/// failed". Decided from sqlx's error kinds and the database's own codes,
+/// never from message text:
+/// - no connection: none could be made or taken from the pool, or it
+///   broke (I/O, TLS and protocol failures, a crashed SQLite worker);
+/// - PostgreSQL SQLSTATE classes 08 (connection exception) and 53
+///   (insufficient resources), and 57P01-57P03 (the server shutting down
+///   or starting);
+/// - SQLite result codes BUSY and LOCKED (another writer holds the file,
+///   past the busy timeout), IOERR and CANTOPEN.
 pub fn is_unavailable(err: &DbErr) -> bool {
-    matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) || {
-        let text = err.to_string().to_ascii_lowercase();
-        [
-            "connection refused",
-            "connection reset",
-            "broken pipe",
-            "pool timed out",
-            "terminating connection",
-            "connection closed",
-            "unexpected eof",
-            "database is locked",
-            "io error",
-            "error communicating with database",
-        ]
-        .iter()
-        .any(|needle| text.contains(needle))
+    use sea_orm::sqlx::Error as Sqlx;
+    use sea_orm::RuntimeErr;
+    let sqlx = match err {
+        // No connection could be made or taken (whatever the reason: a
+        // misconfigured server is also one to retry later, not to lose).
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            e.as_ref()
+        }
+        _ => return false,
+    };
+    match sqlx {
+        Sqlx::Io(_)
+        | Sqlx::Tls(_)
+        | Sqlx::Protocol(_)
+        | Sqlx::PoolTimedOut
+        | Sqlx::PoolClosed
+        | Sqlx::WorkerCrashed => true,
+        Sqlx::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            if db
+                .try_downcast_ref::<sea_orm::sqlx::postgres::PgDatabaseError>()
+                .is_some()
+            {
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+            } else {
+                // SQLite reports its extended result code; the primary
+                // code is its low byte.
+                let primary = code.parse::<i32>().unwrap_or_default() & 0xff;
+                matches!(
+                    primary,
+                    libsqlite3_sys::SQLITE_BUSY
+                        | libsqlite3_sys::SQLITE_LOCKED
+                        | libsqlite3_sys::SQLITE_IOERR
+                        | libsqlite3_sys::SQLITE_CANTOPEN
+                )
+            }
+        }
+        _ => false,
     }
 }
 
