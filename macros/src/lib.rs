@@ -62,6 +62,7 @@ pub(crate) struct Args {
     order: Option<Ident>,
     order_doc: Option<LitStr>,
     complex: bool,
+    joins: Option<Path>,
 }
 
 impl Args {
@@ -78,6 +79,8 @@ impl Args {
             self.order_doc = Some(meta.value()?.parse()?);
         } else if meta.path.is_ident("complex") {
             self.complex = true;
+        } else if meta.path.is_ident("joins") {
+            self.joins = Some(meta.value()?.parse()?);
         } else {
             return Err(
                 meta.error("expected entity, filter, filter_doc, order, order_doc or complex")
@@ -249,7 +252,7 @@ fn expand(args: Args, item: ItemStruct) -> syn::Result<Tokens> {
     });
     let reads = fields.iter().map(|f| {
         let (ident, ty, col) = (&f.ident, &f.ty, column(f));
-        quote! { #ident: #r::Col::read::<#ty>(row, cols, #col as u32, ::sea_orm::IdenStatic::as_str(&#col))?, }
+        quote! { #ident: #r::Col::read::<#ty>(row, cols, #col as u32, ::sea_orm::IdenStatic::as_str(&#col), prefix)?, }
     });
     let converts = fields.iter().map(|f| {
         let (ident, ty, col) = (&f.ident, &f.ty, &f.column);
@@ -259,12 +262,22 @@ fn expand(args: Args, item: ItemStruct) -> syn::Result<Tokens> {
         let (gql, col) = (&f.name, column(f));
         quote! { (#gql, #col) }
     });
+    let joins_fn = args.joins.as_ref().map(|path| {
+        quote! {
+            fn joins() -> ::std::vec::Vec<crate::graphql::engine::join::Join<#model::Entity>> {
+                #path()
+            }
+        }
+    });
     let mut out = quote! {
         #(#struct_attrs)*
         #[derive(::async_graphql::SimpleObject, ::core::clone::Clone, ::core::fmt::Debug)]
         #complex
         #vis struct #name {
             #(#object_fields)*
+            /// Relations read with this row (see `engine::join`).
+            #[graphql(skip)]
+            pub joined: #r::Joined,
         }
 
         impl #r::Resource for #name {
@@ -281,12 +294,19 @@ fn expand(args: Args, item: ItemStruct) -> syn::Result<Tokens> {
                 }
             }
 
-            fn from_row(
+            fn from_row_as(
                 row: &::sea_orm::QueryResult,
                 cols: #r::ColumnSet,
+                prefix: &str,
             ) -> ::core::result::Result<Self, ::sea_orm::DbErr> {
-                ::core::result::Result::Ok(#name { #(#reads)* })
+                ::core::result::Result::Ok(#name { #(#reads)* joined: ::core::default::Default::default() })
             }
+
+            fn joined_mut(&mut self) -> &mut #r::Joined {
+                &mut self.joined
+            }
+
+            #joins_fn
 
             fn declared() -> ::std::vec::Vec<(&'static str, #model::Column)> {
                 ::std::vec![#(#columns_list),*]
@@ -295,7 +315,7 @@ fn expand(args: Args, item: ItemStruct) -> syn::Result<Tokens> {
 
         impl ::core::convert::From<#model::Model> for #name {
             fn from(m: #model::Model) -> Self {
-                #name { #(#converts)* }
+                #name { #(#converts)* joined: ::core::default::Default::default() }
             }
         }
     };

@@ -1,6 +1,7 @@
 //! Connection types and the resolvers that fill them, for root lists and
 //! for nested lists (which go through the request's loader).
 
+use super::join::Reads;
 use super::loader::{ChildCount, ChildPage, Children, Loaders};
 use super::page::{narrow, page, rows, Page, PageArgs, PageInfo, SortKey};
 use super::resource::Resource;
@@ -76,8 +77,8 @@ where
     <R::Entity as EntityTrait>::Model: Send + Sync,
 {
     let window = args.window(&key)?;
-    let cols = R::selected(node_fields(ctx).into_iter());
-    let page = page(reader.db(), select.clone(), &key, &window, cols)
+    let reads = Reads::of::<R>(&node_fields(ctx));
+    let page = page(reader.db(), select.clone(), &key, &window, &reads)
         .await
         .map_err(|e| db_error(&e))?;
     let db = reader.db().clone();
@@ -114,18 +115,18 @@ where
     // Check the arguments here, so a bad cursor is this field's error.
     args.window(&key)?;
     let reader = ctx.data_unchecked::<Reader>();
-    let cols = R::selected(node_fields(ctx).into_iter());
+    let reads = Reads::of::<R>(&node_fields(ctx));
     let loaders = ctx.data_unchecked::<Arc<Loaders>>().clone();
     let key = ChildPage {
         parent: parent_id.to_string(),
         children: Arc::new(Children {
-            shape: format!("{shape}|{cols:?}"),
+            shape: format!("{shape}|{reads:?}"),
             select: reader.find::<R::Entity>(),
             filter,
             parent,
             key,
             args,
-            cols,
+            reads,
         }),
     };
     let page = loaders

@@ -6,6 +6,7 @@
 //! page of 50 activities asks for their 50 conversations in one statement,
 //! deterministically, and without the default 1 ms wait per nesting level.
 
+use super::join::Reads;
 use super::page::{narrow, pages_by_parent, rows, Page, PageArgs, SortKey};
 use super::resource::{ColumnSet, Resource};
 use crate::store::read::{Reader, Scoped};
@@ -68,22 +69,30 @@ pub async fn drive<T>(
     let wake = Arc::new(SelfWake::default());
     std::future::poll_fn(move |cx| {
         wake.set_outer(cx.waker());
+        // Wakes that come while this runs are handled by the loop below;
+        // passing them on to the task would only poll it again for nothing
+        // (and make the scheduler wake another worker to take it).
+        wake.polling.store(true, Ordering::SeqCst);
         let waker = futures::task::waker_ref(&wake);
         let mut inner = std::task::Context::from_waker(&waker);
         let mut repolls = 0;
         loop {
             if std::time::Instant::now() >= deadline {
+                wake.polling.store(false, Ordering::SeqCst);
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
             wake.woken.store(false, Ordering::SeqCst);
             if let Poll::Ready(out) = fut.as_mut().poll(&mut inner) {
+                wake.polling.store(false, Ordering::SeqCst);
                 return Poll::Ready(out);
             }
             if wake.woken.load(Ordering::SeqCst) && repolls < 1024 {
                 repolls += 1;
                 continue;
             }
+            // Past 1024 re-polls, woken is left set: the check before
+            // returning below passes it on.
             let queued: Vec<_> =
                 std::mem::take(&mut *queue.0.lock().unwrap_or_else(|e| e.into_inner()));
             let added = !queued.is_empty();
@@ -93,6 +102,16 @@ pub async fn drive<T>(
                 finished = true;
             }
             if !added && !finished {
+                wake.polling.store(false, Ordering::SeqCst);
+                // A wake that came after the last check was not passed on.
+                if wake.woken.load(Ordering::SeqCst) {
+                    if repolls < 1024 {
+                        wake.polling.store(true, Ordering::SeqCst);
+                        repolls += 1;
+                        continue;
+                    }
+                    cx.waker().wake_by_ref();
+                }
                 return Poll::Pending;
             }
         }
@@ -100,10 +119,12 @@ pub async fn drive<T>(
     .await
 }
 
-/// A waker that remembers being woken and passes the wake on.
+/// A waker that remembers being woken, and passes the wake on to the task
+/// when it is not being polled.
 #[derive(Default)]
 struct SelfWake {
     woken: AtomicBool,
+    polling: AtomicBool,
     outer: Mutex<Option<std::task::Waker>>,
 }
 
@@ -119,6 +140,9 @@ impl SelfWake {
 impl futures::task::ArcWake for SelfWake {
     fn wake_by_ref(this: &Arc<Self>) {
         this.woken.store(true, Ordering::SeqCst);
+        if this.polling.load(Ordering::SeqCst) {
+            return;
+        }
         if let Some(w) = this
             .outer
             .lock()
@@ -237,7 +261,7 @@ pub struct Children<R: Resource> {
     pub parent: <R::Entity as EntityTrait>::Column,
     pub key: SortKey<R::Entity>,
     pub args: PageArgs,
-    pub cols: ColumnSet,
+    pub reads: Reads,
 }
 
 /// One parent's page of a nested connection.
@@ -324,7 +348,7 @@ where
                 &parents,
                 &children.key,
                 &window,
-                children.cols,
+                &children.reads,
             )
             .await
             .map_err(Arc::new)?;

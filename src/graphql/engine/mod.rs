@@ -9,6 +9,7 @@
 pub mod connection;
 pub mod documents;
 pub mod filter;
+pub mod join;
 pub mod keyset;
 pub mod loader;
 pub mod order;

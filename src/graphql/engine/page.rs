@@ -6,6 +6,7 @@
 //! what page 1 costs (an index range, no OFFSET). NULL sorts as the smallest
 //! value on both databases (first ascending, last descending).
 
+use super::join::Reads;
 pub use super::keyset::{KeyPart, SortKey};
 use super::resource::{ColumnSet, Resource};
 use async_graphql::{Error, ErrorExtensions, SimpleObject};
@@ -136,12 +137,12 @@ impl Window {
 
     /// The page of `rows` (read in this window's order, one more than
     /// the page holds when more follow): cursors from the key's columns,
-    /// objects from `cols`.
+    /// objects from what `reads` read.
     fn finish<R: Resource>(
         &self,
         key: &SortKey<R::Entity>,
         mut rows: Vec<QueryResult>,
-        cols: ColumnSet,
+        reads: &Reads,
     ) -> Result<Page<R>, DbErr> {
         let more = rows.len() as u64 > self.limit;
         rows.truncate(self.limit as usize);
@@ -149,9 +150,14 @@ impl Window {
             rows.reverse();
         }
         let signature = key.signature();
+        let joins = if reads.joins.is_empty() {
+            Vec::new()
+        } else {
+            R::joins()
+        };
         let rows: Vec<(String, R)> = rows
             .iter()
-            .map(|row| Ok((key.cursor(&signature, row)?, R::from_row(row, cols)?)))
+            .map(|row| Ok((key.cursor(&signature, row)?, reads.decode(row, &joins)?)))
             .collect::<Result<_, DbErr>>()?;
         let (has_next_page, has_previous_page) = if self.from_end {
             (self.before.is_some(), more)
@@ -182,29 +188,41 @@ pub async fn rows<E: EntityTrait, C: ConnectionTrait>(
         .await
 }
 
-/// One page of `select` (already filtered) in `key` order, reading the
-/// columns `cols` (and the key's).
+/// The rows of `select` of `R`'s table, with the relations `reads` joins.
+async fn joined_rows<R: Resource, C: ConnectionTrait>(
+    db: &C,
+    select: Select<R::Entity>,
+    reads: &Reads,
+) -> Result<Vec<QueryResult>, DbErr> {
+    let mut stmt = select.into_query();
+    reads.join::<R>(&mut stmt);
+    db.query_all_raw(db.get_database_backend().build(&stmt))
+        .await
+}
+
+/// One page of `select` (already filtered) in `key` order, reading what
+/// `reads` says (and the key's columns).
 pub async fn page<R, C>(
     db: &C,
     select: Select<R::Entity>,
     key: &SortKey<R::Entity>,
     window: &Window,
-    cols: ColumnSet,
+    reads: &Reads,
 ) -> Result<Page<R>, DbErr>
 where
     R: Resource,
     C: ConnectionTrait,
 {
     if window.limit == 0 {
-        return window.finish(key, Vec::new(), cols);
+        return window.finish(key, Vec::new(), reads);
     }
     let backend = db.get_database_backend();
     let wanted = window.limit + 1;
-    let select = narrow(select, cols.union(key.columns()));
+    let select = narrow(select, reads.cols.union(key.columns()));
     let Some(segments) = window.segments(key) else {
         let select = key.order(select.filter(window.bounds(key)), window.from_end, backend);
-        let found = rows(db, select.limit(wanted)).await?;
-        return window.finish(key, found, cols);
+        let found = joined_rows::<R, _>(db, select.limit(wanted), reads).await?;
+        return window.finish(key, found, reads);
     };
     // Segment by segment, in reading order, until the page is full.
     let mut found = Vec::new();
@@ -214,14 +232,14 @@ where
             break;
         }
         let select = key.order(select.clone().filter(segment), window.from_end, backend);
-        found.extend(rows(db, select.limit(missing)).await?);
+        found.extend(joined_rows::<R, _>(db, select.limit(missing), reads).await?);
     }
-    window.finish(key, found, cols)
+    window.finish(key, found, reads)
 }
 
 /// The same page for each of many parents at once (one statement): rows of
 /// `select` whose `parent` column is in `parents`, numbered per parent with
-/// ROW_NUMBER() and cut at the page size, reading the columns `cols`.
+/// ROW_NUMBER() and cut at the page size, reading what `reads` says.
 pub async fn pages_by_parent<R, C>(
     db: &C,
     select: Select<R::Entity>,
@@ -229,7 +247,7 @@ pub async fn pages_by_parent<R, C>(
     parents: &[String],
     key: &SortKey<R::Entity>,
     window: &Window,
-    cols: ColumnSet,
+    reads: &Reads,
 ) -> Result<HashMap<String, Page<R>>, DbErr>
 where
     R: Resource,
@@ -240,16 +258,17 @@ where
     if window.limit > 0 && parents.len() == 1 {
         // One parent (a lead's history): a plain ordered, limited read.
         let select = select.filter(parent.eq(parents[0].clone()));
-        let found = page(db, select, key, window, cols).await?;
+        let found = page(db, select, key, window, reads).await?;
         return Ok(HashMap::from([(parents[0].clone(), found)]));
     }
     if window.limit > 0 && !parents.is_empty() {
-        let read = cols.union(key.columns()).and::<R::Entity>(parent);
+        let read = reads.cols.union(key.columns()).and::<R::Entity>(parent);
         let mut inner: SelectStatement = narrow(select, read)
             .filter(parent.is_in(parents.iter().cloned()))
             .filter(window.bounds(key))
             .into_query();
-        let mut over = WindowStatement::partition_by(parent);
+        reads.join::<R>(&mut inner);
+        let mut over = WindowStatement::partition_by((R::Entity::default(), parent));
         over = key.window_order(over, window.from_end, backend);
         inner.expr_window_as(Func::cust("ROW_NUMBER"), over, "page_row");
         let mut outer = Query::select();
@@ -267,7 +286,7 @@ where
         .iter()
         .map(|p| {
             let rows = by_parent.remove(p).unwrap_or_default();
-            Ok((p.clone(), window.finish(key, rows, cols)?))
+            Ok((p.clone(), window.finish(key, rows, reads)?))
         })
         .collect()
 }
@@ -369,7 +388,7 @@ mod tests {
                         lead::Entity::find(),
                         &key,
                         &window,
-                        Lead::key_columns(),
+                        &Reads::columns(Lead::key_columns()),
                     )
                     .await
                     .unwrap();
@@ -394,7 +413,7 @@ mod tests {
                         lead::Entity::find(),
                         &key,
                         &window,
-                        Lead::key_columns(),
+                        &Reads::columns(Lead::key_columns()),
                     )
                     .await
                     .unwrap();

@@ -18,7 +18,9 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{
     Condition, DbBackend, DbErr, EntityTrait, IdenStatic, Iterable, QueryResult, TryGetable,
 };
+use std::any::Any;
 use std::borrow::Cow;
+use std::sync::Arc;
 
 pub use leadql_macros::resource;
 
@@ -36,7 +38,23 @@ pub trait Resource: Sized + Send + Sync + 'static {
 
     /// The object from a row that holds (at least) the columns `cols`;
     /// fields of other columns are left unread.
-    fn from_row(row: &QueryResult, cols: ColumnSet) -> Result<Self, DbErr>;
+    fn from_row(row: &QueryResult, cols: ColumnSet) -> Result<Self, DbErr> {
+        Self::from_row_as(row, cols, "")
+    }
+
+    /// [`Resource::from_row`] from columns named `prefix` + column (a
+    /// joined table's, see [`super::join`]).
+    fn from_row_as(row: &QueryResult, cols: ColumnSet, prefix: &str) -> Result<Self, DbErr>;
+
+    /// The relations read with this row.
+    fn joined_mut(&mut self) -> &mut Joined;
+
+    /// The relations that can be read with this table's rows by a join
+    /// (a lead of an activity, its analysis, …), when a query asks for
+    /// them.
+    fn joins() -> Vec<super::join::Join<Self::Entity>> {
+        Vec::new()
+    }
 
     /// Every declared field: its GraphQL name and column.
     fn declared() -> Vec<(&'static str, <Self::Entity as EntityTrait>::Column)>;
@@ -107,17 +125,23 @@ impl<T> Col<T> {
     }
 
     /// Read the column `name` (at `index`) of `row` as kind `K`, if
-    /// `cols` holds it.
+    /// `cols` holds it; `prefix` is prepended to the name in the row.
     pub fn read<K: Kind<Gql = T>>(
         row: &QueryResult,
         cols: ColumnSet,
         index: u32,
         name: &str,
+        prefix: &str,
     ) -> Result<Self, DbErr> {
         if !cols.has(index) {
             return Ok(Col(None));
         }
-        Ok(Col::new(K::gql(row.try_get::<K::Db>("", name)?)))
+        let value = if prefix.is_empty() {
+            row.try_get::<K::Db>("", name)?
+        } else {
+            row.try_get::<K::Db>("", &format!("{prefix}{name}"))?
+        };
+        Ok(Col::new(K::gql(value)))
     }
 
     /// The value, when it was read.
@@ -161,6 +185,34 @@ impl<T: OutputType> OutputType for Col<T> {
                 ))
             }
         }
+    }
+}
+
+/// Related objects read together with a row, by the GraphQL field that
+/// returns them (`None` inside: read, and there is none).
+#[derive(Clone, Default)]
+pub struct Joined(Vec<(&'static str, Arc<dyn Any + Send + Sync>)>);
+
+impl Joined {
+    pub fn insert<J: Resource>(&mut self, field: &'static str, value: Option<Arc<J>>) {
+        self.0.push((field, Arc::new(value)));
+    }
+
+    /// The `field` relation when it was read with the row.
+    pub fn get<J: Resource>(&self, field: &str) -> Option<Option<Arc<J>>> {
+        self.0
+            .iter()
+            .find(|(f, _)| *f == field)
+            .and_then(|(_, v)| v.downcast_ref::<Option<Arc<J>>>())
+            .cloned()
+    }
+}
+
+impl std::fmt::Debug for Joined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(n, _)| n))
+            .finish()
     }
 }
 

@@ -7,13 +7,14 @@ use super::lead::{lead_of, Lead};
 use super::{condition, look_up, reader};
 use crate::graphql::engine::connection::{connection, cost, one, root};
 use crate::graphql::engine::filter::{like, like_pattern};
+use crate::graphql::engine::join::Join;
 use crate::graphql::engine::order::order_input;
 use crate::graphql::engine::page::{PageArgs, SortKey};
 use crate::graphql::engine::resource::resource;
 use crate::graphql::engine::search;
 use async_graphql::{ComplexObject, Context, InputObject, Json, Object, Result, ID};
 use chrono::{DateTime, Utc};
-use entity::{activity, analysis, conversation, variable};
+use entity::{activity, analysis, conversation, lead, variable};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ColumnTrait, Condition, DbBackend, IntoSimpleExpr, QueryFilter};
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use std::sync::Arc;
     filter_doc = "Which activities to include.",
     order = ActivityOrderField,
     order_doc = "Fields activities can be sorted by.",
+    joins = activity_joins,
     complex
 )]
 pub struct Activity {
@@ -177,6 +179,24 @@ fn variable_condition(f: &VariableFilter, backend: DbBackend) -> Condition {
     Condition::all().add(activity::Column::Id.into_simple_expr().in_subquery(sub))
 }
 
+/// An activity's lead, analysis and conversation come with it when asked
+/// for (they belong to the same lead, so they are visible with it).
+fn activity_joins() -> Vec<Join<activity::Entity>> {
+    vec![
+        Join::to::<Lead>("lead", activity::Column::LeadId, lead::Column::Id),
+        Join::to::<Analysis>(
+            "analysis",
+            activity::Column::Id,
+            analysis::Column::ActivityId,
+        ),
+        Join::to::<Conversation>(
+            "conversation",
+            activity::Column::Id,
+            conversation::Column::ActivityId,
+        ),
+    ]
+}
+
 order_input!(
     ActivityOrderBy,
     ActivityOrderField,
@@ -205,6 +225,9 @@ connection!(
 impl Activity {
     /// The lead this activity belongs to.
     async fn lead(&self, ctx: &Context<'_>) -> Result<Arc<Lead>> {
+        if let Some(Some(lead)) = self.joined.get::<Lead>("lead") {
+            return Ok(lead);
+        }
         lead_of(ctx, self.lead_id.key()?).await
     }
 
@@ -213,11 +236,17 @@ impl Activity {
         if !*self.has_conversation.key()? {
             return Ok(None);
         }
+        if let Some(found) = self.joined.get::<Conversation>("conversation") {
+            return Ok(found);
+        }
         look_up::<Conversation>(ctx, conversation::Column::ActivityId, self.id.key()?).await
     }
 
     /// The platform's analysis of the call.
     async fn analysis(&self, ctx: &Context<'_>) -> Result<Option<Arc<Analysis>>> {
+        if let Some(found) = self.joined.get::<Analysis>("analysis") {
+            return Ok(found);
+        }
         look_up::<Analysis>(ctx, analysis::Column::ActivityId, self.id.key()?).await
     }
 }
