@@ -89,47 +89,105 @@ pub async fn apply_batch<C: ConnectionTrait>(
     mode: Mode,
 ) -> Result<BatchResult, DbErr> {
     let live = mode == Mode::Live;
-    let backend = txn.get_database_backend();
     if deliveries.is_empty() {
         return Ok(BatchResult::default());
     }
-    if backend == DbBackend::Postgres {
+    if txn.get_database_backend() == DbBackend::Postgres {
         lock_leads(txn, deliveries.iter().map(|d| d.lead_id.as_str())).await?;
     }
+    let mut stored = Stored::read(txn, deliveries, live).await?;
+    let decided = decide(deliveries, &mut stored);
+    let affected = affected_leads(deliveries, &decided.statuses, &stored);
+    let mut facts = lead_facts(txn, &affected).await?;
+    let applied = apply_in_order(
+        deliveries,
+        &decided.statuses,
+        &stored,
+        &mut facts,
+        live,
+        received_at,
+    );
 
-    // What is already stored: body hashes and current versions.
-    let mut seen_hashes: HashSet<String> = HashSet::new();
-    let mut activity_versions: HashMap<String, (i64, String)> = HashMap::new();
-    let mut update_versions: HashMap<String, (i64, String)> = HashMap::new();
-    let mut previous_lead_of: HashMap<String, String> = HashMap::new();
-    for v in stored_state(txn, deliveries, live).await? {
-        match v.kind.as_str() {
-            "h" => {
-                seen_hashes.insert(v.id);
-            }
-            "a" => {
-                previous_lead_of.insert(v.id.clone(), v.lead_id);
-                activity_versions.insert(v.id, (v.timestamp, v.version_hash));
-            }
-            _ => {
-                update_versions.insert(v.id, (v.timestamp, v.version_hash));
+    let mut script = Script::new(txn.get_database_backend());
+    if live {
+        log_deliveries(&mut script, deliveries, &decided, &stored, received_at);
+    }
+    write_activities(&mut script, &applied, &stored);
+    write_updates(&mut script, &applied);
+    write_leads(&mut script, &affected, &facts);
+    script.execute(txn).await?;
+    let events = insert_events(txn, applied.events).await?;
+    Ok(BatchResult {
+        statuses: decided.statuses,
+        events,
+    })
+}
+
+/// What is stored already of a batch's bodies, activities and updates.
+struct Stored {
+    /// Bodies logged before this batch.
+    logged: HashSet<String>,
+    /// Current version (timestamp, body hash) of each activity and update.
+    activities: HashMap<String, (i64, String)>,
+    updates: HashMap<String, (i64, String)>,
+    /// The lead each stored activity belongs to now.
+    lead_of: HashMap<String, String>,
+}
+
+impl Stored {
+    async fn read<C: ConnectionTrait>(
+        txn: &C,
+        deliveries: &[&Delivery],
+        live: bool,
+    ) -> Result<Stored, DbErr> {
+        let mut stored = Stored {
+            logged: HashSet::new(),
+            activities: HashMap::new(),
+            updates: HashMap::new(),
+            lead_of: HashMap::new(),
+        };
+        for v in stored_state(txn, deliveries, live).await? {
+            match v.kind.as_str() {
+                "h" => {
+                    stored.logged.insert(v.id);
+                }
+                "a" => {
+                    stored.lead_of.insert(v.id.clone(), v.lead_id);
+                    stored
+                        .activities
+                        .insert(v.id, (v.timestamp, v.version_hash));
+                }
+                _ => {
+                    stored.updates.insert(v.id, (v.timestamp, v.version_hash));
+                }
             }
         }
+        Ok(stored)
     }
-    let stored_before: HashSet<String> = seen_hashes.clone();
-    let existing_activities: HashSet<String> = activity_versions.keys().cloned().collect();
+}
 
-    // Decide each delivery in arrival order.
+/// Each delivery's status, and how often each body repeated.
+struct Decided<'a> {
+    statuses: Vec<Status>,
+    duplicates: HashMap<&'a str, i32>,
+}
+
+/// Decide each delivery in arrival order: a body seen before is a
+/// duplicate; a version not newer than the current one is stale; else it
+/// becomes the current version.
+fn decide<'a>(deliveries: &[&'a Delivery], stored: &mut Stored) -> Decided<'a> {
+    let mut seen: HashSet<&str> = HashSet::new();
     let mut statuses = Vec::with_capacity(deliveries.len());
-    let mut duplicate_counts: HashMap<&str, i32> = HashMap::new();
+    let mut duplicates: HashMap<&'a str, i32> = HashMap::new();
     for d in deliveries {
-        let status = if !seen_hashes.insert(d.body_hash.clone()) {
-            *duplicate_counts.entry(d.body_hash.as_str()).or_default() += 1;
+        let hash = d.body_hash.as_str();
+        let status = if stored.logged.contains(hash) || !seen.insert(hash) {
+            *duplicates.entry(hash).or_default() += 1;
             Status::Duplicate
         } else {
             let versions = match d.kind {
-                Kind::Activity => &mut activity_versions,
-                Kind::Update => &mut update_versions,
+                Kind::Activity => &mut stored.activities,
+                Kind::Update => &mut stored.updates,
             };
             let candidate = (d.timestamp, d.body_hash.clone());
             match versions.get(&d.source_id) {
@@ -142,23 +200,37 @@ pub async fn apply_batch<C: ConnectionTrait>(
         };
         statuses.push(status);
     }
+    Decided {
+        statuses,
+        duplicates,
+    }
+}
 
-    // The leads this batch touches, with their activities as stored now.
+/// The leads a batch changes: those of its stored deliveries, and the
+/// previous leads of activities that moved.
+fn affected_leads(deliveries: &[&Delivery], statuses: &[Status], stored: &Stored) -> Vec<String> {
     let mut affected: BTreeSet<String> = BTreeSet::new();
-    for (d, status) in deliveries.iter().zip(&statuses) {
+    for (d, status) in deliveries.iter().zip(statuses) {
         if *status == Status::Stored {
             affected.insert(d.lead_id.clone());
-            if let Some(previous) = previous_lead_of.get(&d.source_id) {
+            if let Some(previous) = stored.lead_of.get(&d.source_id) {
                 affected.insert(previous.clone());
             }
         }
     }
-    let affected: Vec<String> = affected.into_iter().collect();
+    affected.into_iter().collect()
+}
+
+/// The projection facts of every activity of `leads`, as stored now.
+async fn lead_facts<C: ConnectionTrait>(
+    txn: &C,
+    leads: &[String],
+) -> Result<HashMap<String, Vec<LeadFacts>>, DbErr> {
     let mut facts: HashMap<String, Vec<LeadFacts>> =
-        affected.iter().map(|l| (l.clone(), Vec::new())).collect();
-    if !affected.is_empty() {
+        leads.iter().map(|l| (l.clone(), Vec::new())).collect();
+    if !leads.is_empty() {
         let rows = activity::Entity::find()
-            .filter(activity::Column::LeadId.is_in(affected.iter().map(String::as_str)))
+            .filter(activity::Column::LeadId.is_in(leads.iter().map(String::as_str)))
             .into_partial_model::<LeadFacts>()
             .all(txn)
             .await?;
@@ -166,118 +238,155 @@ pub async fn apply_batch<C: ConnectionTrait>(
             facts.entry(f.lead_id.clone()).or_default().push(f);
         }
     }
+    Ok(facts)
+}
+
+/// What the stored deliveries of a batch write: the winning version of
+/// each activity and update, and the disposition changes they cause.
+struct Applied<'a> {
+    activities: Vec<&'a ActivityRows>,
+    updates: Vec<&'a lead_update::Model>,
+    events: Vec<disposition_event::Model>,
+}
+
+/// Apply the stored deliveries to the leads' facts in arrival order,
+/// noting each change of a lead's disposition (live batches only).
+fn apply_in_order<'a>(
+    deliveries: &[&'a Delivery],
+    statuses: &[Status],
+    stored: &Stored,
+    facts: &mut HashMap<String, Vec<LeadFacts>>,
+    live: bool,
+    received_at: i64,
+) -> Applied<'a> {
     // A lead row is a function of its activities, so its stored
     // disposition is the projection of what is stored now.
     let mut dispositions: HashMap<String, Option<String>> = facts
         .iter()
         .map(|(id, list)| (id.clone(), project_lead(id, list).disposition))
         .collect();
-
-    // Apply stored deliveries in order; note each disposition change.
-    let mut activity_winners: HashMap<&str, &ActivityRows> = HashMap::new();
-    let mut update_winners: HashMap<&str, &lead_update::Model> = HashMap::new();
-    let mut events: Vec<disposition_event::Model> = Vec::new();
-    for (d, status) in deliveries.iter().zip(&statuses) {
+    let mut activities: HashMap<&str, &ActivityRows> = HashMap::new();
+    let mut updates: HashMap<&str, &lead_update::Model> = HashMap::new();
+    let mut events = Vec::new();
+    for (d, status) in deliveries.iter().zip(statuses) {
         if *status != Status::Stored {
             continue;
         }
-        match &d.projection {
+        let rows = match &d.projection {
             Projection::Update(update) => {
-                update_winners.insert(d.source_id.as_str(), update);
-            }
-            Projection::Activity(rows) => {
-                activity_winners.insert(d.source_id.as_str(), rows);
-                if let Some(previous) = previous_lead_of.get(&d.source_id) {
-                    if let Some(list) = facts.get_mut(previous) {
-                        list.retain(|f| f.id != d.source_id);
-                    }
-                }
-                let list = facts.entry(d.lead_id.clone()).or_default();
-                list.retain(|f| f.id != d.source_id);
-                list.push(LeadFacts::from(&rows.activity));
-                if !live {
-                    continue;
-                }
-                let projected = project_lead(&d.lead_id, list);
-                let previous = dispositions.get(&d.lead_id).cloned().flatten();
-                if let Some(new) = &projected.disposition {
-                    let changed = previous
-                        .as_ref()
-                        .is_none_or(|p| !p.eq_ignore_ascii_case(new));
-                    if changed {
-                        events.push(disposition_event::Model {
-                            id: 0,
-                            lead_id: d.lead_id.clone(),
-                            activity_id: d.source_id.clone(),
-                            project_id: projected.project_id.clone(),
-                            previous_disposition: previous,
-                            disposition: new.clone(),
-                            disposition_type: projected.disposition_type.clone(),
-                            occurred_at: rows.activity.timestamp,
-                            recorded_at: received_at,
-                        });
-                    }
-                }
-                dispositions.insert(d.lead_id.clone(), projected.disposition);
-            }
-        }
-    }
-
-    let mut script = Script::new(backend);
-    // The raw log: every non-duplicate body, with its outcome.
-    if live {
-        let mut log_rows = Vec::new();
-        for (d, status) in deliveries.iter().zip(&statuses) {
-            if *status == Status::Duplicate {
+                updates.insert(d.source_id.as_str(), update);
                 continue;
             }
-            let repeats = duplicate_counts.remove(d.body_hash.as_str()).unwrap_or(0);
-            log_rows.push(delivery::ActiveModel {
-                id: NotSet,
-                ..delivery::Model {
-                    id: 0,
-                    body_hash: d.body_hash.clone(),
-                    kind: d.kind.as_str().to_string(),
-                    source_id: d.source_id.clone(),
-                    lead_id: d.lead_id.clone(),
-                    timestamp: d.timestamp,
-                    outcome: status.as_str().to_string(),
-                    body: d.body.clone(),
-                    received_at,
-                    duplicate_count: repeats,
-                }
-                .into_active_model()
-            });
-        }
-        script.insert::<delivery::Entity, _>(
-            log_rows,
-            Some(
-                OnConflict::column(delivery::Column::BodyHash)
-                    .do_nothing()
-                    .to_owned(),
-            ),
-        );
-        // Repeats of bodies stored in an earlier batch.
-        for (hash, repeats) in duplicate_counts {
-            if stored_before.contains(hash) {
-                script.push(
-                    delivery::Entity::update_many()
-                        .col_expr(
-                            delivery::Column::DuplicateCount,
-                            Expr::col(delivery::Column::DuplicateCount).add(repeats),
-                        )
-                        .filter(delivery::Column::BodyHash.eq(hash))
-                        .into_query(),
-                );
+            Projection::Activity(rows) => rows,
+        };
+        activities.insert(d.source_id.as_str(), rows);
+        if let Some(previous) = stored.lead_of.get(&d.source_id) {
+            if let Some(list) = facts.get_mut(previous) {
+                list.retain(|f| f.id != d.source_id);
             }
         }
+        let list = facts.entry(d.lead_id.clone()).or_default();
+        list.retain(|f| f.id != d.source_id);
+        list.push(LeadFacts::from(&rows.activity));
+        if !live {
+            continue;
+        }
+        let projected = project_lead(&d.lead_id, list);
+        let previous = dispositions.get(&d.lead_id).cloned().flatten();
+        if let Some(new) = &projected.disposition {
+            if previous
+                .as_ref()
+                .is_none_or(|p| !p.eq_ignore_ascii_case(new))
+            {
+                events.push(disposition_event::Model {
+                    id: 0,
+                    lead_id: d.lead_id.clone(),
+                    activity_id: d.source_id.clone(),
+                    project_id: projected.project_id.clone(),
+                    previous_disposition: previous,
+                    disposition: new.clone(),
+                    disposition_type: projected.disposition_type.clone(),
+                    occurred_at: rows.activity.timestamp,
+                    recorded_at: received_at,
+                });
+            }
+        }
+        dispositions.insert(d.lead_id.clone(), projected.disposition);
     }
+    let mut activities: Vec<&ActivityRows> = activities.into_values().collect();
+    activities.sort_unstable_by(|a, b| a.activity.id.cmp(&b.activity.id));
+    let mut updates: Vec<&lead_update::Model> = updates.into_values().collect();
+    updates.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    Applied {
+        activities,
+        updates,
+        events,
+    }
+}
 
-    // Activities: replace the parts of activities that had an older version.
-    let replaced: Vec<&str> = activity_winners
-        .keys()
-        .copied()
-        .filter(|id| existing_activities.contains(*id))
+/// The raw log: every non-duplicate body with its outcome, and the repeat
+/// count of bodies logged by an earlier batch.
+fn log_deliveries(
+    script: &mut Script,
+    deliveries: &[&Delivery],
+    decided: &Decided,
+    stored: &Stored,
+    received_at: i64,
+) {
+    let mut repeats = decided.duplicates.clone();
+    let mut log_rows = Vec::new();
+    for (d, status) in deliveries.iter().zip(&decided.statuses) {
+        if *status == Status::Duplicate {
+            continue;
+        }
+        log_rows.push(delivery::ActiveModel {
+            id: NotSet,
+            ..delivery::Model {
+                id: 0,
+                body_hash: d.body_hash.clone(),
+                kind: d.kind.as_str().to_string(),
+                source_id: d.source_id.clone(),
+                lead_id: d.lead_id.clone(),
+                timestamp: d.timestamp,
+                outcome: status.as_str().to_string(),
+                body: d.body.clone(),
+                received_at,
+                duplicate_count: repeats.remove(d.body_hash.as_str()).unwrap_or(0),
+            }
+            .into_active_model()
+        });
+    }
+    script.insert::<delivery::Entity, _>(
+        log_rows,
+        Some(
+            OnConflict::column(delivery::Column::BodyHash)
+                .do_nothing()
+                .to_owned(),
+        ),
+    );
+    for (hash, count) in repeats {
+        if stored.logged.contains(hash) {
+            script.push(
+                delivery::Entity::update_many()
+                    .col_expr(
+                        delivery::Column::DuplicateCount,
+                        Expr::col(delivery::Column::DuplicateCount).add(count),
+                    )
+                    .filter(delivery::Column::BodyHash.eq(hash))
+                    .into_query(),
+            );
+        }
+    }
+}
+
+/// Each winning activity with its parts; the parts of an older version
+/// are replaced.
+fn write_activities(script: &mut Script, applied: &Applied, stored: &Stored) {
+    let replaced: Vec<&str> = applied
+        .activities
+        .iter()
+        .map(|r| r.activity.id.as_str())
+        .filter(|id| stored.lead_of.contains_key(*id))
         .collect();
     if !replaced.is_empty() {
         script.delete_parts::<message::Entity>(message::Column::ActivityId, &replaced);
@@ -286,8 +395,7 @@ pub async fn apply_batch<C: ConnectionTrait>(
         script.delete_parts::<analysis::Entity>(analysis::Column::ActivityId, &replaced);
         script.delete_parts::<conversation::Entity>(conversation::Column::ActivityId, &replaced);
     }
-    let mut winners: Vec<&ActivityRows> = activity_winners.into_values().collect();
-    winners.sort_unstable_by(|a, b| a.activity.id.cmp(&b.activity.id));
+    let winners = &applied.activities;
     script.insert::<activity::Entity, _>(
         winners
             .iter()
@@ -335,17 +443,22 @@ pub async fn apply_batch<C: ConnectionTrait>(
             .collect(),
         None,
     );
-    let mut updates: Vec<&lead_update::Model> = update_winners.into_values().collect();
-    updates.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+}
+
+/// Each winning update result.
+fn write_updates(script: &mut Script, applied: &Applied) {
     script.insert::<lead_update::Entity, _>(
-        updates
-            .into_iter()
-            .map(|u| u.clone().into_active_model())
+        applied
+            .updates
+            .iter()
+            .map(|u| (*u).clone().into_active_model())
             .collect(),
         Some(upsert::<lead_update::Entity>(lead_update::Column::Id)),
     );
+}
 
-    // Leads, recomputed from their activities.
+/// The changed leads, recomputed from their activities.
+fn write_leads(script: &mut Script, affected: &[String], facts: &HashMap<String, Vec<LeadFacts>>) {
     let leads: Vec<lead::ActiveModel> = affected
         .iter()
         .map(|id| {
@@ -354,32 +467,35 @@ pub async fn apply_batch<C: ConnectionTrait>(
         })
         .collect();
     script.insert::<lead::Entity, _>(leads, Some(upsert::<lead::Entity>(lead::Column::Id)));
-    script.execute(txn).await?;
+}
 
-    // Disposition events, with their ids (the subscription cursor).
-    let events = if events.is_empty() {
-        events
-    } else {
-        if txn.get_database_backend() == DbBackend::Postgres {
-            // Events take their ids one transaction at a time, held to
-            // commit, so ids follow commit order across writers and
-            // instances: a subscriber that has seen id N has seen every
-            // event below N. Nothing is waited for after this lock.
-            txn.execute_unprepared("SELECT pg_advisory_xact_lock(1818584177, 1)")
-                .await?;
-        }
-        let rows: Vec<disposition_event::ActiveModel> = events
-            .into_iter()
-            .map(|e| disposition_event::ActiveModel {
-                id: NotSet,
-                ..e.into_active_model()
-            })
-            .collect();
-        disposition_event::Entity::insert_many(rows)
-            .exec_with_returning(txn)
-            .await?
-    };
-    Ok(BatchResult { statuses, events })
+/// Insert the disposition events, with their ids (the subscription
+/// cursor).
+async fn insert_events<C: ConnectionTrait>(
+    txn: &C,
+    events: Vec<disposition_event::Model>,
+) -> Result<Vec<disposition_event::Model>, DbErr> {
+    if events.is_empty() {
+        return Ok(events);
+    }
+    if txn.get_database_backend() == DbBackend::Postgres {
+        // Events take their ids one transaction at a time, held to
+        // commit, so ids follow commit order across writers and
+        // instances: a subscriber that has seen id N has seen every
+        // event below N. Nothing is waited for after this lock.
+        txn.execute_unprepared("SELECT pg_advisory_xact_lock(1818584177, 1)")
+            .await?;
+    }
+    let rows: Vec<disposition_event::ActiveModel> = events
+        .into_iter()
+        .map(|e| disposition_event::ActiveModel {
+            id: NotSet,
+            ..e.into_active_model()
+        })
+        .collect();
+    disposition_event::Entity::insert_many(rows)
+        .exec_with_returning(txn)
+        .await
 }
 
 /// In one query: which of the batch's bodies are already logged (`kind`
