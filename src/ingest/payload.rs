@@ -302,6 +302,7 @@ fn sanitize(value: Value) -> Value {
 /// The fields of one JSON object not yet read into a column. Each accessor
 /// takes a field only when it has the expected type; whatever is left at the
 /// end goes to an `extra` column.
+#[derive(Default)]
 struct Fields(Map<String, Value>);
 
 impl Fields {
@@ -413,6 +414,8 @@ impl Fields {
     }
 }
 
+/// The rows of one activity payload, in steps that each take their part
+/// of the payload out of `top` (what no step takes is kept in `extra`).
 fn activity_rows(
     activity_id: &str,
     lead_id: &str,
@@ -420,237 +423,269 @@ fn activity_rows(
     body_hash: &str,
     top: &mut Fields,
 ) -> ActivityRows {
-    let action_type = top.str("action_type");
-    let last_activity_id = top.str("lastActivityId");
-    let mut process_id = top.str("processId");
-    let mut reference_id = top.str("referenceId");
-    let mut project_id = top.str("projectId");
-    let lead_summary = top.str("leadSummary");
-    let lead_disposition = top.str("leadDisposition");
-
-    let mut act = top.object("activity").unwrap_or_else(|| Fields(Map::new()));
-    let mut activity_type = act.str("type");
-    let status = act.str("status");
-    let from_state = act.str("fromState");
-    let to_state = act.str("toState");
-    let scheduled_at = act.time("scheduledAt");
-    let metadata = act.object("metadata");
-    let (metadata, attempt_log_id, attempt_number, is_connected) = match metadata {
-        Some(mut meta) => {
-            let snapshot = Value::Object(meta.0.clone());
-            let log_id = meta.str("attemptLogId");
-            let number = meta.int32("attemptNumber");
-            let connected = meta.bool("isConnected");
-            (Some(snapshot), log_id, number, connected)
+    let mut a = blank_activity(activity_id, lead_id, timestamp, body_hash);
+    take_identity(top, &mut a);
+    let mut act = top.object("activity").unwrap_or_default();
+    take_call(&mut act, &mut a);
+    let mut result = act.object("result").unwrap_or_default();
+    take_result(&mut result, &mut a);
+    let conversation_fields = result
+        .object("conversation")
+        .or_else(|| act.object("conversation"));
+    let analysis = result
+        .object("analysis")
+        .or_else(|| act.object("analysis"))
+        .map(|fields| analysis_row(fields, &a));
+    let (conversation, messages, tool_calls) = match conversation_fields {
+        Some(fields) => {
+            let (c, m, t) = conversation_rows(fields, &mut a);
+            (Some(c), m, t)
         }
-        None => (act.json("metadata"), None, None, None),
+        None => (None, Vec::new(), Vec::new()),
     };
+    if let Some(analysis) = &analysis {
+        a.analysis_disposition = analysis.disposition.clone();
+        a.analysis_disposition_type = analysis.disposition_type.clone();
+        a.analysis_summary = analysis.summary.clone();
+    }
+    a.has_conversation = conversation.is_some();
+    a.extra = leftovers(top, act, result);
+    let variables = extracted_variables(activity_id, lead_id, &a.project_id, a.variables.as_ref());
+    // Conversations and analyses may name the project where the result did not.
+    let project_id = a.project_id.clone();
+    ActivityRows {
+        analysis: analysis.map(|x| analysis::Model {
+            project_id: project_id.clone(),
+            ..x
+        }),
+        conversation: conversation.map(|c| conversation::Model {
+            project_id: project_id.clone(),
+            ..c
+        }),
+        activity: a,
+        messages,
+        tool_calls,
+        variables,
+    }
+}
 
-    let mut result = act.object("result").unwrap_or_else(|| Fields(Map::new()));
-    let result_success = result.bool("success");
-    let result_type = result.str("type");
-    if activity_type.is_none() {
-        activity_type = result_type;
-    } else if let Some(t) = result_type {
+/// An activity with its identity and nothing else yet.
+fn blank_activity(id: &str, lead_id: &str, timestamp: i64, body_hash: &str) -> activity::Model {
+    activity::Model {
+        id: id.to_string(),
+        lead_id: lead_id.to_string(),
+        timestamp,
+        version_hash: body_hash.to_string(),
+        action_type: None,
+        r#type: None,
+        status: None,
+        from_state: None,
+        to_state: None,
+        next_state: None,
+        scheduled_at: None,
+        call_status: None,
+        result_status: None,
+        result_success: None,
+        attempt_number: None,
+        attempt_log_id: None,
+        is_connected: None,
+        channel_id: None,
+        ws_id: None,
+        telephony_type: None,
+        has_transfer: None,
+        flow_id: None,
+        project_id: None,
+        process_id: None,
+        reference_id: None,
+        last_activity_id: None,
+        conversation_id: None,
+        provider_call_id: None,
+        lead_name: None,
+        lead_summary: None,
+        lead_disposition: None,
+        analysis_disposition: None,
+        analysis_disposition_type: None,
+        analysis_summary: None,
+        has_conversation: false,
+        language: None,
+        input: None,
+        variables: None,
+        metadata: None,
+        extra: None,
+    }
+}
+
+/// The payload's top level: the lead's ids and the platform's view of it.
+fn take_identity(top: &mut Fields, a: &mut activity::Model) {
+    a.action_type = top.str("action_type");
+    a.last_activity_id = top.str("lastActivityId");
+    a.process_id = top.str("processId");
+    a.reference_id = top.str("referenceId");
+    a.project_id = top.str("projectId");
+    a.lead_summary = top.str("leadSummary");
+    a.lead_disposition = top.str("leadDisposition");
+}
+
+/// `activity`: its type, status, states, schedule and metadata.
+fn take_call(act: &mut Fields, a: &mut activity::Model) {
+    a.r#type = act.str("type");
+    a.status = act.str("status");
+    a.from_state = act.str("fromState");
+    a.to_state = act.str("toState");
+    a.scheduled_at = act.time("scheduledAt");
+    match act.object("metadata") {
+        Some(mut meta) => {
+            a.metadata = Some(Value::Object(meta.0.clone()));
+            a.attempt_log_id = meta.str("attemptLogId");
+            a.attempt_number = meta.int32("attemptNumber");
+            a.is_connected = meta.bool("isConnected");
+        }
+        None => a.metadata = act.json("metadata"),
+    }
+}
+
+/// `activity.result`: the call's outcome and where it ran. Ids it repeats
+/// are dropped; ids that disagree with the top level are kept in `extra`.
+fn take_result(result: &mut Fields, a: &mut activity::Model) {
+    a.result_success = result.bool("success");
+    match (&a.r#type, result.str("type")) {
+        (None, t) => a.r#type = t,
         // Keep a disagreeing result.type rather than drop it.
-        if Some(&t) != activity_type.as_ref() {
+        (Some(known), Some(t)) if *known != t => {
             result.0.insert("type".into(), Value::String(t));
         }
+        _ => {}
     }
-    result.drop_if_equal("leadId", lead_id);
-    result.drop_if_equal("activityId", activity_id);
+    result.drop_if_equal("leadId", &a.lead_id);
+    result.drop_if_equal("activityId", &a.id);
     if let Some(p) = result.str("projectId") {
-        project_id.get_or_insert(p);
+        a.project_id.get_or_insert(p);
     }
-    match (&reference_id, result.str("referenceId")) {
-        (None, Some(r)) => reference_id = Some(r),
+    match (&a.reference_id, result.str("referenceId")) {
+        (None, Some(r)) => a.reference_id = Some(r),
         (Some(known), Some(r)) if *known != r => {
             result.0.insert("referenceId".into(), Value::String(r));
         }
         _ => {}
     }
-    if process_id.is_none() {
-        process_id = result.str("processId");
+    if a.process_id.is_none() {
+        a.process_id = result.str("processId");
     }
-    let flow_id = result.str("flowId");
-    let channel_id = result.int("channelId");
-    let has_transfer = result.bool("hasTransfer");
-    let telephony_type = result.str("telephonyType");
-    let input = result.json("input");
-    let ws_id = result.int("wsId");
-    let provider_call_id = result.str("providerCallId");
-    let conversation_id = result.str("conversationId");
-    let result_status = result.str("status");
-    let call_status = result.str("callStatus");
-    let next_state = result.str("nextState");
-    let variables = result.json("variables");
-    let language = variables
+    a.flow_id = result.str("flowId");
+    a.channel_id = result.int("channelId");
+    a.has_transfer = result.bool("hasTransfer");
+    a.telephony_type = result.str("telephonyType");
+    a.input = result.json("input");
+    a.ws_id = result.int("wsId");
+    a.provider_call_id = result.str("providerCallId");
+    a.conversation_id = result.str("conversationId");
+    a.result_status = result.str("status");
+    a.call_status = result.str("callStatus");
+    a.next_state = result.str("nextState");
+    a.variables = result.json("variables");
+    a.language = a
+        .variables
         .as_ref()
         .and_then(|v| v.get("variables"))
         .and_then(|v| v.get("inferredLanguage"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    let conversation_fields = result
-        .object("conversation")
-        .or_else(|| act.object("conversation"));
-    let analysis_fields = result.object("analysis").or_else(|| act.object("analysis"));
-
-    let lead_name = input
-        .as_ref()
-        .and_then(|i| i.get("name"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    if project_id.is_none() {
-        project_id = input
+    let input = |key: &str| {
+        a.input
             .as_ref()
-            .and_then(|i| i.get("projectId"))
+            .and_then(|i| i.get(key))
             .and_then(Value::as_str)
-            .map(str::to_string);
-    }
-
-    let analysis = analysis_fields.map(|mut a| analysis::Model {
-        activity_id: activity_id.to_string(),
-        lead_id: lead_id.to_string(),
-        project_id: project_id.clone(),
-        success: a.bool("success"),
-        disposition: a.str("disposition"),
-        disposition_type: a.str("dispositionType"),
-        summary: a.str("summary"),
-        timestamp: a.time("timestamp"),
-        activity_timestamp: timestamp,
-        extra: a.rest(),
-    });
-
-    let mut messages = Vec::new();
-    let mut tool_calls = Vec::new();
-    let conversation = conversation_fields.map(|mut c| {
-        c.drop_if_equal("leadId", lead_id);
-        if let Some(p) = c.str("projectId") {
-            match &project_id {
-                None => project_id = Some(p),
-                Some(known) if *known != p => {
-                    c.0.insert("projectId".into(), Value::String(p));
-                }
-                _ => {}
-            }
-        }
-        for (position, item) in c
-            .array("messages")
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-        {
-            messages.push(message_row(activity_id, lead_id, position, item));
-        }
-        for (position, item) in c
-            .array("toolCalls")
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-        {
-            tool_calls.push(tool_call_row(
-                activity_id,
-                lead_id,
-                &project_id,
-                position,
-                item,
-            ));
-        }
-        conversation::Model {
-            activity_id: activity_id.to_string(),
-            lead_id: lead_id.to_string(),
-            conversation_id: conversation_id.clone(),
-            project_id: project_id.clone(),
-            flow_id: c.str("flowId"),
-            stream_id: c.str("streamId"),
-            call_sid: c.str("callSid"),
-            phone_hash: c.str("phoneHash"),
-            turn_count: c.int32("turnCount"),
-            reconciled: c.bool("reconciled"),
-            created_at: c.time("createdAt"),
-            updated_at: c.time("updatedAt"),
-            timestamp,
-            extra: c.rest(),
-        }
-    });
-
-    let variables_rows = extracted_variables(activity_id, lead_id, &project_id, variables.as_ref());
-
-    let extra = {
-        let mut extra = Map::new();
-        let top_rest = std::mem::replace(top, Fields(Map::new())).rest();
-        for (level, rest) in [
-            ("result", result.rest()),
-            ("activity", act.rest()),
-            ("payload", top_rest),
-        ] {
-            if let Some(rest) = rest {
-                extra.insert(level.to_string(), rest);
-            }
-        }
-        (!extra.is_empty()).then_some(Value::Object(extra))
+            .map(str::to_string)
     };
-
-    let activity = activity::Model {
-        id: activity_id.to_string(),
-        lead_id: lead_id.to_string(),
-        timestamp,
-        version_hash: body_hash.to_string(),
-        action_type,
-        r#type: activity_type,
-        status,
-        from_state,
-        to_state,
-        next_state,
-        scheduled_at,
-        call_status,
-        result_status,
-        result_success,
-        attempt_number,
-        attempt_log_id,
-        is_connected,
-        channel_id,
-        ws_id,
-        telephony_type,
-        has_transfer,
-        flow_id,
-        project_id: project_id.clone(),
-        process_id,
-        reference_id,
-        last_activity_id,
-        conversation_id,
-        provider_call_id,
-        lead_name,
-        lead_summary,
-        lead_disposition,
-        analysis_disposition: analysis.as_ref().and_then(|a| a.disposition.clone()),
-        analysis_disposition_type: analysis.as_ref().and_then(|a| a.disposition_type.clone()),
-        analysis_summary: analysis.as_ref().and_then(|a| a.summary.clone()),
-        has_conversation: conversation.is_some(),
-        language,
-        input,
-        variables,
-        metadata,
-        extra,
-    };
-    // Conversations and analyses may name the project where the result did not.
-    let project_id = activity.project_id.clone();
-    let analysis = analysis.map(|a| analysis::Model {
-        project_id: project_id.clone(),
-        ..a
-    });
-    let conversation = conversation.map(|c| conversation::Model {
-        project_id: project_id.clone(),
-        ..c
-    });
-    ActivityRows {
-        activity,
-        conversation,
-        messages,
-        tool_calls,
-        analysis,
-        variables: variables_rows,
+    a.lead_name = input("name");
+    if a.project_id.is_none() {
+        a.project_id = input("projectId");
     }
+}
+
+/// `analysis`: the platform's judgement of the call.
+fn analysis_row(mut f: Fields, a: &activity::Model) -> analysis::Model {
+    analysis::Model {
+        activity_id: a.id.clone(),
+        lead_id: a.lead_id.clone(),
+        project_id: a.project_id.clone(),
+        success: f.bool("success"),
+        disposition: f.str("disposition"),
+        disposition_type: f.str("dispositionType"),
+        summary: f.str("summary"),
+        timestamp: f.time("timestamp"),
+        activity_timestamp: a.timestamp,
+        extra: f.rest(),
+    }
+}
+
+/// `conversation`: the transcript, its messages and tool calls. A project
+/// named here and nowhere before becomes the activity's.
+fn conversation_rows(
+    mut c: Fields,
+    a: &mut activity::Model,
+) -> (
+    conversation::Model,
+    Vec<message::Model>,
+    Vec<tool_call::Model>,
+) {
+    c.drop_if_equal("leadId", &a.lead_id);
+    if let Some(p) = c.str("projectId") {
+        match &a.project_id {
+            None => a.project_id = Some(p),
+            Some(known) if *known != p => {
+                c.0.insert("projectId".into(), Value::String(p));
+            }
+            _ => {}
+        }
+    }
+    let messages = c
+        .array("messages")
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(position, item)| message_row(&a.id, &a.lead_id, position, item))
+        .collect();
+    let tool_calls = c
+        .array("toolCalls")
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(position, item)| tool_call_row(&a.id, &a.lead_id, &a.project_id, position, item))
+        .collect();
+    let conversation = conversation::Model {
+        activity_id: a.id.clone(),
+        lead_id: a.lead_id.clone(),
+        conversation_id: a.conversation_id.clone(),
+        project_id: a.project_id.clone(),
+        flow_id: c.str("flowId"),
+        stream_id: c.str("streamId"),
+        call_sid: c.str("callSid"),
+        phone_hash: c.str("phoneHash"),
+        turn_count: c.int32("turnCount"),
+        reconciled: c.bool("reconciled"),
+        created_at: c.time("createdAt"),
+        updated_at: c.time("updatedAt"),
+        timestamp: a.timestamp,
+        extra: c.rest(),
+    };
+    (conversation, messages, tool_calls)
+}
+
+/// What no step took, by level (`result`, `activity`, `payload`).
+fn leftovers(top: &mut Fields, act: Fields, result: Fields) -> Option<Value> {
+    let mut extra = Map::new();
+    let top_rest = std::mem::take(top).rest();
+    for (level, rest) in [
+        ("result", result.rest()),
+        ("activity", act.rest()),
+        ("payload", top_rest),
+    ] {
+        if let Some(rest) = rest {
+            extra.insert(level.to_string(), rest);
+        }
+    }
+    (!extra.is_empty()).then_some(Value::Object(extra))
 }
 
 fn message_row(activity_id: &str, lead_id: &str, position: usize, item: Value) -> message::Model {
