@@ -1,5 +1,6 @@
-//! Prometheus metrics: the recorder, the `/metrics` route, and the names
-//! leadql records (one place, so dashboards can rely on them).
+//! Prometheus metrics: each server instance's own registry ([`Metrics`]),
+//! the `/metrics` route, and the names leadql records (one place, so
+//! dashboards can rely on them).
 
 use axum::extract::State;
 use axum::http::header;

@@ -2,11 +2,11 @@
 //! They take the same filters as the lists, so a dashboard's numbers and
 //! its drill-down list agree.
 
-use super::engine::connection::db_error;
 use super::engine::resource::time;
 use super::resources::activity::ActivityFilter;
 use super::resources::lead::LeadFilter;
 use super::resources::{condition, reader};
+use crate::error::ApiError;
 use crate::store::read::Reader;
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
@@ -107,7 +107,7 @@ pub async fn disposition_counts(
             .into_tuple()
             .all(reader.db())
             .await
-            .map_err(|e| db_error(&e))?,
+            .map_err(|e| ApiError::database(&e))?,
     };
     Ok(rows
         .into_iter()
@@ -138,9 +138,11 @@ async fn one_json_row<T: serde::de::DeserializeOwned>(
         .db()
         .query_one(&outer)
         .await
-        .map_err(|e| db_error(&e))?;
+        .map_err(|e| ApiError::database(&e))?;
     let json: String = match row {
-        Some(row) => row.try_get_by_index(0).map_err(|e| db_error(&e))?,
+        Some(row) => row
+            .try_get_by_index(0)
+            .map_err(|e| ApiError::database(&e))?,
         None => return Ok(Vec::new()),
     };
     serde_json::from_str(&json).map_err(|e| {
@@ -171,7 +173,7 @@ pub async fn lead_funnel(
         .into_tuple()
         .all(reader.db())
         .await
-        .map_err(|e| db_error(&e))?;
+        .map_err(|e| ApiError::database(&e))?;
     Ok(rows
         .into_iter()
         .map(|(d, t, count)| DispositionCount {
@@ -199,7 +201,7 @@ pub async fn call_stats(reader: &Reader, filter: Condition) -> async_graphql::Re
         .into_tuple()
         .one(reader.db())
         .await
-        .map_err(|e| db_error(&e))?
+        .map_err(|e| ApiError::database(&e))?
         .unwrap_or_default();
     let matching = reader
         .find::<activity::Entity>()
@@ -218,7 +220,7 @@ pub async fn call_stats(reader: &Reader, filter: Condition) -> async_graphql::Re
         .into_tuple()
         .one(reader.db())
         .await
-        .map_err(|e| db_error(&e))?
+        .map_err(|e| ApiError::database(&e))?
         .flatten();
     let tool_calls: i64 = reader
         .find::<tool_call::Entity>()
@@ -228,7 +230,7 @@ pub async fn call_stats(reader: &Reader, filter: Condition) -> async_graphql::Re
         .into_tuple()
         .one(reader.db())
         .await
-        .map_err(|e| db_error(&e))?
+        .map_err(|e| ApiError::database(&e))?
         .unwrap_or(0);
     Ok(CallStats {
         attempts,

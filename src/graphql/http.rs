@@ -6,9 +6,9 @@
 //! request could not be executed at all (syntax, validation, limits);
 //! everyone else gets `application/json` and 200 for any executed request.
 
+use crate::error::ApiError;
 use crate::store::read::Reader;
 use crate::AppState;
-use async_graphql::ErrorExtensions;
 use async_graphql_axum::GraphQLRequest;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -63,34 +63,41 @@ impl From<async_graphql::ParseRequestError> for Rejection {
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
         use async_graphql::ParseRequestError as E;
-        let (status, message) = match &self.0 {
-            E::PayloadTooLarge => (
+        let too_large = || {
+            ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "the request body is too large".to_string(),
-            ),
-            E::UnsupportedBatch => (
+                "bad_request",
+                "the request body is too large",
+            )
+        };
+        let err = match &self.0 {
+            E::PayloadTooLarge => too_large(),
+            E::Io(err) if is_length_limit(err) => too_large(),
+            E::UnsupportedBatch => ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "batched requests are not supported; send one operation per request".to_string(),
+                "bad_request",
+                "batched requests are not supported; send one operation per request",
             ),
-            E::Io(err) if err.to_string().contains("length limit") => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "the request body is too large".to_string(),
-            ),
-            other => (
+            other => ApiError::new(
                 StatusCode::BAD_REQUEST,
+                "bad_request",
                 format!("the request is not a GraphQL request: {other}"),
             ),
         };
-        let body = serde_json::json!({
-            "errors": [{ "message": message, "extensions": { "code": "BAD_REQUEST" } }]
-        });
-        (
-            status,
-            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-            body.to_string(),
-        )
-            .into_response()
+        err.graphql_response()
     }
+}
+
+/// The body was cut at the size limit (somewhere in the error's sources).
+fn is_length_limit(err: &std::io::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = err.get_ref().map(|e| e as _);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 async fn post_graphql(
@@ -127,61 +134,38 @@ async fn get_graphql(
     }
 }
 
-/// A GraphQL error answer with an HTTP status (401, 429).
-fn refuse(status: StatusCode, code: &str, message: String, retry_after: Option<u64>) -> Response {
-    let body = serde_json::json!({
-        "errors": [{ "message": message, "extensions": { "code": code } }]
-    });
-    let mut response = (
-        status,
-        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-        body.to_string(),
-    )
-        .into_response();
-    if status == StatusCode::UNAUTHORIZED {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    }
-    if let Some(seconds) = retry_after {
-        if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-    }
-    response
-}
-
-/// Who is asking (by API key), or the answer that refuses them.
+/// Who is asking (by API key), or the error that refuses them (401,
+/// 429).
 pub(super) async fn authorize(
     state: &AppState,
     authorization: Option<&str>,
-) -> Result<crate::access::Access, Box<Response>> {
+) -> Result<crate::access::Access, ApiError> {
     let access = state
         .keys
         .authorize(authorization)
         .await
         .map_err(|refusal| {
-            Box::new(refuse(
+            ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "UNAUTHENTICATED",
-                refusal.message().to_string(),
-                None,
-            ))
+                "unauthenticated",
+                refusal.message(),
+            )
         })?;
     if let (Some(limiter), Some(key)) = (&state.limiter, &access.key) {
         if let Err(not_until) = limiter.check_key(key) {
             use governor::clock::Clock;
             let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
             let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
-            return Err(Box::new(refuse(
+            let mut err = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "RATE_LIMITED",
+                "rate_limited",
                 format!(
                     "too many requests for API key {key:?}: at most {} per second; retry in {seconds} s",
                     state.config.rate_limit
                 ),
-                Some(seconds),
-            )));
+            );
+            err.retry_after = Some(seconds);
+            return Err(err);
         }
     }
     Ok(access)
@@ -197,30 +181,26 @@ async fn execute(
         .and_then(|v| v.to_str().ok());
     let access = match authorize(state, authorization).await {
         Ok(access) => access,
-        Err(refused) => return *refused,
+        Err(refused) => return refused.graphql_response(),
     };
-    let graphql_response = wants_graphql_response(headers);
-    let limit = state.limits.timeout;
     let reader = Reader::for_request(
         state.db.clone(),
         state.spares.clone(),
         access.projects.clone(),
     );
     let prepared = super::prepare(&request);
+    let limit = state.limits.timeout;
     let run = async {
-        tokio::time::timeout(
-            limit,
-            super::execute(
-                &state.schema,
-                &state.known_schema,
-                std::time::Instant::now() + limit,
-                reader,
-                request,
-                &prepared,
-            ),
-        )
-        .await
-        .ok()
+        let deadline = std::time::Instant::now() + limit;
+        let execution = super::execute(
+            &state.schema,
+            &state.known_schema,
+            deadline,
+            reader,
+            request,
+            &prepared,
+        );
+        tokio::time::timeout(limit, execution).await.ok()
     };
     let outcome = state
         .metrics
@@ -230,37 +210,44 @@ async fn execute(
             Some(_) => "error",
         })
         .await;
-    let (status, response) = match outcome {
-        Some(mut response) => {
-            explain_limits(&mut response, &state.limits);
-            // The request itself was refused (parse, validation, limits):
-            // errors without a path, no data.
-            let refused = response.data == async_graphql::Value::Null
-                && response.is_err()
-                && response.errors.iter().all(|e| e.path.is_empty());
-            let status = if refused && graphql_response {
-                StatusCode::BAD_REQUEST
-            } else {
-                StatusCode::OK
-            };
-            (status, response)
-        }
-        None => {
-            let err = async_graphql::Error::new(format!(
+    let response = outcome.unwrap_or_else(|| {
+        let err = ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            format!(
                 "the query ran longer than {:.1} s and was stopped; ask for fewer or smaller pages",
                 limit.as_secs_f64()
-            ))
-            .extend_with(|_, e| e.set("code", "TIMEOUT"));
-            let response = async_graphql::Response::from_errors(vec![
-                err.into_server_error(async_graphql::Pos::default())
-            ]);
-            let status = if graphql_response {
-                StatusCode::GATEWAY_TIMEOUT
-            } else {
-                StatusCode::OK
-            };
-            (status, response)
-        }
+            ),
+        );
+        async_graphql::Response::from_errors(vec![err
+            .graphql()
+            .into_server_error(async_graphql::Pos::default())])
+    });
+    answer(response, wants_graphql_response(headers), &state.limits)
+}
+
+/// The HTTP answer of an executed (or stopped) request, per GraphQL over
+/// HTTP: with `application/graphql-response+json`, 400 for a request
+/// refused before execution (syntax, validation, limits: errors without
+/// a path and no data) and 504 for one stopped at the time limit; else
+/// 200 and `application/json`.
+fn answer(
+    mut response: async_graphql::Response,
+    graphql_response: bool,
+    limits: &super::Limits,
+) -> Response {
+    explain_limits(&mut response, limits);
+    let timed_out = response.errors.iter().any(|e| {
+        e.extensions.as_ref().and_then(|x| x.get("code"))
+            == Some(&async_graphql::Value::from("TIMEOUT"))
+    });
+    let refused = response.data == async_graphql::Value::Null
+        && response.is_err()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let status = match (graphql_response, timed_out, refused) {
+        (true, true, _) => StatusCode::GATEWAY_TIMEOUT,
+        (true, false, true) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
     };
     let content_type = if graphql_response {
         "application/graphql-response+json; charset=utf-8"

@@ -1,10 +1,10 @@
 //! The root subscription fields: live feeds over WebSocket (see `ws.rs`).
 
-use super::engine::connection::db_error;
 use super::engine::filter::condition_of;
-use super::engine::page::user_error;
 use super::resources::activity::{Activity, ActivityFilter};
 use super::resources::disposition_event::{DispositionEvent, DispositionEventFilter};
+use crate::error::bad_input;
+use crate::error::ApiError;
 use crate::feed::Feed;
 use crate::store::read::Reader;
 use async_graphql::{Context, Result, Subscription as SubscriptionObject};
@@ -38,7 +38,7 @@ async fn stored_after(
         .limit(CATCH_UP_PAGE)
         .all(reader.db())
         .await
-        .map_err(|e| db_error(&e))
+        .map_err(|e| ApiError::database(&e).into())
 }
 
 /// Live feeds over WebSocket (`GET /graphql/ws`): disposition changes
@@ -62,7 +62,7 @@ impl Subscription {
         let cond = condition_of(filter.as_ref(), reader.db().get_database_backend())?;
         let start = match after.as_deref() {
             Some(cursor) => cursor.trim().parse::<i64>().map_err(|_| {
-                user_error(format!(
+                bad_input(format!(
                     "`after` must be the `cursor` of a DispositionEvent (got {cursor:?})"
                 ))
             })?,
@@ -149,7 +149,7 @@ impl Subscription {
                                 }
                             }
                             Err(err) => {
-                                yield Err(db_error(&err));
+                                yield Err(ApiError::database(&err).into());
                                 return;
                             }
                         }

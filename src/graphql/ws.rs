@@ -51,6 +51,9 @@ pub async fn handler(
         .on_upgrade(move |socket| serve(socket, state, protocol))
 }
 
+/// The access a connection was granted at `connection_init`.
+type Granted = Arc<std::sync::Mutex<Option<crate::access::Access>>>;
+
 async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtocols) {
     let _connection = state.connections.open();
     let (mut sink, stream) = socket.split();
@@ -63,12 +66,71 @@ async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtocols)
                 _ => None,
             })
         });
-    // The API key comes in the connection_init payload; the connection's
-    // reader is scoped to what it may see.
-    let granted: Arc<std::sync::Mutex<Option<crate::access::Access>>> = Default::default();
-    let on_init = {
-        let (state, granted) = (state.clone(), granted.clone());
-        move |payload: serde_json::Value| async move {
+    let granted: Granted = Default::default();
+    let ws = async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol)
+        .on_connection_init(connection_init(state.clone(), granted.clone()));
+    futures::pin_mut!(ws);
+    let mut revocation = tokio::time::interval(Duration::from_secs(1));
+    let mut shutdown = state.shutdown.clone();
+    let mut keepalive = tokio::time::interval(KEEPALIVE);
+    keepalive.tick().await;
+    let keepalive_message = match protocol {
+        WebSocketProtocols::GraphQLWS => r#"{"type":"ping"}"#,
+        WebSocketProtocols::SubscriptionsTransportWS => r#"{"type":"ka"}"#,
+    };
+    let close = loop {
+        tokio::select! {
+            message = ws.next() => match message {
+                Some(WsMessage::Text(text)) => match forward(&mut sink, &mut ws, text).await {
+                    Ok(None) => {}
+                    Ok(Some(close)) => break Some(close),
+                    Err(()) => return,
+                },
+                Some(WsMessage::Close(code, reason)) => break Some((code, reason)),
+                None => {
+                    let _ = sink.close().await;
+                    return;
+                }
+            },
+            _ = keepalive.tick() => {
+                let sent = sink.send(Message::Ping(Default::default())).await.is_ok()
+                    && sink.send(Message::Text(keepalive_message.into())).await.is_ok();
+                if !sent {
+                    return;
+                }
+            }
+            _ = revocation.tick() => {
+                if let Some(refusal) = refused(&state, &granted) {
+                    break Some((4403, refusal.message().to_string()));
+                }
+            }
+            _ = stopping(&mut shutdown) => {
+                let reason = "the server is shutting down; reconnect and resume with your last cursor";
+                break Some((1001, reason.to_string()));
+            }
+        }
+    };
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = sink.send(Message::Close(Some(frame))).await;
+    }
+}
+
+/// The `connection_init` handler: the API key comes in its payload
+/// (`Authorization`, or `headers.Authorization`); the connection's reader
+/// is scoped to what the key may see, and the access is kept in `granted`
+/// to be re-decided as keys change.
+fn connection_init(
+    state: AppState,
+    granted: Granted,
+) -> impl FnOnce(
+    serde_json::Value,
+) -> futures::future::BoxFuture<'static, async_graphql::Result<async_graphql::Data>> {
+    move |payload: serde_json::Value| {
+        Box::pin(async move {
             let authorization = ["Authorization", "authorization"]
                 .iter()
                 .find_map(|k| {
@@ -93,100 +155,53 @@ async fn serve(socket: WebSocket, state: AppState, protocol: WebSocketProtocols)
             )));
             data.insert(reader);
             Ok(data)
-        }
-    };
-    let ws = async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol)
-        .on_connection_init(on_init);
-    let mut revocation = tokio::time::interval(Duration::from_secs(1));
-    futures::pin_mut!(ws);
-    let mut shutdown = state.shutdown.clone();
-    let mut keepalive = tokio::time::interval(KEEPALIVE);
-    keepalive.tick().await;
-    let keepalive_message = match protocol {
-        WebSocketProtocols::GraphQLWS => r#"{"type":"ping"}"#,
-        WebSocketProtocols::SubscriptionsTransportWS => r#"{"type":"ka"}"#,
-    };
-    loop {
-        tokio::select! {
-            message = ws.next() => match message {
-                Some(WsMessage::Text(text)) => {
-                    // Events come in bursts (one commit, many changes): queue
-                    // what is ready and write it with one flush.
-                    if sink.feed(Message::Text(text.into())).await.is_err() {
-                        return;
-                    }
-                    let mut closing = None;
-                    for _ in 0..256 {
-                        match futures::FutureExt::now_or_never(ws.next()) {
-                            Some(Some(WsMessage::Text(text))) => {
-                                if sink.feed(Message::Text(text.into())).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Some(Some(WsMessage::Close(code, reason))) => {
-                                closing = Some((code, reason));
-                                break;
-                            }
-                            Some(None) => {
-                                closing = Some((1000, String::new()));
-                                break;
-                            }
-                            None => break,
-                        }
-                    }
-                    if sink.flush().await.is_err() {
-                        return;
-                    }
-                    if let Some((code, reason)) = closing {
-                        let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
-                        return;
-                    }
-                }
-                Some(WsMessage::Close(code, reason)) => {
-                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
-                    return;
-                }
-                None => {
-                    let _ = sink.close().await;
-                    return;
-                }
-            },
-            _ = keepalive.tick() => {
-                let sent = sink.send(Message::Ping(Default::default())).await.is_ok()
-                    && sink.send(Message::Text(keepalive_message.into())).await.is_ok();
-                if !sent {
-                    return;
-                }
+        })
+    }
+}
+
+/// Why a connection's access no longer holds (a revoked key; keys made
+/// since it was opened without one), if it does not.
+fn refused(state: &AppState, granted: &Granted) -> Option<crate::access::Refusal> {
+    granted
+        .lock()
+        .ok()
+        .and_then(|g| g.clone())
+        .and_then(|access| state.keys.recheck(&access).err())
+}
+
+/// Send `first` and whatever else is ready (events come in bursts: one
+/// commit, many changes) with one flush. `Ok(Some(close))` when the
+/// protocol closed the connection meanwhile; `Err` when the client is
+/// gone.
+async fn forward<S, W>(sink: &mut S, ws: &mut W, first: String) -> Result<Option<(u16, String)>, ()>
+where
+    S: futures::Sink<Message> + Unpin,
+    W: futures::Stream<Item = WsMessage> + Unpin,
+{
+    sink.feed(Message::Text(first.into()))
+        .await
+        .map_err(|_| ())?;
+    let mut closing = None;
+    for _ in 0..256 {
+        match futures::FutureExt::now_or_never(ws.next()) {
+            Some(Some(WsMessage::Text(text))) => {
+                sink.feed(Message::Text(text.into()))
+                    .await
+                    .map_err(|_| ())?;
             }
-            _ = revocation.tick() => {
-                // Access is decided per connection: re-decide it as keys
-                // change (a revoked key; the first key closing the API).
-                let refused = granted
-                    .lock()
-                    .ok()
-                    .and_then(|g| g.clone())
-                    .and_then(|access| state.keys.recheck(&access).err());
-                if let Some(refusal) = refused {
-                    let _ = sink
-                        .send(Message::Close(Some(CloseFrame {
-                            code: 4403,
-                            reason: refusal.message().into(),
-                        })))
-                        .await;
-                    return;
-                }
+            Some(Some(WsMessage::Close(code, reason))) => {
+                closing = Some((code, reason));
+                break;
             }
-            _ = stopping(&mut shutdown) => {
-                let _ = sink
-                    .send(Message::Close(Some(CloseFrame {
-                        code: 1001,
-                        reason: "the server is shutting down; reconnect and resume with your last cursor".into(),
-                    })))
-                    .await;
-                return;
+            Some(None) => {
+                closing = Some((1000, String::new()));
+                break;
             }
+            None => break,
         }
     }
+    sink.flush().await.map_err(|_| ())?;
+    Ok(closing)
 }
 
 /// Resolves once the server starts shutting down.

@@ -1,4 +1,9 @@
-//! Every database read and write leadql makes, behind named functions.
+//! The database: connecting (SQLite or PostgreSQL) and migrating, ingest's
+//! writes ([`apply_batch`]), reprojection, the rejected-deliveries log, the
+//! case rule ([`case`]), and the read handles the API uses ([`read`] scopes
+//! them to a caller, [`held`] keeps one connection per request). The API's
+//! queries are built in `graphql::engine`; the feeds read events in
+//! `feed`, the API keys in `access`.
 
 mod batch;
 pub mod case;

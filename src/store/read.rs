@@ -1,5 +1,7 @@
-//! Every read the API makes starts here: [`Reader::find`] is the one place
-//! that decides which rows of a table a caller may see. A reader made for
+//! Every read the API makes for a caller starts here: [`Reader::find`] is
+//! the one place that decides which rows of a table a caller may see (a
+//! relation joined to a visible row belongs to the same lead and is
+//! visible with it, see `graphql::engine::join`). A reader made for
 //! an API key scoped to projects sees those projects' leads and everything
 //! that belongs to them, in lists, lookups, nested fields, aggregates,
 //! search and subscriptions alike.

@@ -5,11 +5,12 @@ use super::join::Reads;
 use super::loader::{ChildCount, ChildPage, Children, Loaders};
 use super::page::{narrow, page, rows, Page, PageArgs, PageInfo, SortKey};
 use super::resource::Resource;
+use crate::error::ApiError;
 use crate::store::read::{Reader, Scoped};
 use async_graphql::context::SelectionField;
-use async_graphql::{Context, ErrorExtensions};
+use async_graphql::Context;
 use futures::future::BoxFuture;
-use sea_orm::{Condition, DbErr, EntityTrait, PaginatorTrait, QuerySelect, Select};
+use sea_orm::{Condition, EntityTrait, PaginatorTrait, QuerySelect, Select};
 use std::sync::Arc;
 
 /// How `totalCount` is found, only when a client asks for it.
@@ -18,20 +19,6 @@ pub struct Total(Box<dyn Fn() -> BoxFuture<'static, async_graphql::Result<i64>> 
 impl Total {
     pub async fn get(&self) -> async_graphql::Result<i64> {
         (self.0)().await
-    }
-}
-
-/// A database failure as a GraphQL error: logged in full, shown to the
-/// client without internals.
-pub fn db_error(err: &DbErr) -> async_graphql::Error {
-    if crate::store::is_unavailable(err) {
-        tracing::warn!(error = %err, "database unavailable during a query");
-        async_graphql::Error::new("the database is unavailable; try again shortly")
-            .extend_with(|_, e| e.set("code", "DATABASE_UNAVAILABLE"))
-    } else {
-        tracing::error!(error = %err, "query failed");
-        async_graphql::Error::new("internal error while reading the database")
-            .extend_with(|_, e| e.set("code", "INTERNAL_SERVER_ERROR"))
     }
 }
 
@@ -80,7 +67,7 @@ where
     let reads = Reads::of::<R>(&node_fields(ctx));
     let page = page(reader.db(), select.clone(), &key, &window, &reads)
         .await
-        .map_err(|e| db_error(&e))?;
+        .map_err(|e| ApiError::database(&e))?;
     let db = reader.db().clone();
     let total = Total(Box::new(move || {
         let select = select.clone();
@@ -90,7 +77,7 @@ where
                 .count(&db)
                 .await
                 .map(|n| n as i64)
-                .map_err(|e| db_error(&e))
+                .map_err(|e| ApiError::database(&e).into())
         })
     }));
     Ok((page, total))
@@ -132,7 +119,7 @@ where
     let page = loaders
         .load_one(key.clone())
         .await
-        .map_err(|e| db_error(&e))?
+        .map_err(|e| ApiError::database(&e))?
         .unwrap_or_else(|| Arc::new(Page::empty()));
     let total = Total(Box::new(move || {
         let loaders = loaders.clone();
@@ -141,7 +128,7 @@ where
             Ok(loaders
                 .load_one(key)
                 .await
-                .map_err(|e| db_error(&e))?
+                .map_err(|e| ApiError::database(&e))?
                 .unwrap_or(0))
         })
     }));
@@ -158,10 +145,10 @@ pub async fn one<R: Resource>(
     let cols = R::selected(ctx.field().selection_set());
     let found = rows(reader.db(), narrow(select, cols).limit(1))
         .await
-        .map_err(|e| db_error(&e))?;
+        .map_err(|e| ApiError::database(&e))?;
     found
         .first()
-        .map(|row| R::from_row(row, cols).map_err(|e| db_error(&e)))
+        .map(|row| R::from_row(row, cols).map_err(|e| ApiError::database(&e).into()))
         .transpose()
 }
 

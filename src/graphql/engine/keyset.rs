@@ -5,8 +5,8 @@
 //! NULL sorts as the smallest value on both databases (first ascending,
 //! last descending).
 
-use super::page::user_error;
 use super::resource::{ColumnSet, Kind};
+use crate::error::bad_input;
 use base64::Engine;
 use sea_orm::sea_query::{Expr, ExprTrait, NullOrdering, Order, WindowStatement};
 use sea_orm::{
@@ -120,7 +120,7 @@ impl<E: EntityTrait> SortKey<E> {
 
     pub(super) fn decode(&self, cursor: &str, arg: &str) -> async_graphql::Result<Vec<Value>> {
         let invalid = |why: &str| {
-            user_error(format!(
+            bad_input(format!(
                 "`{arg}` is not a cursor this list gave out ({why}); use an edge's `cursor` or `pageInfo.endCursor`"
             ))
         };
@@ -129,7 +129,7 @@ impl<E: EntityTrait> SortKey<E> {
             .map_err(|_| invalid("not base64"))?;
         let json: Value = serde_json::from_slice(&bytes).map_err(|_| invalid("not JSON"))?;
         if json.get("o").and_then(Value::as_str) != Some(self.signature().as_str()) {
-            return Err(user_error(format!(
+            return Err(bad_input(format!(
                 "`{arg}` was made for a different orderBy; cursors are only valid with the orderBy that produced them"
             )));
         }

@@ -9,7 +9,8 @@
 use super::join::Reads;
 pub use super::keyset::{KeyPart, SortKey};
 use super::resource::{ColumnSet, Resource};
-use async_graphql::{Error, ErrorExtensions, SimpleObject};
+use crate::error::bad_input;
+use async_graphql::SimpleObject;
 use sea_orm::sea_query::{
     Alias, Asterisk, Expr, ExprTrait, Func, Order, Query, SelectStatement, WindowStatement,
 };
@@ -24,11 +25,6 @@ use std::collections::HashMap;
 pub const DEFAULT_PAGE: u64 = 50;
 /// The most rows one page may hold.
 pub const MAX_PAGE: u64 = 500;
-
-/// A client mistake, with `extensions.code = "BAD_USER_INPUT"`.
-pub fn user_error(message: impl Into<String>) -> Error {
-    Error::new(message).extend_with(|_, e| e.set("code", "BAD_USER_INPUT"))
-}
 
 /// `first/after/last/before` as the caller gave them.
 #[derive(Clone, Debug, Default, Hash, PartialEq, Eq)]
@@ -52,11 +48,9 @@ impl PageArgs {
     pub fn window<E: EntityTrait>(&self, key: &SortKey<E>) -> async_graphql::Result<Window> {
         let check = |n: i32, arg: &str| -> async_graphql::Result<u64> {
             if n < 0 {
-                Err(user_error(format!(
-                    "`{arg}` must not be negative (got {n})"
-                )))
+                Err(bad_input(format!("`{arg}` must not be negative (got {n})")))
             } else if n as u64 > MAX_PAGE {
-                Err(user_error(format!(
+                Err(bad_input(format!(
                     "`{arg}` may be at most {MAX_PAGE} (got {n}); fetch further pages with `after`/`before`"
                 )))
             } else {
@@ -65,7 +59,7 @@ impl PageArgs {
         };
         let (limit, from_end) = match (self.first, self.last) {
             (Some(_), Some(_)) => {
-                return Err(user_error(
+                return Err(bad_input(
                     "give `first` or `last`, not both: `first` pages forward from `after`, `last` backward from `before`",
                 ))
             }

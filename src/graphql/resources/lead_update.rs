@@ -2,7 +2,7 @@
 //! calls, listed on their lead.
 
 use super::{loaders, selected};
-use crate::graphql::engine::connection::db_error;
+use crate::error::ApiError;
 use crate::graphql::engine::loader::{Batch, LoadError};
 use crate::graphql::engine::page::{narrow, rows};
 use crate::graphql::engine::resource::{resource, ColumnSet, Resource};
@@ -97,7 +97,7 @@ pub(crate) async fn updates_of(ctx: &Context<'_>, lead: &str) -> Result<Vec<Lead
     let found = loaders(ctx)
         .load_one(key)
         .await
-        .map_err(|e| db_error(&e))?
+        .map_err(|e| ApiError::database(&e))?
         .unwrap_or_default();
     Ok(Arc::unwrap_or_clone(found))
 }

@@ -11,11 +11,11 @@ pub mod lead_update;
 pub mod message;
 pub mod tool_call;
 
-use super::engine::connection::db_error;
 use super::engine::filter::{condition_of, Filter};
 use super::engine::loader::{Loaders, Lookup};
 use super::engine::page::PageArgs;
 use super::engine::resource::{ColumnSet, Resource};
+use crate::error::ApiError;
 use crate::store::read::{Reader, Scoped};
 use async_graphql::{Context, Result};
 use sea_orm::{Condition, EntityTrait};
@@ -66,7 +66,7 @@ where
     loaders(ctx)
         .load_one(Lookup::<R>::new(column, value, selected::<R>(ctx)))
         .await
-        .map_err(|e| db_error(&e))
+        .map_err(|e| ApiError::database(&e).into())
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ mod memory;
 
 pub use memory::{all, any, Truth};
 
-use super::page::user_error;
+use crate::error::bad_input;
 use crate::store::case;
 use async_graphql::InputObject;
 use chrono::{DateTime, Utc};
@@ -112,7 +112,7 @@ fn fold<F: Filter>(
     depth: usize,
 ) -> async_graphql::Result<Condition> {
     if depth >= MAX_FILTER_DEPTH {
-        return Err(user_error(format!(
+        return Err(bad_input(format!(
             "the filter nests and/or/not deeper than {MAX_FILTER_DEPTH} levels"
         )));
     }
