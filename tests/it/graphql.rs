@@ -774,3 +774,140 @@ async fn activities_sort_and_page_by_language() {
     );
     s.stop().await;
 }
+
+/// Page 101 of a project's leads by disposition, newest first, reads about
+/// as many index entries as page 1: on PostgreSQL by EXPLAIN ANALYZE of
+/// the statement the server runs, on SQLite by the plan's index bound.
+#[tokio::test]
+async fn a_deep_page_reads_what_the_first_reads() {
+    use async_graphql::InputType;
+    use leadql::graphql::engine::join::Reads;
+    use leadql::graphql::engine::order::OrderDirection;
+    use leadql::graphql::engine::page::{statements, PageArgs};
+    use leadql::graphql::engine::resource::Resource;
+    use leadql::graphql::resources::lead::{
+        lead_key, Lead, LeadFilter, LeadOrderBy, LeadOrderField,
+    };
+    use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement};
+    let db = TestDb::new().await;
+    let s = TestServer::start(&db).await;
+    let backend = s.db().get_database_backend();
+    let series = match backend {
+        DbBackend::Postgres => "SELECT i FROM generate_series(1, 6000) AS s(i)",
+        _ => "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 6000) SELECT i FROM s",
+    };
+    for (project, disposition) in [("P", "Interested"), ("P", "Busy"), ("Q", "Interested")] {
+        s.db()
+            .execute_unprepared(&format!(
+                "INSERT INTO leads (id, project_id, disposition, last_activity_at, activity_count, name, summary) \
+                 SELECT '{project}{disposition}' || i, '{project}', '{disposition}', 1768000000000 + i * 1000, 1, 'n', 's' \
+                 FROM ({series}) AS series"
+            ))
+            .await
+            .unwrap();
+    }
+    s.db().execute_unprepared("ANALYZE").await.unwrap();
+
+    // The cursor of page 100's last row, through the API.
+    let query = "query($after: String) { leads(filter: {projectId: {eq: \"P\"}, disposition: {eq: \"interested\"}},
+        orderBy: [{field: LAST_ACTIVITY_AT, direction: DESC}], first: 50, after: $after) {
+        pageInfo { endCursor } nodes { id name lastActivityAt summary } } }";
+    let mut after = Value::Null;
+    for _ in 0..100 {
+        let data = s.query(query, json!({ "after": after })).await;
+        after = data["leads"]["pageInfo"]["endCursor"].clone();
+    }
+    let page_101 = s.query(query, json!({ "after": after })).await;
+    let nodes = page_101["leads"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 50);
+    assert_eq!(nodes[0]["id"], json!("PInterested1000"), "rows 5001-5050");
+
+    // The statement each page runs first, built as the resolver builds it.
+    let filter = LeadFilter::parse(Some(
+        async_graphql::Value::from_json(
+            json!({"projectId": {"eq": "P"}, "disposition": {"eq": "interested"}}),
+        )
+        .unwrap(),
+    ))
+    .unwrap();
+    let cond = leadql::graphql::engine::filter::condition(&filter, backend).unwrap();
+    let key = lead_key(Some(&[LeadOrderBy {
+        field: LeadOrderField::LastActivityAt,
+        direction: OrderDirection::Desc,
+    }]));
+    let cols = ["name", "lastActivityAt", "summary"]
+        .iter()
+        .fold(Lead::key_columns(), |set, f| set.union(Lead::columns_of(f)));
+    let first_statement = |after: Option<String>| {
+        let args = PageArgs {
+            first: Some(50),
+            after,
+            ..Default::default()
+        };
+        let window = args.window(&key).unwrap();
+        let select = entity::lead::Entity::find().filter(cond.clone());
+        let stmt =
+            statements::<Lead>(select, &key, &window, &Reads::columns(cols), backend).remove(0);
+        backend.build(&stmt)
+    };
+    let page_1 = first_statement(None);
+    let page_101 = first_statement(after.as_str().map(str::to_string));
+    match backend {
+        DbBackend::Postgres => {
+            // Index entries read: rows an index scan returned plus rows
+            // it read and dropped.
+            fn read(plan: &Value) -> f64 {
+                let own = if plan["Node Type"].as_str().unwrap_or("").contains("Index") {
+                    plan["Actual Rows"].as_f64().unwrap_or(0.0)
+                        + plan["Rows Removed by Filter"].as_f64().unwrap_or(0.0)
+                } else {
+                    0.0
+                };
+                own + plan["Plans"]
+                    .as_array()
+                    .map(|p| p.iter().map(read).sum())
+                    .unwrap_or(0.0)
+            }
+            let mut entries = Vec::new();
+            for stmt in [page_1, page_101] {
+                let explain = Statement::from_sql_and_values(
+                    backend,
+                    format!("EXPLAIN (ANALYZE, FORMAT JSON) {}", stmt.sql),
+                    stmt.values.map(|v| v.0).unwrap_or_default(),
+                );
+                let row = s.db().query_one_raw(explain).await.unwrap().unwrap();
+                let plan: Value = row.try_get("", "QUERY PLAN").unwrap();
+                entries.push(read(&plan[0]["Plan"]));
+            }
+            assert!(entries[0] >= 50.0, "page 1 reads its rows: {entries:?}");
+            assert!(
+                entries[1] <= entries[0] * 1.3 + 5.0,
+                "page 101 reads about what page 1 reads (index entries {entries:?})"
+            );
+        }
+        _ => {
+            let explain = Statement::from_sql_and_values(
+                backend,
+                format!("EXPLAIN QUERY PLAN {}", page_101.sql),
+                page_101.values.map(|v| v.0).unwrap_or_default(),
+            );
+            let plan: Vec<String> = s
+                .db()
+                .query_all_raw(explain)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.try_get::<String>("", "detail").unwrap())
+                .collect();
+            let search = plan
+                .iter()
+                .find(|d| d.contains("leads_project_disposition_ci"))
+                .unwrap_or_else(|| panic!("the page uses the index: {plan:?}"));
+            assert!(
+                search.contains("(last_activity_at,id)<(?,?)"),
+                "the index scan starts at the cursor: {plan:?}"
+            );
+        }
+    }
+    s.stop().await;
+}

@@ -15,8 +15,8 @@ use sea_orm::sea_query::{
     Alias, Asterisk, Expr, ExprTrait, Func, Order, Query, SelectStatement, WindowStatement,
 };
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IdenStatic, QueryFilter,
-    QueryResult, QuerySelect, QueryTrait, Select,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, IdenStatic,
+    QueryFilter, QueryResult, QuerySelect, QueryTrait, Select,
 };
 use serde_json::Value;
 use std::collections::HashMap;
@@ -182,16 +182,30 @@ pub async fn rows<E: EntityTrait, C: ConnectionTrait>(
         .await
 }
 
-/// The rows of `select` of `R`'s table, with the relations `reads` joins.
-async fn joined_rows<R: Resource, C: ConnectionTrait>(
-    db: &C,
+/// The statements a page reads, in order: one per segment of its side of
+/// the cursor (see [`SortKey`]'s segments), each for the whole page; the
+/// page reads the next only while it is not full, and asks it only for
+/// the rows still missing. With the relations `reads` joins.
+pub fn statements<R: Resource>(
     select: Select<R::Entity>,
+    key: &SortKey<R::Entity>,
+    window: &Window,
     reads: &Reads,
-) -> Result<Vec<QueryResult>, DbErr> {
-    let mut stmt = select.into_query();
-    reads.join::<R>(&mut stmt);
-    db.query_all_raw(db.get_database_backend().build(&stmt))
-        .await
+    backend: DbBackend,
+) -> Vec<SelectStatement> {
+    let select = narrow(select, reads.cols.union(key.columns()));
+    let conditions = window
+        .segments(key)
+        .unwrap_or_else(|| vec![window.bounds(key)]);
+    conditions
+        .into_iter()
+        .map(|condition| {
+            let select = key.order(select.clone().filter(condition), window.from_end, backend);
+            let mut stmt = select.limit(window.limit + 1).into_query();
+            reads.join::<R>(&mut stmt);
+            stmt
+        })
+        .collect()
 }
 
 /// One page of `select` (already filtered) in `key` order, reading what
@@ -212,21 +226,14 @@ where
     }
     let backend = db.get_database_backend();
     let wanted = window.limit + 1;
-    let select = narrow(select, reads.cols.union(key.columns()));
-    let Some(segments) = window.segments(key) else {
-        let select = key.order(select.filter(window.bounds(key)), window.from_end, backend);
-        let found = joined_rows::<R, _>(db, select.limit(wanted), reads).await?;
-        return window.finish(key, found, reads);
-    };
-    // Segment by segment, in reading order, until the page is full.
     let mut found = Vec::new();
-    for segment in segments {
+    for mut stmt in statements::<R>(select, key, window, reads, backend) {
         let missing = wanted - found.len() as u64;
         if missing == 0 {
             break;
         }
-        let select = key.order(select.clone().filter(segment), window.from_end, backend);
-        found.extend(joined_rows::<R, _>(db, select.limit(missing), reads).await?);
+        stmt.limit(missing);
+        found.extend(db.query_all_raw(backend.build(&stmt)).await?);
     }
     window.finish(key, found, reads)
 }
