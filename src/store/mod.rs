@@ -96,8 +96,35 @@ pub async fn connect_with(url: &str, pool_size: Option<u32>) -> Result<DatabaseC
                 })
             })
         });
+        if loopback_without_tls_choice(url, std::env::var_os("PGSSLMODE").is_some()) {
+            options.map_sqlx_postgres_opts(|o| {
+                o.ssl_mode(sea_orm::sqlx::postgres::PgSslMode::Disable)
+            });
+        }
     }
     Database::connect(options).await
+}
+
+/// Whether `url` names a PostgreSQL server on this machine (a loopback
+/// address or a Unix socket) and says nothing of TLS (no `sslmode` in the
+/// URL, no `PGSSLMODE`). Such a connection is made without TLS: nothing
+/// crosses a network, and encrypting every statement and row cost a
+/// fifth of the server's CPU per query. Any `sslmode` given is obeyed.
+fn loopback_without_tls_choice(url: &str, pgsslmode_set: bool) -> bool {
+    if url.contains("sslmode=") || pgsslmode_set {
+        return false;
+    }
+    let Ok(opts) = url.parse::<sea_orm::sqlx::postgres::PgConnectOptions>() else {
+        return false;
+    };
+    let host = opts.get_host();
+    host.starts_with('/')
+        || host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Turn off SQLite's memory statistics, before its first connection.
@@ -350,4 +377,28 @@ pub async fn mark_replayed(db: &DatabaseConnection, id: i64) -> Result<(), DbErr
         .exec(db)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loopback_without_tls_choice;
+
+    fn plain(url: &str) -> bool {
+        loopback_without_tls_choice(url, false)
+    }
+
+    #[test]
+    fn loopback_postgres_goes_without_tls_unless_told() {
+        assert!(!loopback_without_tls_choice(
+            "postgres://u@127.0.0.1/db",
+            true
+        ));
+        assert!(plain("postgres://u@127.0.0.1:5432/db"));
+        assert!(plain("postgres://u@localhost/db"));
+        assert!(plain("postgres://u@[::1]:5432/db"));
+        assert!(plain("postgres://u@%2Fvar%2Frun%2Fpostgresql/db"));
+        assert!(!plain("postgres://u@db.example.com/db"));
+        assert!(!plain("postgres://u@10.0.0.5/db"));
+        assert!(!plain("postgres://u@127.0.0.1/db?sslmode=require"));
+    }
 }
