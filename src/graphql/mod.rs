@@ -119,7 +119,7 @@ pub async fn execute(
             schema = known;
         }
     }
-    let mut response = engine::loader::drive(queue, deadline, schema.execute(request)).await;
+    let mut response = engine::drive::drive(queue, deadline, schema.execute(request)).await;
     if let Some(cached) = &prepared.doc {
         // Data means the text passed validation (a refused request has none).
         if response.data != async_graphql::Value::Null {

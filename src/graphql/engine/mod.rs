@@ -2,12 +2,14 @@
 //! ([`resource`]), filter operators and their fold into SQL and into the
 //! live-event matcher ([`filter`]), text search ([`search`]), sort keys
 //! and cursors ([`keyset`]), pages ([`page`]) and Relay connections
-//! ([`connection`]), `orderBy`
-//! ([`order`]), batched loading ([`loader`]), and the parsed-query cache
-//! that keeps response fields in query order ([`documents`]).
+//! ([`connection`]), `orderBy` ([`order`]), to-one relations read by join
+//! ([`join`]), batched loading ([`loader`], run in the request's task by
+//! [`drive`]), and the parsed-query cache that keeps response fields in
+//! query order ([`documents`]).
 
 pub mod connection;
 pub mod documents;
+pub mod drive;
 pub mod filter;
 pub mod join;
 pub mod keyset;

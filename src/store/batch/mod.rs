@@ -1,0 +1,242 @@
+//! Storing a batch of deliveries in one transaction (group commit).
+//!
+//! The ingest pipeline hands concurrent deliveries here together; they are
+//! decided in arrival order (duplicate, stale or stored), written with
+//! multi-row statements and committed once, and only then answered. Lead
+//! rows are recomputed from their activities, so the result does not depend
+//! on delivery order; disposition events record each change of a lead's
+//! disposition as this batch saw it.
+
+mod read;
+mod write;
+
+use super::projection::{project_lead, LeadFacts};
+use crate::ingest::payload::{ActivityRows, Delivery, Kind, Projection};
+use entity::{disposition_event, lead_update};
+use read::{lead_facts, lock_leads, Stored};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use write::{insert_events, log_deliveries, write_activities, write_leads, write_updates, Script};
+
+/// What happened to one delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// New, or a newer version of an activity: it is now the current data.
+    Stored,
+    /// The same body was stored before.
+    Duplicate,
+    /// An older version of something already stored: logged, not applied.
+    Stale,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Stored => "stored",
+            Status::Duplicate => "duplicate",
+            Status::Stale => "stale",
+        }
+    }
+}
+
+/// The outcome of one batch: a status per delivery, in order, and the
+/// disposition events it recorded (with their ids), to publish after commit.
+#[derive(Debug, Default)]
+pub struct BatchResult {
+    pub statuses: Vec<Status>,
+    pub events: Vec<disposition_event::Model>,
+}
+
+/// How a batch is applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// New deliveries: log them, detect duplicates, record disposition events.
+    Live,
+    /// Deliveries replayed from the log by `reproject`: projections only.
+    Replay,
+}
+
+/// Store `deliveries` inside the caller's transaction.
+///
+/// Round trips are what a batch costs (each is a thread hop for SQLite and
+/// a network hop for PostgreSQL), so it reads in two queries and writes
+/// every row in one script of multi-row statements built by sea-query.
+#[tracing::instrument(skip_all, fields(deliveries = deliveries.len()))]
+pub async fn apply_batch<C: ConnectionTrait>(
+    txn: &C,
+    deliveries: &[&Delivery],
+    received_at: i64,
+    mode: Mode,
+) -> Result<BatchResult, DbErr> {
+    let live = mode == Mode::Live;
+    if deliveries.is_empty() {
+        return Ok(BatchResult::default());
+    }
+    if txn.get_database_backend() == DbBackend::Postgres {
+        lock_leads(txn, deliveries.iter().map(|d| d.lead_id.as_str())).await?;
+    }
+    let mut stored = Stored::read(txn, deliveries, live).await?;
+    let decided = decide(deliveries, &mut stored);
+    let affected = affected_leads(deliveries, &decided.statuses, &stored);
+    let mut facts = lead_facts(txn, &affected).await?;
+    let applied = apply_in_order(
+        deliveries,
+        &decided.statuses,
+        &stored,
+        &mut facts,
+        live,
+        received_at,
+    );
+
+    let mut script = Script::new(txn.get_database_backend());
+    if live {
+        log_deliveries(&mut script, deliveries, &decided, &stored, received_at);
+    }
+    write_activities(&mut script, &applied, &stored);
+    write_updates(&mut script, &applied);
+    write_leads(&mut script, &affected, &facts);
+    script.execute(txn).await?;
+    let events = insert_events(txn, applied.events).await?;
+    Ok(BatchResult {
+        statuses: decided.statuses,
+        events,
+    })
+}
+
+/// Each delivery's status, and how often each body repeated.
+struct Decided<'a> {
+    statuses: Vec<Status>,
+    duplicates: HashMap<&'a str, i32>,
+}
+
+/// Decide each delivery in arrival order: a body seen before is a
+/// duplicate; a version not newer than the current one is stale; else it
+/// becomes the current version.
+fn decide<'a>(deliveries: &[&'a Delivery], stored: &mut Stored) -> Decided<'a> {
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut statuses = Vec::with_capacity(deliveries.len());
+    let mut duplicates: HashMap<&'a str, i32> = HashMap::new();
+    for d in deliveries {
+        let hash = d.body_hash.as_str();
+        let status = if stored.logged.contains(hash) || !seen.insert(hash) {
+            *duplicates.entry(hash).or_default() += 1;
+            Status::Duplicate
+        } else {
+            let versions = match d.kind {
+                Kind::Activity => &mut stored.activities,
+                Kind::Update => &mut stored.updates,
+            };
+            let candidate = (d.timestamp, d.body_hash.clone());
+            match versions.get(&d.source_id) {
+                Some(current) if *current >= candidate => Status::Stale,
+                _ => {
+                    versions.insert(d.source_id.clone(), candidate);
+                    Status::Stored
+                }
+            }
+        };
+        statuses.push(status);
+    }
+    Decided {
+        statuses,
+        duplicates,
+    }
+}
+
+/// The leads a batch changes: those of its stored deliveries, and the
+/// previous leads of activities that moved.
+fn affected_leads(deliveries: &[&Delivery], statuses: &[Status], stored: &Stored) -> Vec<String> {
+    let mut affected: BTreeSet<String> = BTreeSet::new();
+    for (d, status) in deliveries.iter().zip(statuses) {
+        if *status == Status::Stored {
+            affected.insert(d.lead_id.clone());
+            if let Some(previous) = stored.lead_of.get(&d.source_id) {
+                affected.insert(previous.clone());
+            }
+        }
+    }
+    affected.into_iter().collect()
+}
+
+/// What the stored deliveries of a batch write: the winning version of
+/// each activity and update, and the disposition changes they cause.
+struct Applied<'a> {
+    activities: Vec<&'a ActivityRows>,
+    updates: Vec<&'a lead_update::Model>,
+    events: Vec<disposition_event::Model>,
+}
+
+/// Apply the stored deliveries to the leads' facts in arrival order,
+/// noting each change of a lead's disposition (live batches only).
+fn apply_in_order<'a>(
+    deliveries: &[&'a Delivery],
+    statuses: &[Status],
+    stored: &Stored,
+    facts: &mut HashMap<String, Vec<LeadFacts>>,
+    live: bool,
+    received_at: i64,
+) -> Applied<'a> {
+    // A lead row is a function of its activities, so its stored
+    // disposition is the projection of what is stored now.
+    let mut dispositions: HashMap<String, Option<String>> = facts
+        .iter()
+        .map(|(id, list)| (id.clone(), project_lead(id, list).disposition))
+        .collect();
+    let mut activities: HashMap<&str, &ActivityRows> = HashMap::new();
+    let mut updates: HashMap<&str, &lead_update::Model> = HashMap::new();
+    let mut events = Vec::new();
+    for (d, status) in deliveries.iter().zip(statuses) {
+        if *status != Status::Stored {
+            continue;
+        }
+        let rows = match &d.projection {
+            Projection::Update(update) => {
+                updates.insert(d.source_id.as_str(), update);
+                continue;
+            }
+            Projection::Activity(rows) => rows,
+        };
+        activities.insert(d.source_id.as_str(), rows);
+        if let Some(previous) = stored.lead_of.get(&d.source_id) {
+            if let Some(list) = facts.get_mut(previous) {
+                list.retain(|f| f.id != d.source_id);
+            }
+        }
+        let list = facts.entry(d.lead_id.clone()).or_default();
+        list.retain(|f| f.id != d.source_id);
+        list.push(LeadFacts::from(&rows.activity));
+        if !live {
+            continue;
+        }
+        let projected = project_lead(&d.lead_id, list);
+        let previous = dispositions.get(&d.lead_id).cloned().flatten();
+        if let Some(new) = &projected.disposition {
+            if previous
+                .as_ref()
+                .is_none_or(|p| !p.eq_ignore_ascii_case(new))
+            {
+                events.push(disposition_event::Model {
+                    id: 0,
+                    lead_id: d.lead_id.clone(),
+                    activity_id: d.source_id.clone(),
+                    project_id: projected.project_id.clone(),
+                    previous_disposition: previous,
+                    disposition: new.clone(),
+                    disposition_type: projected.disposition_type.clone(),
+                    occurred_at: rows.activity.timestamp,
+                    recorded_at: received_at,
+                });
+            }
+        }
+        dispositions.insert(d.lead_id.clone(), projected.disposition);
+    }
+    let mut activities: Vec<&ActivityRows> = activities.into_values().collect();
+    activities.sort_unstable_by(|a, b| a.activity.id.cmp(&b.activity.id));
+    let mut updates: Vec<&lead_update::Model> = updates.into_values().collect();
+    updates.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    Applied {
+        activities,
+        updates,
+        events,
+    }
+}

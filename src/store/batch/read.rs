@@ -1,0 +1,172 @@
+//! What a batch reads before deciding: the bodies and versions stored
+//! already, the projection facts of the leads it touches, and (on
+//! PostgreSQL) the per-lead locks that serialise writers.
+
+use crate::ingest::payload::Delivery;
+use crate::ingest::payload::Kind;
+use crate::store::projection::LeadFacts;
+use entity::activity;
+use sea_orm::sea_query::{Expr, ExprTrait, Query, UnionType};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,
+    Statement,
+};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// A logged body (`kind` "h"), or the current version of an activity ("a")
+/// or update ("u").
+#[derive(FromQueryResult)]
+pub(super) struct Version {
+    kind: String,
+    id: String,
+    lead_id: String,
+    timestamp: i64,
+    version_hash: String,
+}
+
+/// What is stored already of a batch's bodies, activities and updates.
+pub(super) struct Stored {
+    /// Bodies logged before this batch.
+    pub(super) logged: HashSet<String>,
+    /// Current version (timestamp, body hash) of each activity and update.
+    pub(super) activities: HashMap<String, (i64, String)>,
+    pub(super) updates: HashMap<String, (i64, String)>,
+    /// The lead each stored activity belongs to now.
+    pub(super) lead_of: HashMap<String, String>,
+}
+
+impl Stored {
+    pub(super) async fn read<C: ConnectionTrait>(
+        txn: &C,
+        deliveries: &[&Delivery],
+        live: bool,
+    ) -> Result<Stored, DbErr> {
+        let mut stored = Stored {
+            logged: HashSet::new(),
+            activities: HashMap::new(),
+            updates: HashMap::new(),
+            lead_of: HashMap::new(),
+        };
+        for v in stored_state(txn, deliveries, live).await? {
+            match v.kind.as_str() {
+                "h" => {
+                    stored.logged.insert(v.id);
+                }
+                "a" => {
+                    stored.lead_of.insert(v.id.clone(), v.lead_id);
+                    stored
+                        .activities
+                        .insert(v.id, (v.timestamp, v.version_hash));
+                }
+                _ => {
+                    stored.updates.insert(v.id, (v.timestamp, v.version_hash));
+                }
+            }
+        }
+        Ok(stored)
+    }
+}
+
+/// In one query: which of the batch's bodies are already logged (`kind`
+/// "h", live batches only), and the current versions of its activities
+/// ("a") and updates ("u").
+pub(super) async fn stored_state<C: ConnectionTrait>(
+    txn: &C,
+    deliveries: &[&Delivery],
+    live: bool,
+) -> Result<Vec<Version>, DbErr> {
+    let ids = |kind: Kind| -> Vec<sea_orm::Value> {
+        deliveries
+            .iter()
+            .filter(|d| d.kind == kind)
+            .map(|d| d.source_id.clone().into())
+            .collect()
+    };
+    let version_query = |kind: &str, table: &'static str, ids: Vec<sea_orm::Value>| {
+        Query::select()
+            .expr_as(Expr::val(kind), "kind")
+            .columns(["id", "lead_id", "timestamp", "version_hash"])
+            .from(table)
+            .and_where(Expr::col("id").is_in(ids))
+            .take()
+    };
+    let mut parts = Vec::new();
+    if live {
+        let hashes: Vec<sea_orm::Value> = deliveries
+            .iter()
+            .map(|d| d.body_hash.clone().into())
+            .collect();
+        parts.push(
+            Query::select()
+                .expr_as(Expr::val("h"), "kind")
+                .expr_as(Expr::col("body_hash"), "id")
+                .columns(["lead_id", "timestamp"])
+                .expr_as(Expr::col("body_hash"), "version_hash")
+                .from("deliveries")
+                .and_where(Expr::col("body_hash").is_in(hashes))
+                .take(),
+        );
+    }
+    let (activities, updates) = (ids(Kind::Activity), ids(Kind::Update));
+    if !activities.is_empty() {
+        parts.push(version_query("a", "activities", activities));
+    }
+    if !updates.is_empty() {
+        parts.push(version_query("u", "lead_updates", updates));
+    }
+    let mut parts = parts.into_iter();
+    let Some(mut query) = parts.next() else {
+        return Ok(Vec::new());
+    };
+    for part in parts {
+        query.union(UnionType::All, part);
+    }
+    let backend = txn.get_database_backend();
+    Version::find_by_statement(backend.build(&query))
+        .all(txn)
+        .await
+}
+
+/// The projection facts of every activity of `leads`, as stored now.
+pub(super) async fn lead_facts<C: ConnectionTrait>(
+    txn: &C,
+    leads: &[String],
+) -> Result<HashMap<String, Vec<LeadFacts>>, DbErr> {
+    let mut facts: HashMap<String, Vec<LeadFacts>> =
+        leads.iter().map(|l| (l.clone(), Vec::new())).collect();
+    if !leads.is_empty() {
+        let rows = activity::Entity::find()
+            .filter(activity::Column::LeadId.is_in(leads.iter().map(String::as_str)))
+            .into_partial_model::<LeadFacts>()
+            .all(txn)
+            .await?;
+        for f in rows {
+            facts.entry(f.lead_id.clone()).or_default().push(f);
+        }
+    }
+    Ok(facts)
+}
+
+/// Serialise concurrent writers (other instances, other workers) per lead
+/// on PostgreSQL: transaction-scoped advisory locks, taken in one order so
+/// two batches never wait on each other in a cycle.
+pub(super) async fn lock_leads<'a>(
+    txn: &impl ConnectionTrait,
+    lead_ids: impl Iterator<Item = &'a str>,
+) -> Result<(), DbErr> {
+    let keys: BTreeSet<i64> = lead_ids
+        .map(|id| {
+            let digest = Sha256::digest(id.as_bytes());
+            i64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
+        })
+        .collect();
+    let keys: Vec<i64> = keys.into_iter().collect();
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(k, n)",
+        [keys.into()],
+    ))
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,273 @@
+//! What a batch writes: one script of multi-row statements (the log, the
+//! activities and their parts, updates, leads), then the disposition
+//! events with their ids.
+
+use super::read::Stored;
+use super::{Applied, Decided, Status};
+use crate::ingest::payload::Delivery;
+use crate::store::projection::{project_lead, LeadFacts};
+use entity::{
+    activity, analysis, conversation, delivery, disposition_event, lead, lead_update, message,
+    tool_call, variable,
+};
+use sea_orm::sea_query::{
+    Expr, ExprTrait, MysqlQueryBuilder, OnConflict, PostgresQueryBuilder, QueryStatementWriter,
+    SqliteQueryBuilder,
+};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, IdenStatic,
+    IntoActiveModel, Iterable, NotSet, QueryFilter, QueryTrait,
+};
+use std::collections::HashMap;
+
+/// Most rows per multi-row INSERT.
+const ROWS_PER_INSERT: usize = 500;
+
+/// The raw log: every non-duplicate body with its outcome, and the repeat
+/// count of bodies logged by an earlier batch.
+pub(super) fn log_deliveries(
+    script: &mut Script,
+    deliveries: &[&Delivery],
+    decided: &Decided,
+    stored: &Stored,
+    received_at: i64,
+) {
+    let mut repeats = decided.duplicates.clone();
+    let mut log_rows = Vec::new();
+    for (d, status) in deliveries.iter().zip(&decided.statuses) {
+        if *status == Status::Duplicate {
+            continue;
+        }
+        log_rows.push(delivery::ActiveModel {
+            id: NotSet,
+            ..delivery::Model {
+                id: 0,
+                body_hash: d.body_hash.clone(),
+                kind: d.kind.as_str().to_string(),
+                source_id: d.source_id.clone(),
+                lead_id: d.lead_id.clone(),
+                timestamp: d.timestamp,
+                outcome: status.as_str().to_string(),
+                body: d.body.clone(),
+                received_at,
+                duplicate_count: repeats.remove(d.body_hash.as_str()).unwrap_or(0),
+            }
+            .into_active_model()
+        });
+    }
+    script.insert::<delivery::Entity, _>(
+        log_rows,
+        Some(
+            OnConflict::column(delivery::Column::BodyHash)
+                .do_nothing()
+                .to_owned(),
+        ),
+    );
+    for (hash, count) in repeats {
+        if stored.logged.contains(hash) {
+            script.push(
+                delivery::Entity::update_many()
+                    .col_expr(
+                        delivery::Column::DuplicateCount,
+                        Expr::col(delivery::Column::DuplicateCount).add(count),
+                    )
+                    .filter(delivery::Column::BodyHash.eq(hash))
+                    .into_query(),
+            );
+        }
+    }
+}
+
+/// Each winning activity with its parts; the parts of an older version
+/// are replaced.
+pub(super) fn write_activities(script: &mut Script, applied: &Applied, stored: &Stored) {
+    let replaced: Vec<&str> = applied
+        .activities
+        .iter()
+        .map(|r| r.activity.id.as_str())
+        .filter(|id| stored.lead_of.contains_key(*id))
+        .collect();
+    if !replaced.is_empty() {
+        script.delete_parts::<message::Entity>(message::Column::ActivityId, &replaced);
+        script.delete_parts::<tool_call::Entity>(tool_call::Column::ActivityId, &replaced);
+        script.delete_parts::<variable::Entity>(variable::Column::ActivityId, &replaced);
+        script.delete_parts::<analysis::Entity>(analysis::Column::ActivityId, &replaced);
+        script.delete_parts::<conversation::Entity>(conversation::Column::ActivityId, &replaced);
+    }
+    let winners = &applied.activities;
+    script.insert::<activity::Entity, _>(
+        winners
+            .iter()
+            .map(|r| r.activity.clone().into_active_model())
+            .collect(),
+        Some(upsert::<activity::Entity>(activity::Column::Id)),
+    );
+    script.insert::<conversation::Entity, _>(
+        winners
+            .iter()
+            .filter_map(|r| r.conversation.clone())
+            .map(IntoActiveModel::into_active_model)
+            .collect(),
+        None,
+    );
+    script.insert::<message::Entity, _>(
+        winners
+            .iter()
+            .flat_map(|r| r.messages.iter().cloned())
+            .map(IntoActiveModel::into_active_model)
+            .collect(),
+        None,
+    );
+    script.insert::<tool_call::Entity, _>(
+        winners
+            .iter()
+            .flat_map(|r| r.tool_calls.iter().cloned())
+            .map(IntoActiveModel::into_active_model)
+            .collect(),
+        None,
+    );
+    script.insert::<analysis::Entity, _>(
+        winners
+            .iter()
+            .filter_map(|r| r.analysis.clone())
+            .map(IntoActiveModel::into_active_model)
+            .collect(),
+        None,
+    );
+    script.insert::<variable::Entity, _>(
+        winners
+            .iter()
+            .flat_map(|r| r.variables.iter().cloned())
+            .map(IntoActiveModel::into_active_model)
+            .collect(),
+        None,
+    );
+}
+
+/// Each winning update result.
+pub(super) fn write_updates(script: &mut Script, applied: &Applied) {
+    script.insert::<lead_update::Entity, _>(
+        applied
+            .updates
+            .iter()
+            .map(|u| (*u).clone().into_active_model())
+            .collect(),
+        Some(upsert::<lead_update::Entity>(lead_update::Column::Id)),
+    );
+}
+
+/// The changed leads, recomputed from their activities.
+pub(super) fn write_leads(
+    script: &mut Script,
+    affected: &[String],
+    facts: &HashMap<String, Vec<LeadFacts>>,
+) {
+    let leads: Vec<lead::ActiveModel> = affected
+        .iter()
+        .map(|id| {
+            project_lead(id, facts.get(id).map(Vec::as_slice).unwrap_or_default())
+                .into_active_model()
+        })
+        .collect();
+    script.insert::<lead::Entity, _>(leads, Some(upsert::<lead::Entity>(lead::Column::Id)));
+}
+
+/// Insert the disposition events, with their ids (the subscription
+/// cursor).
+pub(super) async fn insert_events<C: ConnectionTrait>(
+    txn: &C,
+    events: Vec<disposition_event::Model>,
+) -> Result<Vec<disposition_event::Model>, DbErr> {
+    if events.is_empty() {
+        return Ok(events);
+    }
+    if txn.get_database_backend() == DbBackend::Postgres {
+        // Events take their ids one transaction at a time, held to
+        // commit, so ids follow commit order across writers and
+        // instances: a subscriber that has seen id N has seen every
+        // event below N. Nothing is waited for after this lock.
+        txn.execute_unprepared("SELECT pg_advisory_xact_lock(1818584177, 1)")
+            .await?;
+    }
+    let rows: Vec<disposition_event::ActiveModel> = events
+        .into_iter()
+        .map(|e| disposition_event::ActiveModel {
+            id: NotSet,
+            ..e.into_active_model()
+        })
+        .collect();
+    disposition_event::Entity::insert_many(rows)
+        .exec_with_returning(txn)
+        .await
+}
+
+/// `ON CONFLICT (key) DO UPDATE SET` every other column.
+pub(super) fn upsert<E: EntityTrait>(key: E::Column) -> OnConflict {
+    let others: Vec<E::Column> = E::Column::iter()
+        .filter(|c| c.as_str() != key.as_str())
+        .collect();
+    OnConflict::column(key).update_columns(others).to_owned()
+}
+
+/// Write statements rendered with their values inline (escaped by
+/// sea-query) and sent together in one round trip.
+pub(super) struct Script {
+    backend: DbBackend,
+    sql: String,
+}
+
+impl Script {
+    pub(super) fn new(backend: DbBackend) -> Self {
+        Script {
+            backend,
+            sql: String::new(),
+        }
+    }
+
+    pub(super) fn push(&mut self, statement: impl QueryStatementWriter) {
+        let sql = match self.backend {
+            DbBackend::Postgres => statement.to_string(PostgresQueryBuilder),
+            DbBackend::Sqlite => statement.to_string(SqliteQueryBuilder),
+            _ => statement.to_string(MysqlQueryBuilder),
+        };
+        self.sql.push_str(&sql);
+        self.sql.push_str(";\n");
+    }
+
+    /// Delete the rows of `E` that belong to the given activities.
+    pub(super) fn delete_parts<E: EntityTrait>(
+        &mut self,
+        activity_id: E::Column,
+        activities: &[&str],
+    ) {
+        self.push(
+            E::delete_many()
+                .filter(activity_id.is_in(activities.iter().copied()))
+                .into_query(),
+        );
+    }
+
+    /// Multi-row inserts of `rows`, `ROWS_PER_INSERT` at a time.
+    pub(super) fn insert<E, A>(&mut self, rows: Vec<A>, on_conflict: Option<OnConflict>)
+    where
+        E: EntityTrait<ActiveModel = A>,
+        A: ActiveModelTrait<Entity = E> + Send,
+    {
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<A> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+            let mut insert = E::insert_many(chunk);
+            if let Some(on_conflict) = &on_conflict {
+                insert = insert.on_conflict(on_conflict.clone());
+            }
+            self.push(insert.into_query());
+        }
+    }
+
+    pub(super) async fn execute(self, txn: &impl ConnectionTrait) -> Result<(), DbErr> {
+        if !self.sql.is_empty() {
+            txn.execute_unprepared(&self.sql).await?;
+        }
+        Ok(())
+    }
+}

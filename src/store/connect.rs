@@ -1,0 +1,194 @@
+//! Opening the database: the pool, SQLite's settings (WAL, full sync,
+//! leadql's case folding, stable plans), PostgreSQL's (TCP_NODELAY, no TLS
+//! on this machine unless asked).
+
+use super::{case, nodelay};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use std::time::Duration;
+
+/// Open the database named by `url` (SQLite or PostgreSQL).
+///
+/// SQLite runs in WAL mode with `synchronous = FULL`, so a committed
+/// delivery survives a power cut, and waits for locks instead of failing.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    connect_with(url, None).await
+}
+
+/// Connections in the pool when not configured: SQLite runs each
+/// connection on a thread of its own, so a few more than the cores;
+/// PostgreSQL can use more, as queries wait on the server.
+pub fn default_pool_size(url: &str) -> u32 {
+    if url.starts_with("sqlite:") {
+        8
+    } else {
+        16
+    }
+}
+
+/// [`connect`] with a pool of `pool_size` connections (default:
+/// [`default_pool_size`]).
+pub async fn connect_with(url: &str, pool_size: Option<u32>) -> Result<DatabaseConnection, DbErr> {
+    if url.starts_with("sqlite:") {
+        static SQLITE_SETUP: std::sync::Once = std::sync::Once::new();
+        SQLITE_SETUP.call_once(without_memory_statistics);
+    }
+    let pool_size = pool_size.unwrap_or_else(|| default_pool_size(url)).max(2);
+    let mut options = ConnectOptions::new(url.to_string());
+    options
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5))
+        // sqlx pings every connection it hands out by default: one more
+        // round trip to PostgreSQL (or hand-off to SQLite's connection
+        // thread) per statement. Ping only connections idle long enough to
+        // have been dropped; a connection that breaks in use fails that
+        // statement and is replaced.
+        .test_before_acquire_if_idle_for(Duration::from_secs(30));
+    if url.starts_with("sqlite:") {
+        options
+            .max_connections(pool_size)
+            .min_connections(1)
+            .map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
+                    .busy_timeout(Duration::from_secs(10))
+                    .create_if_missing(true)
+                    // Statement journals in memory, and a 32 MiB page cache so a
+                    // batch's writes do not spill mid-transaction.
+                    .pragma("temp_store", "memory")
+                    .pragma("cache_size", "-32768")
+                    // Checkpoints run in the background (see `spawn_checkpointer`);
+                    // a writer only checkpoints itself if the WAL reaches 64 MiB.
+                    .pragma("wal_autocheckpoint", "16384")
+            })
+            .map_sqlx_sqlite_pool_opts(|pool| {
+                pool.after_connect(|conn, _meta| Box::pin(prepare_sqlite(conn)))
+            });
+    } else {
+        options.max_connections(pool_size).min_connections(1);
+        let port = url
+            .parse::<sea_orm::sqlx::postgres::PgConnectOptions>()
+            .map(|o| o.get_port())
+            .unwrap_or(5432);
+        options.map_sqlx_postgres_pool_opts(move |pool| {
+            pool.after_connect(move |_conn, _meta| {
+                Box::pin(async move {
+                    nodelay::apply(port);
+                    Ok(())
+                })
+            })
+        });
+        if loopback_without_tls_choice(url, std::env::var_os("PGSSLMODE").is_some()) {
+            options.map_sqlx_postgres_opts(|o| {
+                o.ssl_mode(sea_orm::sqlx::postgres::PgSslMode::Disable)
+            });
+        }
+    }
+    Database::connect(options).await
+}
+
+/// Whether `url` names a PostgreSQL server on this machine (a loopback
+/// address or a Unix socket) and says nothing of TLS (no `sslmode` in the
+/// URL, no `PGSSLMODE`). Such a connection is made without TLS: nothing
+/// crosses a network, and encrypting every statement and row only costs
+/// both sides CPU. Any `sslmode` given is obeyed.
+fn loopback_without_tls_choice(url: &str, pgsslmode_set: bool) -> bool {
+    if url.contains("sslmode=") || pgsslmode_set {
+        return false;
+    }
+    let Ok(opts) = url.parse::<sea_orm::sqlx::postgres::PgConnectOptions>() else {
+        return false;
+    };
+    let host = opts.get_host();
+    host.starts_with('/')
+        || host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Turn off SQLite's memory statistics, before its first connection.
+///
+/// SQLite counts every allocation under one process-wide mutex, which all
+/// pooled connections (each on a thread of its own) contend for: copying a
+/// page of rows out (sqlx copies every value) spent a sixth of the
+/// server's CPU waiting on that lock. leadql never reads the statistics.
+fn without_memory_statistics() {
+    // SAFETY: sqlite3_config is called before SQLite is initialised (the
+    // first connection) and only once; if it was initialised already, it
+    // refuses with SQLITE_MISUSE and changes nothing.
+    let rc = unsafe {
+        libsqlite3_sys::sqlite3_config(
+            libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS,
+            0 as std::ffi::c_int,
+        )
+    };
+    if rc != libsqlite3_sys::SQLITE_OK {
+        tracing::debug!(code = rc, "SQLite memory statistics stay on");
+    }
+}
+
+/// Set up a new SQLite connection: leadql's case folding as the SQL
+/// function `leadql_lower` (see [`case`]), and each statement planned
+/// once, whatever values are bound to it.
+///
+/// Since 3.4x SQLite reads a bound `LIMIT ?` (and, with stat4, bound range
+/// values) while planning, and then compiles the statement again every
+/// time a new value is bound: every keyset page, as sea-query binds the
+/// limit, was parsed and planned anew on each execution (15% of the
+/// server's CPU in the query benchmark). The plans here come from the
+/// indexes, not from the values, so the query planner stability guarantee
+/// (`SQLITE_DBCONFIG_ENABLE_QPSG`) costs nothing and keeps prepared
+/// statements prepared.
+async fn prepare_sqlite(
+    conn: &mut sea_orm::sqlx::sqlite::SqliteConnection,
+) -> Result<(), sea_orm::sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    let db = handle.as_raw_handle().as_ptr();
+    // SAFETY: `db` is this connection's open handle, locked for this call.
+    unsafe { case::register_sqlite(db) }
+        .map_err(|e| sea_orm::sqlx::Error::Configuration(e.into()))?;
+    // SAFETY: `db` is this connection's open handle, locked for this call;
+    // the option takes an int and an optional out-pointer (null: unused).
+    let rc = unsafe {
+        libsqlite3_sys::sqlite3_db_config(
+            db,
+            libsqlite3_sys::SQLITE_DBCONFIG_ENABLE_QPSG,
+            1 as std::ffi::c_int,
+            std::ptr::null_mut::<std::ffi::c_int>(),
+        )
+    };
+    if rc == libsqlite3_sys::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(sea_orm::sqlx::Error::Configuration(
+            format!("SQLite refused SQLITE_DBCONFIG_ENABLE_QPSG (code {rc})").into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loopback_without_tls_choice;
+
+    fn plain(url: &str) -> bool {
+        loopback_without_tls_choice(url, false)
+    }
+
+    #[test]
+    fn loopback_postgres_goes_without_tls_unless_told() {
+        assert!(!loopback_without_tls_choice(
+            "postgres://u@127.0.0.1/db",
+            true
+        ));
+        assert!(plain("postgres://u@127.0.0.1:5432/db"));
+        assert!(plain("postgres://u@localhost/db"));
+        assert!(plain("postgres://u@[::1]:5432/db"));
+        assert!(plain("postgres://u@%2Fvar%2Frun%2Fpostgresql/db"));
+        assert!(!plain("postgres://u@db.example.com/db"));
+        assert!(!plain("postgres://u@10.0.0.5/db"));
+        assert!(!plain("postgres://u@127.0.0.1/db?sslmode=require"));
+    }
+}
