@@ -28,16 +28,18 @@ enum LogFormat {
 enum KeysAction {
     /// Make a key and print it (once: only its hash is stored).
     Create {
-        /// A name for the key (who or what uses it), unique.
+        /// A name for the key (who or what uses it), unique. Default:
+        /// `key-` and the key's first characters.
         #[arg(long)]
-        name: String,
+        name: Option<String>,
         /// A project the key may see; repeat for several. None: all projects.
         #[arg(long = "project")]
         projects: Vec<String>,
     },
     /// List keys: name, scope, creation, last use, revocation (never the key).
     List,
-    /// Revoke a key by name; its open subscriptions are closed within seconds.
+    /// Revoke a key by name; every instance refuses it at once, and closes
+    /// its open subscriptions within a second.
     Revoke { name: String },
 }
 
@@ -163,14 +165,15 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             store::migrate(&db).await?;
             match action {
                 KeysAction::Create { name, projects } => {
-                    let created = match leadql::access::create(&db, &name, &projects).await {
-                        Ok(created) => created,
-                        Err(leadql::access::KeyError::Invalid(why)) => {
-                            eprintln!("error: {why}");
-                            return Ok(ExitCode::from(2));
-                        }
-                        Err(err) => return Err(err.into()),
-                    };
+                    let created =
+                        match leadql::access::create(&db, name.as_deref(), &projects).await {
+                            Ok(created) => created,
+                            Err(leadql::access::KeyError::Invalid(why)) => {
+                                eprintln!("error: {why}");
+                                return Ok(ExitCode::from(2));
+                            }
+                            Err(err) => return Err(err.into()),
+                        };
                     let scope = if projects.is_empty() {
                         "all projects".to_string()
                     } else {
@@ -185,7 +188,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 KeysAction::List => {
                     let keys = leadql::access::list(&db).await?;
                     if keys.is_empty() {
-                        println!("no keys: the GraphQL API is open (create one with `leadql keys create --name NAME`)");
+                        println!("no keys: the GraphQL API is open (create one with `leadql keys create`)");
                     }
                     let time = |ms: Option<i64>| {
                         ms.and_then(chrono::DateTime::from_timestamp_millis)

@@ -5,7 +5,7 @@ use base64::Engine;
 use entity::api_key;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, NotSet, QueryFilter,
-    QueryOrder, Set,
+    QueryOrder, Set, TransactionTrait,
 };
 
 /// A new key: its name, scope and the key itself (shown once).
@@ -14,35 +14,50 @@ pub struct Created {
     pub key: String,
 }
 
-/// Make a key named `name`, seeing `projects` (empty: all).
+/// Make a key seeing `projects` (empty: all), named `name` or, without
+/// one, `key-` and the key's first characters after `lql_` (what
+/// `keys list` shows of it anyway). It works on every instance as soon as
+/// this returns.
 pub async fn create(
     db: &DatabaseConnection,
-    name: &str,
+    name: Option<&str>,
     projects: &[String],
 ) -> Result<Created, KeyError> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(KeyError::Invalid("a key needs a name".into()));
+    let given = name.map(str::trim);
+    if given == Some("") {
+        return Err(KeyError::Invalid("a key's name cannot be empty".into()));
     }
-    if api_key::Entity::find()
-        .filter(api_key::Column::Name.eq(name))
-        .one(db)
-        .await?
-        .is_some()
-    {
-        return Err(KeyError::Invalid(format!(
-            "a key named {name:?} exists already (revoked keys keep their names)"
-        )));
-    }
-    let bytes: [u8; 32] = rand::random();
-    let key = format!(
-        "lql_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    );
+    let txn = db.begin().await?;
+    let (name, key) = loop {
+        let bytes: [u8; 32] = rand::random();
+        let key = format!(
+            "lql_{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        );
+        let name = match given {
+            Some(name) => name.to_string(),
+            None => format!("key-{}", &key[4..10]),
+        };
+        let taken = api_key::Entity::find()
+            .filter(api_key::Column::Name.eq(&name))
+            .one(&txn)
+            .await?
+            .is_some();
+        match (taken, given) {
+            (false, _) => break (name, key),
+            (true, Some(_)) => {
+                return Err(KeyError::Invalid(format!(
+                    "a key named {name:?} exists already (revoked keys keep their names)"
+                )))
+            }
+            // A generated name met an older one: draw another key.
+            (true, None) => continue,
+        }
+    };
     let projects = (!projects.is_empty()).then(|| serde_json::json!(projects));
     api_key::ActiveModel {
         id: NotSet,
-        name: Set(name.to_string()),
+        name: Set(name.clone()),
         key_hash: Set(hash(&key)),
         prefix: Set(key[..8].to_string()),
         projects: Set(projects),
@@ -50,12 +65,11 @@ pub async fn create(
         last_used_at: Set(None),
         revoked_at: Set(None),
     }
-    .insert(db)
+    .insert(&txn)
     .await?;
-    Ok(Created {
-        name: name.to_string(),
-        key,
-    })
+    super::signal::announce(&txn).await?;
+    txn.commit().await?;
+    Ok(Created { name, key })
 }
 
 /// Every key, newest first (revoked ones too).
@@ -66,8 +80,10 @@ pub async fn list(db: &DatabaseConnection) -> Result<Vec<api_key::Model>, DbErr>
         .await
 }
 
-/// Revoke the key named `name`.
+/// Revoke the key named `name`; every instance refuses it from then on
+/// (within milliseconds: see [`super::signal`]).
 pub async fn revoke(db: &DatabaseConnection, name: &str) -> Result<(), KeyError> {
+    let txn = db.begin().await?;
     let result = api_key::Entity::update_many()
         .col_expr(
             api_key::Column::RevokedAt,
@@ -75,11 +91,13 @@ pub async fn revoke(db: &DatabaseConnection, name: &str) -> Result<(), KeyError>
         )
         .filter(api_key::Column::Name.eq(name))
         .filter(api_key::Column::RevokedAt.is_null())
-        .exec(db)
+        .exec(&txn)
         .await?;
     if result.rows_affected == 0 {
         return Err(KeyError::Invalid(format!("no active key named {name:?}")));
     }
+    super::signal::announce(&txn).await?;
+    txn.commit().await?;
     Ok(())
 }
 

@@ -3,10 +3,14 @@
 //! A key is `lql_` and 43 random base64url characters (256 bits); only its
 //! SHA-256 is stored. Keys live in the database, so every instance (and the
 //! `leadql keys` command) shares them; each instance keeps the active ones
-//! in memory and reloads them every two seconds, so a revocation takes
-//! effect everywhere within that time, open subscriptions included. A key
-//! presented while an instance knows of no key is looked up at once (see
-//! [`Keys::authorize`]): the open API is never what a key gets.
+//! in memory. A change is announced to every instance at once
+//! ([`signal`]: NOTIFY on PostgreSQL, a generation number in the SQLite
+//! header), and each instance also rereads the keys every two seconds in
+//! case an announcement was missed. A revocation takes effect within
+//! milliseconds, open subscriptions included (they are checked every
+//! second). A key this instance does not know yet is looked up before it
+//! is refused, so a key works the moment `leadql keys create` returns; and
+//! the first key closes the open API at once (see [`Keys::authorize`]).
 //!
 //! With no key created yet the API is open: the first run stays one
 //! command. Once a key was made it stays closed, even if every key is
@@ -17,10 +21,11 @@ use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 
 mod manage;
+pub mod signal;
 pub use manage::{create, list, revoke, Created, KeyError};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What a request may see.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,6 +79,9 @@ struct Active {
 pub struct Keys {
     inner: Arc<RwLock<KeySet>>,
     db: DatabaseConnection,
+    /// Serialises the reloads requests ask for; holds when the last one
+    /// began, so requests that arrived before it share it.
+    asked: Arc<tokio::sync::Mutex<Option<Instant>>>,
 }
 
 #[derive(Default)]
@@ -81,6 +89,8 @@ struct KeySet {
     active: HashMap<String, Active>,
     /// A key was ever made (revoked ones count): the API is closed.
     any: bool,
+    /// The generation these keys were read at ([`signal::generation`]).
+    generation: i32,
 }
 
 pub fn hash(key: &str) -> String {
@@ -93,32 +103,31 @@ impl Keys {
         let keys = Keys {
             inner: Arc::new(RwLock::new(KeySet::default())),
             db,
+            asked: Default::default(),
         };
         keys.reload().await?;
         if keys.is_open() {
-            tracing::warn!("no API keys exist: the GraphQL API is open to anyone who can reach it; create one with `leadql keys create --name NAME`");
+            tracing::warn!("no API keys exist: the GraphQL API is open to anyone who can reach it; create one with `leadql keys create`");
         }
-        let weak = Arc::downgrade(&keys.inner);
-        let db = keys.db.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(2));
-            loop {
-                tick.tick().await;
-                let Some(inner) = weak.upgrade() else { return };
-                let keys = Keys {
-                    inner,
-                    db: db.clone(),
-                };
-                if let Err(err) = keys.reload().await {
-                    tracing::warn!(error = %err, "reloading API keys failed; keeping the last known set");
-                }
-            }
-        });
+        tokio::spawn(poll(keys.weak()));
+        if keys.db.get_database_backend() == sea_orm::DbBackend::Postgres {
+            tokio::spawn(listen(keys.weak()));
+        }
         Ok(keys)
     }
 
-    /// Read the active keys now (they are also read every two seconds).
+    fn weak(&self) -> WeakKeys {
+        WeakKeys {
+            inner: Arc::downgrade(&self.inner),
+            asked: Arc::downgrade(&self.asked),
+            db: self.db.clone(),
+        }
+    }
+
+    /// Read the active keys now.
     pub async fn reload(&self) -> Result<(), DbErr> {
+        // The generation first: a change after it is seen next time.
+        let generation = signal::generation(&self.db).await?;
         let rows = api_key::Entity::find().all(&self.db).await?;
         let any = !rows.is_empty();
         let mut active = HashMap::new();
@@ -144,7 +153,11 @@ impl Keys {
             );
         }
         if let Ok(mut inner) = self.inner.write() {
-            *inner = KeySet { active, any };
+            *inner = KeySet {
+                active,
+                any,
+                generation,
+            };
         }
         Ok(())
     }
@@ -156,16 +169,58 @@ impl Keys {
 
     /// Check an `Authorization` header value (None: absent).
     ///
-    /// A key presented while this instance knows of no key at all (the API
-    /// looks open) is looked up first: it may have been made a moment ago,
-    /// and answering it as the open API would show it every project.
+    /// While the API is open, every request on SQLite first checks the
+    /// keys' generation, so the first key closes the API for the very next
+    /// request (on PostgreSQL, as soon as its NOTIFY arrives: within
+    /// milliseconds). A key this instance does not know is looked up before
+    /// it is refused: it may have been made a moment ago; so a key is never
+    /// answered as the open API either.
     pub async fn authorize(&self, authorization: Option<&str>) -> Result<Access, Refusal> {
-        if authorization.is_some() && self.is_open() {
-            if let Err(err) = self.reload().await {
-                tracing::warn!(error = %err, "reading API keys failed; keeping the last known set");
+        let arrived = Instant::now();
+        if self.is_open() {
+            if authorization.is_some() {
+                // Answering a key as the open API would show it every
+                // project: look it up first.
+                self.reload_after(arrived).await;
+            } else {
+                self.refresh(arrived).await;
             }
         }
-        self.authenticate(authorization)
+        match self.authenticate(authorization) {
+            Err(Refusal::Unknown) => {
+                self.reload_after(arrived).await;
+                self.authenticate(authorization)
+            }
+            answer => answer,
+        }
+    }
+
+    /// SQLite: reload if the generation moved. PostgreSQL needs no check
+    /// per request: the NOTIFY of a change reaches this instance within
+    /// milliseconds of the command's commit, and a statement per request
+    /// while the API is open would cost every request a round trip.
+    async fn refresh(&self, arrived: Instant) {
+        if self.db.get_database_backend() != sea_orm::DbBackend::Sqlite {
+            return;
+        }
+        match signal::generation(&self.db).await {
+            Ok(g) if Some(g) == self.inner.read().ok().map(|k| k.generation) => {}
+            Ok(_) => self.reload_after(arrived).await,
+            Err(err) => tracing::warn!(error = %err, "reading the keys' generation failed"),
+        }
+    }
+
+    /// Reload, unless a reload that began after `arrived` already ran: a
+    /// burst of requests with unknown keys costs one read at a time.
+    async fn reload_after(&self, arrived: Instant) {
+        let mut last = self.asked.lock().await;
+        if last.is_some_and(|began| began >= arrived) {
+            return;
+        }
+        *last = Some(Instant::now());
+        if let Err(err) = self.reload().await {
+            tracing::warn!(error = %err, "reading API keys failed; keeping the last known set");
+        }
     }
 
     /// [`Keys::authorize`] against the keys as last read.
@@ -236,5 +291,104 @@ impl Keys {
                 .exec(&db)
                 .await;
         });
+    }
+}
+
+/// [`Keys`] for the background tasks, which end when the instance drops
+/// its keys.
+struct WeakKeys {
+    inner: std::sync::Weak<RwLock<KeySet>>,
+    asked: std::sync::Weak<tokio::sync::Mutex<Option<Instant>>>,
+    db: DatabaseConnection,
+}
+
+impl WeakKeys {
+    fn upgrade(&self) -> Option<Keys> {
+        Some(Keys {
+            inner: self.inner.upgrade()?,
+            asked: self.asked.upgrade()?,
+            db: self.db.clone(),
+        })
+    }
+}
+
+/// Reread the keys every two seconds, in case an announcement was missed;
+/// on SQLite also check the generation four times a second.
+async fn poll(keys: WeakKeys) {
+    let sqlite = keys.db.get_database_backend() == sea_orm::DbBackend::Sqlite;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u32 = 0;
+    loop {
+        tick.tick().await;
+        ticks = ticks.wrapping_add(1);
+        let Some(keys) = keys.upgrade() else { return };
+        let result = if ticks.is_multiple_of(8) {
+            keys.reload().await
+        } else if sqlite {
+            match signal::generation(&keys.db).await {
+                Ok(g) if Some(g) != keys.inner.read().ok().map(|k| k.generation) => {
+                    keys.reload().await
+                }
+                Ok(_) => Ok(()),
+                Err(err) => Err(err),
+            }
+        } else {
+            Ok(())
+        };
+        if let Err(err) = result {
+            tracing::warn!(error = %err, "reloading API keys failed; keeping the last known set");
+        }
+    }
+}
+
+/// PostgreSQL: LISTEN for key changes and reload on each; after
+/// (re)connecting, reload once for whatever was missed.
+async fn listen(keys: WeakKeys) {
+    use sea_orm::sqlx::postgres::PgListener;
+    let pool = keys.db.get_postgres_connection_pool().clone();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let listener = async {
+            let mut l = PgListener::connect_with(&pool).await?;
+            l.listen(signal::CHANNEL).await?;
+            Ok::<_, sea_orm::sqlx::Error>(l)
+        }
+        .await;
+        let mut listener = match listener {
+            Ok(l) => l,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot LISTEN for key changes; retrying");
+                if keys.upgrade().is_none() {
+                    return;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        delay = Duration::from_millis(100);
+        let mut reload = true;
+        loop {
+            if reload {
+                let Some(k) = keys.upgrade() else { return };
+                if let Err(err) = k.reload().await {
+                    tracing::warn!(error = %err, "reloading API keys failed; keeping the last known set");
+                }
+            }
+            // `try_recv` reports a lost connection instead of reconnecting
+            // silently, so the reload above covers the gap.
+            match listener.try_recv().await {
+                Ok(Some(_)) => reload = true,
+                Ok(None) => {
+                    tracing::warn!("the LISTEN connection for key changes dropped; reconnecting");
+                    break;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "the LISTEN connection for key changes failed; reconnecting");
+                    break;
+                }
+            }
+        }
     }
 }

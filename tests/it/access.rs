@@ -33,7 +33,7 @@ async fn data(s: &TestServer, key: &str, query: &str, variables: Value) -> Value
 
 async fn key(s: &TestServer, name: &str, projects: &[&str]) -> String {
     let projects: Vec<String> = projects.iter().map(|p| p.to_string()).collect();
-    let created = leadql::access::create(s.db(), name, &projects)
+    let created = leadql::access::create(s.db(), Some(name), &projects)
         .await
         .unwrap();
     s.state.keys.reload().await.unwrap();
@@ -358,7 +358,7 @@ async fn missing_wrong_and_revoked_keys_are_refused() {
 async fn keys_are_stored_only_as_hashes() {
     let db = TestDb::new().await;
     let s = TestServer::start(&db).await;
-    let created = leadql::access::create(s.db(), "ops", &["P".into()])
+    let created = leadql::access::create(s.db(), Some("ops"), &["P".into()])
         .await
         .unwrap();
     assert!(created.key.starts_with("lql_") && created.key.len() > 40);

@@ -10,6 +10,7 @@ mod filters;
 mod fuzz;
 mod graphql;
 mod import;
+mod keys;
 mod metrics;
 mod outage;
 mod reproject;

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-const SECRET: &str = "webhook-s3cret";
+pub(crate) const SECRET: &str = "webhook-s3cret";
 const QUIET: Duration = Duration::from_millis(1500);
 
 const DISPOSITIONS: &str = "subscription($after: String) { dispositionChanged(after: $after) {
@@ -23,7 +23,7 @@ const ACTIVITIES: &str =
 /// A connected call of a new lead: the seed's connected payload with its
 /// lead, activity and project replaced; `None` leaves no `projectId`
 /// anywhere in it.
-fn new_lead(lead: &str, project: Option<&str>) -> String {
+pub(crate) fn new_lead(lead: &str, project: Option<&str>) -> String {
     fn strip_projects(v: &mut Value) {
         match v {
             Value::Object(map) => {
@@ -46,7 +46,7 @@ fn new_lead(lead: &str, project: Option<&str>) -> String {
 }
 
 /// `leadql keys create ARGS…` with the real binary; the key it prints.
-fn create_key(database_url: &str, args: &[&str]) -> String {
+pub(crate) fn create_key(database_url: &str, args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_leadql"))
         .args(["keys", "create"])
         .args(args)
@@ -84,7 +84,7 @@ async fn until_accepted(base: &str, key: &str) {
     panic!("the server at {base} never accepted a new key");
 }
 
-async fn deliver(base: &str, body: String) {
+pub(crate) async fn deliver(base: &str, body: String) {
     let response = reqwest::Client::new()
         .post(format!("{base}/webhooks/activity"))
         .header("content-type", "application/json")
@@ -276,7 +276,7 @@ async fn a_key_presented_before_the_reload_is_scoped_at_once() {
     let db = TestDb::new().await;
     let s = TestServer::start(&db).await;
     let base = s.url("");
-    let key = leadql::access::create(s.db(), "team-a", &["A".into()])
+    let key = leadql::access::create(s.db(), Some("team-a"), &["A".into()])
         .await
         .unwrap()
         .key;
@@ -329,7 +329,9 @@ async fn an_open_connection_is_closed_when_the_first_key_is_made() {
     let mut open = WsClient::connect(&s.url(""), "graphql-transport-ws").await;
     open.subscribe("d", DISPOSITIONS, json!({})).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    leadql::access::create(s.db(), "first", &[]).await.unwrap();
+    leadql::access::create(s.db(), Some("first"), &[])
+        .await
+        .unwrap();
     s.state.keys.reload().await.unwrap();
     let (code, reason) = open
         .close_frame(Duration::from_secs(5))
@@ -349,7 +351,7 @@ async fn a_key_with_an_unreadable_scope_is_refused() {
     let s = TestServer::start(&db).await;
     let (status, body) = s.deliver(new_lead("lead-b", Some("B"))).await;
     assert_eq!(status, 200, "{body}");
-    let key = leadql::access::create(s.db(), "odd", &["A".into()])
+    let key = leadql::access::create(s.db(), Some("odd"), &["A".into()])
         .await
         .unwrap()
         .key;
