@@ -16,6 +16,7 @@ pub mod import;
 pub mod ingest;
 pub mod store;
 pub mod telemetry;
+mod unread;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -163,6 +164,7 @@ pub fn app(state: AppState) -> Router {
         )
         .layer(
             tower::ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(unread::close_if_unread))
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(trace)
                 .layer(PropagateRequestIdLayer::x_request_id())

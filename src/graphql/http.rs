@@ -105,6 +105,15 @@ async fn post_graphql(
     headers: HeaderMap,
     request: Result<GraphQLRequest<Rejection>, Rejection>,
 ) -> Response {
+    if !headers.contains_key(header::CONTENT_TYPE) {
+        // GraphQL over HTTP: a POST without a media type SHOULD be refused.
+        return ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "POST /graphql needs a Content-Type: send `Content-Type: application/json` with a JSON body {\"query\": …}",
+        )
+        .graphql_response();
+    }
     match request {
         Ok(request) => execute(&state, &headers, request.into_inner()).await,
         Err(rejection) => rejection.into_response(),

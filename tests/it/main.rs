@@ -4,6 +4,7 @@
 
 mod access;
 mod common;
+mod connections;
 mod convergence;
 mod crash;
 mod filters;
