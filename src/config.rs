@@ -19,7 +19,8 @@ pub struct Config {
 
     /// Shared secret for webhook deliveries. When set, each delivery must
     /// carry `Authorization: Bearer <secret>` or a valid Standard Webhooks
-    /// signature. Unset: deliveries are not authenticated.
+    /// signature. Several secrets separated by commas (a rotation): any
+    /// one passes. Unset: deliveries are not authenticated.
     #[arg(long, env = "LEADQL_WEBHOOK_SECRET", value_parser = parse_secret, hide_env_values = true)]
     pub webhook_secret: Option<WebhookSecret>,
 
@@ -82,10 +83,13 @@ pub struct Config {
 }
 
 fn parse_secret(s: &str) -> Result<WebhookSecret, String> {
-    if s.is_empty() {
-        return Err("the webhook secret must not be empty".into());
+    let secret = WebhookSecret::new(s);
+    if secret.is_empty() {
+        return Err(
+            "the webhook secret must not be empty (several are separated by commas)".into(),
+        );
     }
-    Ok(WebhookSecret::new(s))
+    Ok(secret)
 }
 
 impl Config {

@@ -534,6 +534,75 @@ async fn webhook_secret_requires_a_bearer_token_or_a_signature() {
     server.stop().await;
 }
 
+/// A rotation: `LEADQL_WEBHOOK_SECRET=new,old` on the real binary accepts
+/// both secrets, as bearer tokens and as signing keys, and nothing else.
+#[tokio::test]
+async fn several_webhook_secrets_are_each_accepted() {
+    let db = TestDb::new().await;
+    let (_server, base) = ServerProcess::start(
+        &db.url,
+        &[(
+            "LEADQL_WEBHOOK_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, old-secret",
+        )],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let now = chrono::Utc::now().timestamp();
+    let deliver = |body: &'static str, headers: Vec<(&'static str, String)>| {
+        let mut request = client
+            .post(format!("{base}/webhooks/activity"))
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            request = request.header(k, v);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let signed = |secret: &str, body: &str| {
+        vec![
+            ("webhook-id", "msg_1".to_string()),
+            ("webhook-timestamp", now.to_string()),
+            (
+                "webhook-signature",
+                WebhookSecret::new(secret).signature_header("msg_1", now, body.as_bytes()),
+            ),
+        ]
+    };
+    let bearer = |secret: &str| vec![("authorization", format!("Bearer {secret}"))];
+    assert_eq!(deliver(SEED_BUSY, bearer("old-secret")).await, 200);
+    assert_eq!(
+        deliver(SEED_BUSY, bearer("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")).await,
+        200
+    );
+    assert_eq!(
+        deliver(SEED_CONNECTED, signed("old-secret", SEED_CONNECTED)).await,
+        200
+    );
+    assert_eq!(
+        deliver(
+            SEED_CONNECTED,
+            signed("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", SEED_CONNECTED)
+        )
+        .await,
+        200
+    );
+    assert_eq!(deliver(SEED_BUSY, bearer("other")).await, 401);
+    assert_eq!(
+        deliver(
+            SEED_BUSY,
+            bearer("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, old-secret")
+        )
+        .await,
+        401,
+        "the whole setting is not a secret"
+    );
+    assert_eq!(
+        deliver(SEED_CONNECTED, signed("other", SEED_CONNECTED)).await,
+        401
+    );
+}
+
 /// PostgreSQL stops accepting connections and kills ours; deliveries get
 /// 503 (so the sender retries), then service resumes without a restart.
 #[tokio::test]
