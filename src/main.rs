@@ -35,6 +35,10 @@ enum KeysAction {
         /// A project the key may see; repeat for several. None: all projects.
         #[arg(long = "project")]
         projects: Vec<String>,
+        /// What the key may read: `full` (everything) or `analyst`
+        /// (aggregates and every field that is not personal data).
+        #[arg(long, value_enum, default_value_t = leadql::access::Role::Full)]
+        role: leadql::access::Role,
     },
     /// List keys: name, scope, creation, last use, revocation (never the key).
     List,
@@ -164,9 +168,13 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             let db = store::connect(&database_url).await?;
             store::migrate(&db).await?;
             match action {
-                KeysAction::Create { name, projects } => {
+                KeysAction::Create {
+                    name,
+                    projects,
+                    role,
+                } => {
                     let created =
-                        match leadql::access::create(&db, name.as_deref(), &projects).await {
+                        match leadql::access::create(&db, name.as_deref(), &projects, role).await {
                             Ok(created) => created,
                             Err(leadql::access::KeyError::Invalid(why)) => {
                                 eprintln!("error: {why}");
@@ -180,8 +188,9 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                         format!("projects {}", projects.join(", "))
                     };
                     eprintln!(
-                        "key {:?} created for {scope}; it is shown once, keep it now:",
-                        created.name
+                        "key {:?} ({}) created for {scope}; it is shown once, keep it now:",
+                        created.name,
+                        role.as_str()
                     );
                     println!("{}", created.key);
                 }
@@ -202,10 +211,11 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                             .map(|p| p.join(","))
                             .unwrap_or_else(|| "all projects".into());
                         println!(
-                            "{}\t{}…\t{}\tcreated {}\tlast used {}{}",
+                            "{}\t{}…\t{}\t{}\tcreated {}\tlast used {}{}",
                             k.name,
                             k.prefix,
                             scope,
+                            k.role,
                             time(Some(k.created_at)),
                             time(k.last_used_at),
                             k.revoked_at

@@ -17,6 +17,8 @@ pub struct Model {
     /// Project ids the key may see (a JSON array); null: every project.
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub projects: Option<Json>,
+    /// `full` (every field) or `analyst` (no personal data).
+    pub role: String,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,

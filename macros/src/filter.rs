@@ -20,6 +20,7 @@ pub(crate) fn filter_input(
     let mut inputs = Vec::new();
     let mut conditions = Vec::new();
     let mut tests = Vec::new();
+    let mut personal = Vec::new();
     for entry in entries {
         match entry {
             Entry::Field(field) => {
@@ -29,6 +30,13 @@ pub(crate) fn filter_input(
                 let (ident, ty, docs, gql) = (&field.ident, &field.ty, &field.docs, &field.name);
                 let col = column(field);
                 let column_name = &field.column;
+                if field.personal {
+                    personal.push(quote! {
+                        if self.#ident.is_some() {
+                            return ::core::option::Option::Some(#gql);
+                        }
+                    });
+                }
                 let ci = fold_case.then(|| quote!(#[doc = ""] #[doc = "Compared ignoring case."]));
                 inputs.push(quote! {
                     #(#docs)* #ci
@@ -50,6 +58,14 @@ pub(crate) fn filter_input(
             }
             Entry::FilterOnly(only) => {
                 let (ident, ty, docs, with) = (&only.ident, &only.ty, &only.docs, &only.with);
+                if only.personal {
+                    let gql = crate::camel(ident, false);
+                    personal.push(quote! {
+                        if self.#ident.is_some() {
+                            return ::core::option::Option::Some(#gql);
+                        }
+                    });
+                }
                 inputs.push(quote! {
                     #(#docs)*
                     pub #ident: ::core::option::Option<#ty>,
@@ -94,6 +110,10 @@ pub(crate) fn filter_input(
             }
             fn not(&self) -> ::core::option::Option<&Self> {
                 self.not.as_deref()
+            }
+            fn personal(&self) -> ::core::option::Option<&'static str> {
+                #(#personal)*
+                ::core::option::Option::None
             }
         }
 

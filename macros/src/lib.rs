@@ -24,11 +24,14 @@
 //! it is stored. Field flags: `key` (always read: other fields and
 //! cursors need it), `hidden` (read but not in the schema), `filter` /
 //! `filter_ci` (a filter input field; `_ci` compares ignoring case),
-//! `sort` (an order enum value), `column = name` (the model field, when
-//! it differs), `name = "…"` (the GraphQL name, when it differs).
-//! `#[filter_only(with = f)]` declares a filter input field of its own
-//! type with `f(&value, backend) -> Condition`, evaluated by the database
-//! only.
+//! `sort` (an order enum value), `personal` (personal data: keys whose
+//! role may not read it get null and a `FORBIDDEN` error, and are refused
+//! filters and sorts on it; the field must be an `Option`), `column = name`
+//! (the model field, when it differs), `name = "…"` (the GraphQL name,
+//! when it differs). `#[filter_only(with = f)]` declares a filter input
+//! field of its own type with `f(&value, backend) -> Condition`, evaluated
+//! by the database only; `#[filter_only(with = f, personal)]` one over
+//! personal data.
 //!
 //! The generated code names `crate::graphql::engine` and the `entity`
 //! crate: it is for leadql alone.
@@ -102,6 +105,8 @@ pub(crate) struct Field {
     /// Some(fold_case) when the field filters.
     filter: Option<bool>,
     sort: bool,
+    /// Personal data: refused to keys whose role may not read it.
+    personal: bool,
 }
 
 /// A filter input field the database alone decides.
@@ -110,6 +115,7 @@ pub(crate) struct FilterOnly {
     ty: Type,
     docs: Vec<Attribute>,
     with: Path,
+    personal: bool,
 }
 
 pub(crate) enum Entry {
@@ -136,6 +142,12 @@ fn camel(ident: &Ident, upper_first: bool) -> String {
     out
 }
 
+/// `Option<…>` or `Nullable<…>` (a NOT NULL column as a nullable field),
+/// written so.
+fn is_option(ty: &Type) -> bool {
+    matches!(ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Option" || s.ident == "Nullable"))
+}
+
 fn entries(item: &ItemStruct) -> syn::Result<Vec<Entry>> {
     let mut out = Vec::new();
     for f in &item.fields {
@@ -151,12 +163,16 @@ fn entries(item: &ItemStruct) -> syn::Result<Vec<Entry>> {
             .collect();
         if let Some(attr) = f.attrs.iter().find(|a| a.path().is_ident("filter_only")) {
             let mut with = None;
+            let mut personal = false;
             attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("with") {
                     with = Some(meta.value()?.parse::<Path>()?);
                     Ok(())
+                } else if meta.path.is_ident("personal") {
+                    personal = true;
+                    Ok(())
                 } else {
-                    Err(meta.error("expected `with = function`"))
+                    Err(meta.error("expected `with = function` or `personal`"))
                 }
             })?;
             let with =
@@ -166,6 +182,7 @@ fn entries(item: &ItemStruct) -> syn::Result<Vec<Entry>> {
                 ty: f.ty.clone(),
                 docs,
                 with,
+                personal,
             }));
             continue;
         }
@@ -179,6 +196,7 @@ fn entries(item: &ItemStruct) -> syn::Result<Vec<Entry>> {
             hidden: false,
             filter: None,
             sort: false,
+            personal: false,
         };
         for attr in f.attrs.iter().filter(|a| a.path().is_ident("field")) {
             attr.parse_nested_meta(|meta| {
@@ -193,17 +211,25 @@ fn entries(item: &ItemStruct) -> syn::Result<Vec<Entry>> {
                     field.filter = Some(true);
                 } else if p.is_ident("sort") {
                     field.sort = true;
+                } else if p.is_ident("personal") {
+                    field.personal = true;
                 } else if p.is_ident("column") {
                     field.column = meta.value()?.parse()?;
                 } else if p.is_ident("name") {
                     field.name = meta.value()?.parse::<LitStr>()?.value();
                 } else {
                     return Err(meta.error(
-                        "expected key, hidden, filter, filter_ci, sort, column = … or name = \"…\"",
+                        "expected key, hidden, filter, filter_ci, sort, personal, column = … or name = \"…\"",
                     ));
                 }
                 Ok(())
             })?;
+        }
+        if field.personal && !is_option(&field.ty) {
+            return Err(syn::Error::new(
+                field.ty.span(),
+                "a personal field answers null to keys that may not read it: declare it as an Option (or Nullable<…> for a NOT NULL column)",
+            ));
         }
         out.push(Entry::Field(field));
     }
@@ -239,10 +265,17 @@ fn expand(args: Args, item: ItemStruct) -> syn::Result<Tokens> {
         let gql = &f.name;
         let attr = if f.hidden {
             quote!(#[graphql(skip)])
+        } else if f.personal {
+            quote! {
+                #[doc = ""]
+                #[doc = "Personal data: null, with a `FORBIDDEN` error, for analyst keys."]
+                #[graphql(name = #gql)]
+            }
         } else {
             quote!(#[graphql(name = #gql)])
         };
-        quote! { #(#docs)* #attr pub #ident: #r::Col<<#ty as #r::Kind>::Gql>, }
+        let personal = f.personal;
+        quote! { #(#docs)* #attr pub #ident: #r::Col<<#ty as #r::Kind>::Gql, #personal>, }
     });
     let complex = args.complex.then(|| quote!(#[graphql(complex)]));
     let keys = fields.iter().filter(|f| f.key).map(|f| column(f));
@@ -334,7 +367,8 @@ fn expand(args: Args, item: ItemStruct) -> syn::Result<Tokens> {
         let parts = sortable.iter().map(|f| {
             let v = format_ident!("{}", camel(&f.ident, true));
             let (ty, gql, col) = (&f.ty, &f.name, column(f));
-            quote! { #order::#v => crate::graphql::engine::page::KeyPart::of::<#ty>(#gql, #col, desc), }
+            let personal = f.personal.then(|| quote!(.personal()));
+            quote! { #order::#v => crate::graphql::engine::page::KeyPart::of::<#ty>(#gql, #col, desc) #personal, }
         });
         out.extend(quote! {
             #( #[doc = #doc] )*

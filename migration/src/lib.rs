@@ -9,6 +9,7 @@ mod m20261126_000003_api_keys;
 mod m20261126_000004_covering_lead_page;
 mod m20261201_000005_activity_language;
 mod m20261201_000006_sqlite_case_index;
+mod m20261201_000007_api_key_role;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_covering_lead_page::Migration),
             Box::new(m20261201_000005_activity_language::Migration),
             Box::new(m20261201_000006_sqlite_case_index::Migration),
+            Box::new(m20261201_000007_api_key_role::Migration),
         ]
     }
 }

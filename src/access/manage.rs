@@ -14,7 +14,7 @@ pub struct Created {
     pub key: String,
 }
 
-/// Make a key seeing `projects` (empty: all), named `name` or, without
+/// Make a key with `role` seeing `projects` (empty: all), named `name` or, without
 /// one, `key-` and the key's first characters after `lql_` (what
 /// `keys list` shows of it anyway). It works on every instance as soon as
 /// this returns.
@@ -22,6 +22,7 @@ pub async fn create(
     db: &DatabaseConnection,
     name: Option<&str>,
     projects: &[String],
+    role: super::Role,
 ) -> Result<Created, KeyError> {
     let given = name.map(str::trim);
     if given == Some("") {
@@ -61,6 +62,7 @@ pub async fn create(
         key_hash: Set(hash(&key)),
         prefix: Set(key[..8].to_string()),
         projects: Set(projects),
+        role: Set(role.as_str().to_string()),
         created_at: Set(crate::store::now_ms()),
         last_used_at: Set(None),
         revoked_at: Set(None),

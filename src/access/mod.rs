@@ -21,6 +21,8 @@ use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 
 mod manage;
+mod role;
+pub use role::{forbidden, reads_personal_data, Role};
 pub mod signal;
 pub use manage::{create, list, revoke, Created, KeyError};
 use std::collections::HashMap;
@@ -35,6 +37,8 @@ pub struct Access {
     key_hash: Option<String>,
     /// Projects it may see; None: all of them.
     pub projects: Option<Arc<Vec<String>>>,
+    /// What it may read in them.
+    pub role: Role,
 }
 
 impl Access {
@@ -44,6 +48,7 @@ impl Access {
             key: None,
             key_hash: None,
             projects: None,
+            role: Role::Full,
         }
     }
 }
@@ -72,6 +77,7 @@ impl Refusal {
 struct Active {
     name: String,
     projects: Option<Arc<Vec<String>>>,
+    role: Role,
 }
 
 /// The active keys, shared by an instance's requests.
@@ -144,11 +150,17 @@ impl Keys {
                     }
                 },
             };
+            // Nor may a role this version does not know become `full`.
+            let Some(role) = Role::parse(&k.role) else {
+                tracing::error!(key = %k.name, role = %k.role, "API key with an unknown role; refusing it");
+                continue;
+            };
             active.insert(
                 k.key_hash,
                 Active {
                     name: k.name,
                     projects,
+                    role,
                 },
             );
         }
@@ -242,6 +254,7 @@ impl Keys {
         Ok(Access {
             key: Some(active.name.clone()),
             projects: active.projects.clone(),
+            role: active.role,
             key_hash: Some(key_hash),
         })
     }

@@ -196,7 +196,8 @@ async fn execute(
         state.db.clone(),
         state.spares.clone(),
         access.projects.clone(),
-    );
+    )
+    .with_role(access.role);
     let prepared = super::prepare(&request);
     let limit = state.limits.timeout;
     let run = async {

@@ -59,7 +59,7 @@ impl Subscription {
     ) -> Result<impl Stream<Item = Result<DispositionEvent>>> {
         let feed = feed(ctx)?.clone();
         let reader = ctx.data::<Reader>()?.clone();
-        let cond = condition_of(filter.as_ref(), reader.db().get_database_backend())?;
+        let cond = condition_of(filter.as_ref(), &reader)?;
         let start = match after.as_deref() {
             Some(cursor) => cursor.trim().parse::<i64>().map_err(|_| {
                 bad_input(format!(
@@ -126,7 +126,7 @@ impl Subscription {
     ) -> Result<impl Stream<Item = Result<Activity>>> {
         let feed = feed(ctx)?.clone();
         let reader = ctx.data::<Reader>()?.clone();
-        let cond = condition_of(filter.as_ref(), reader.db().get_database_backend())?;
+        let cond = condition_of(filter.as_ref(), &reader)?;
         let mut live = feed.activities();
         let guard = feed.subscriber();
         Ok(async_stream::stream! {

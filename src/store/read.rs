@@ -6,6 +6,7 @@
 //! that belongs to them, in lists, lookups, nested fields, aggregates,
 //! search and subscriptions alike.
 
+use crate::access::Role;
 use entity::{
     activity, analysis, conversation, disposition_event, lead, lead_update, message, tool_call,
     variable,
@@ -21,6 +22,7 @@ pub use super::held::{ReadDb, Spares};
 pub struct Reader {
     db: ReadDb,
     projects: Option<Arc<Vec<String>>>,
+    role: Role,
 }
 
 /// A table whose rows belong to projects.
@@ -86,6 +88,7 @@ impl Reader {
         Reader {
             db: ReadDb::pooled(db),
             projects,
+            role: Role::Full,
         }
     }
 
@@ -99,7 +102,20 @@ impl Reader {
         Reader {
             db: ReadDb::held(db, spares),
             projects,
+            role: Role::Full,
         }
+    }
+
+    /// This reader, for a key of `role`: personal fields, and filters and
+    /// sorts over them, are refused unless the role reads them.
+    pub fn with_role(mut self, role: Role) -> Self {
+        self.role = role;
+        self
+    }
+
+    /// What this reader may read of the rows it sees.
+    pub fn role(&self) -> Role {
+        self.role
     }
 
     pub fn db(&self) -> &ReadDb {

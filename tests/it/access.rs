@@ -33,7 +33,7 @@ async fn data(s: &TestServer, key: &str, query: &str, variables: Value) -> Value
 
 async fn key(s: &TestServer, name: &str, projects: &[&str]) -> String {
     let projects: Vec<String> = projects.iter().map(|p| p.to_string()).collect();
-    let created = leadql::access::create(s.db(), Some(name), &projects)
+    let created = leadql::access::create(s.db(), Some(name), &projects, leadql::access::Role::Full)
         .await
         .unwrap();
     s.state.keys.reload().await.unwrap();
@@ -358,9 +358,14 @@ async fn missing_wrong_and_revoked_keys_are_refused() {
 async fn keys_are_stored_only_as_hashes() {
     let db = TestDb::new().await;
     let s = TestServer::start(&db).await;
-    let created = leadql::access::create(s.db(), Some("ops"), &["P".into()])
-        .await
-        .unwrap();
+    let created = leadql::access::create(
+        s.db(),
+        Some("ops"),
+        &["P".into()],
+        leadql::access::Role::Full,
+    )
+    .await
+    .unwrap();
     assert!(created.key.starts_with("lql_") && created.key.len() > 40);
     let rows = api_key::Entity::find().all(s.db()).await.unwrap();
     assert_eq!(rows.len(), 1);

@@ -997,7 +997,12 @@ async fn live_event_matching_agrees_with_the_database() {
             async_graphql::Value::from_json(case.clone()).unwrap(),
         ))
         .unwrap();
-        let cond = condition(&filter, s.db().get_database_backend()).unwrap();
+        let cond = condition(
+            &filter,
+            s.db().get_database_backend(),
+            leadql::access::Role::Full,
+        )
+        .unwrap();
         let mut from_sql: Vec<i64> = entity::disposition_event::Entity::find()
             .filter(cond)
             .all(s.db())

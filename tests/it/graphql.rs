@@ -830,7 +830,9 @@ async fn a_deep_page_reads_what_the_first_reads() {
         .unwrap(),
     ))
     .unwrap();
-    let cond = leadql::graphql::engine::filter::condition(&filter, backend).unwrap();
+    let cond =
+        leadql::graphql::engine::filter::condition(&filter, backend, leadql::access::Role::Full)
+            .unwrap();
     let key = lead_key(Some(&[LeadOrderBy {
         field: LeadOrderField::LastActivityAt,
         direction: OrderDirection::Desc,

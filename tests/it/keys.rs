@@ -92,8 +92,21 @@ async fn keys_take_effect_at_once(database_url: &str, ingest_at: &str, ask_at: &
         .lines()
         .find(|l| l.starts_with("key-"))
         .unwrap_or_else(|| panic!("no generated name in {list}"));
-    assert!(generated.contains("\tA\t"), "{generated}");
+    assert!(generated.contains("\tA\tfull\t"), "{generated}");
     let name = generated.split('\t').next().unwrap();
+
+    // `--role analyst`: listed with its role, and reads what it may at once.
+    let analyst = create_key(database_url, &["--name", "analyst", "--role", "analyst"]);
+    let list = keys(database_url, &["list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("analyst\t") && l.contains("\tall projects\tanalyst\t")),
+        "{list}"
+    );
+    assert_eq!(
+        leads(ask_at, Some(&analyst)).await,
+        (200, set(&["lead-a", "lead-b"]))
+    );
 
     // Revoked: refused everywhere within a second; the other key is not.
     keys(database_url, &["revoke", name]);

@@ -15,6 +15,7 @@ mod keys;
 mod metrics;
 mod outage;
 mod reproject;
+mod roles;
 mod scoped_feeds;
 mod subscriptions;
 mod webhook;

@@ -276,10 +276,15 @@ async fn a_key_presented_before_the_reload_is_scoped_at_once() {
     let db = TestDb::new().await;
     let s = TestServer::start(&db).await;
     let base = s.url("");
-    let key = leadql::access::create(s.db(), Some("team-a"), &["A".into()])
-        .await
-        .unwrap()
-        .key;
+    let key = leadql::access::create(
+        s.db(),
+        Some("team-a"),
+        &["A".into()],
+        leadql::access::Role::Full,
+    )
+    .await
+    .unwrap()
+    .key;
     let mut subscriber = Subscriber::open(&base, &key, Some(vec!["A"])).await;
     subscriber.subscribe(None).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -329,7 +334,7 @@ async fn an_open_connection_is_closed_when_the_first_key_is_made() {
     let mut open = WsClient::connect(&s.url(""), "graphql-transport-ws").await;
     open.subscribe("d", DISPOSITIONS, json!({})).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    leadql::access::create(s.db(), Some("first"), &[])
+    leadql::access::create(s.db(), Some("first"), &[], leadql::access::Role::Full)
         .await
         .unwrap();
     s.state.keys.reload().await.unwrap();
@@ -351,10 +356,15 @@ async fn a_key_with_an_unreadable_scope_is_refused() {
     let s = TestServer::start(&db).await;
     let (status, body) = s.deliver(new_lead("lead-b", Some("B"))).await;
     assert_eq!(status, 200, "{body}");
-    let key = leadql::access::create(s.db(), Some("odd"), &["A".into()])
-        .await
-        .unwrap()
-        .key;
+    let key = leadql::access::create(
+        s.db(),
+        Some("odd"),
+        &["A".into()],
+        leadql::access::Role::Full,
+    )
+    .await
+    .unwrap()
+    .key;
     let backend = s.db().get_database_backend();
     let sql = match backend {
         sea_orm::DbBackend::Postgres => "UPDATE api_keys SET projects = '\"A\"'::jsonb",

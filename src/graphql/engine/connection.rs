@@ -52,6 +52,21 @@ pub fn node_fields<'a>(ctx: &'a Context<'a>) -> Vec<SelectionField<'a>> {
 
 /// A root list: one page of `select` (filtered), reading the columns the
 /// nodes are asked for, plus a lazy count.
+/// A sort by personal data is refused to a reader that may not read it:
+/// the order (and the cursors, which hold the values) would tell it.
+fn sorts_allowed<E: EntityTrait>(reader: &Reader, key: &SortKey<E>) -> async_graphql::Result<()> {
+    if reader.role().reads_personal_data() {
+        return Ok(());
+    }
+    match key.parts.iter().find(|p| p.personal) {
+        Some(part) => Err(crate::access::forbidden(&format!(
+            "sorting by `{}`",
+            part.name
+        ))),
+        None => Ok(()),
+    }
+}
+
 pub async fn root<R: Resource>(
     ctx: &Context<'_>,
     reader: &Reader,
@@ -63,6 +78,7 @@ where
     R::Entity: Send + Sync,
     <R::Entity as EntityTrait>::Model: Send + Sync,
 {
+    sorts_allowed(reader, &key)?;
     let window = args.window(&key)?;
     let reads = Reads::of::<R>(&node_fields(ctx));
     let page = page(reader.db(), select.clone(), &key, &window, &reads)
@@ -102,6 +118,7 @@ where
     // Check the arguments here, so a bad cursor is this field's error.
     args.window(&key)?;
     let reader = ctx.data_unchecked::<Reader>();
+    sorts_allowed(reader, &key)?;
     let reads = Reads::of::<R>(&node_fields(ctx));
     let loaders = ctx.data_unchecked::<Arc<Loaders>>().clone();
     let key = ChildPage {

@@ -23,6 +23,9 @@ pub struct KeyPart<E: EntityTrait> {
     pub nullable: bool,
     /// The part's value in a row, as it goes into a cursor.
     pub get: fn(&QueryResult, &str) -> Result<Value, DbErr>,
+    /// Sorting by personal data (refused to keys that may not read it:
+    /// the order, and the cursors, would tell it).
+    pub personal: bool,
 }
 
 impl<E: EntityTrait> KeyPart<E> {
@@ -35,7 +38,14 @@ impl<E: EntityTrait> KeyPart<E> {
             desc,
             nullable: K::NULLABLE,
             get: cursor_value::<K>,
+            personal: false,
         }
+    }
+
+    /// This part sorts by personal data.
+    pub fn personal(mut self) -> Self {
+        self.personal = true;
+        self
     }
 }
 
@@ -53,6 +63,7 @@ impl<E: EntityTrait> Clone for KeyPart<E> {
             desc: self.desc,
             nullable: self.nullable,
             get: self.get,
+            personal: self.personal,
         }
     }
 }

@@ -116,10 +116,14 @@ impl ColumnSet {
 /// The value of a field, or nothing when the query did not read its
 /// column. Resolving an unread field is a bug (the selection decides the
 /// columns), answered as an internal error, never as a wrong value.
+///
+/// `PERSONAL` marks personal data (`#[field(personal)]`): for a reader
+/// whose role may not read it, the field answers null and a `FORBIDDEN`
+/// error at its path (see [`crate::access::Role`]).
 #[derive(Clone, Debug)]
-pub struct Col<T>(Option<T>);
+pub struct Col<T, const PERSONAL: bool = false>(Option<T>);
 
-impl<T> Col<T> {
+impl<T, const PERSONAL: bool> Col<T, PERSONAL> {
     pub fn new(value: T) -> Self {
         Col(Some(value))
     }
@@ -157,7 +161,7 @@ impl<T> Col<T> {
     }
 }
 
-impl<T: OutputType> OutputType for Col<T> {
+impl<T: OutputType, const PERSONAL: bool> OutputType for Col<T, PERSONAL> {
     fn type_name() -> Cow<'static, str> {
         T::type_name()
     }
@@ -175,6 +179,14 @@ impl<T: OutputType> OutputType for Col<T> {
         ctx: &ContextSelectionSet<'_>,
         field: &Positioned<Field>,
     ) -> ServerResult<Value> {
+        if PERSONAL && !crate::access::reads_personal_data(ctx) {
+            // Null, and an error at the field's path: a field error would
+            // leave the field out of the answer altogether.
+            let what = format!("`{}`", field.node.name.node);
+            let error = crate::access::forbidden(&what).into_server_error(field.pos);
+            ctx.add_error(ctx.set_error_path(error));
+            return Ok(Value::Null);
+        }
         match &self.0 {
             Some(value) => value.resolve(ctx, field).await,
             None => {
@@ -225,6 +237,19 @@ pub trait Kind {
     /// Whether the column may be NULL.
     const NULLABLE: bool;
     fn gql(value: Self::Db) -> Self::Gql;
+}
+
+/// A NOT NULL column shown as a nullable field: a personal field answers
+/// null to keys that may not read it.
+pub struct Nullable<T>(std::marker::PhantomData<T>);
+
+impl Kind for Nullable<String> {
+    type Db = String;
+    type Gql = Option<String>;
+    const NULLABLE: bool = false;
+    fn gql(value: String) -> Option<String> {
+        Some(value)
+    }
 }
 
 /// Epoch milliseconds as a UTC time.

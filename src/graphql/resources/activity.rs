@@ -104,20 +104,26 @@ pub struct Activity {
     /// The platform's `conversationId`, when it sent one.
     conversation_id: Option<String>,
     /// The telephony provider's call id.
+    #[field(personal)]
     provider_call_id: Option<String>,
     /// `result.input.name`.
+    #[field(personal)]
     lead_name: Option<String>,
     /// `result.input`: what the flow was given.
+    #[field(personal)]
     input: Option<Json<serde_json::Value>>,
     /// `result.variables`: what the call extracted (the platform nests the
     /// values under `variables.variables`).
+    #[field(personal)]
     variables: Option<Json<serde_json::Value>>,
     /// `metadata`, as sent.
     metadata: Option<Json<serde_json::Value>>,
     /// Fields of the payload leadql has no column for, by level
     /// (`payload`, `activity`, `result`).
+    #[field(personal)]
     extra: Option<Json<serde_json::Value>>,
     /// The payload's `leadSummary` after this activity.
+    #[field(personal)]
     lead_summary: Option<String>,
     /// The payload's `leadDisposition` after this activity.
     #[field(filter_ci)]
@@ -136,11 +142,11 @@ pub struct Activity {
     #[field(filter, sort)]
     language: Option<String>,
     /// Activities that extracted this variable.
-    #[filter_only(with = variable_condition)]
+    #[filter_only(with = variable_condition, personal)]
     variable: VariableFilter,
     /// Activities whose analysis summary or transcript contains this text,
     /// ignoring case (index-backed for three characters or more).
-    #[filter_only(with = search::activities)]
+    #[filter_only(with = search::activities, personal)]
     search: String,
 }
 

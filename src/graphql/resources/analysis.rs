@@ -43,7 +43,7 @@ pub struct Analysis {
     #[field(filter_ci)]
     disposition_type: Option<String>,
     /// The platform's summary of the call.
-    #[field(filter)]
+    #[field(personal, filter)]
     summary: Option<String>,
     /// The analysis's own time.
     #[field(filter)]
@@ -52,10 +52,11 @@ pub struct Analysis {
     #[field(filter, sort)]
     activity_timestamp: DateTime<Utc>,
     /// Fields leadql has no column for.
+    #[field(personal)]
     extra: Option<Json<serde_json::Value>>,
     /// Analyses whose summary contains this text, ignoring case
     /// (index-backed).
-    #[filter_only(with = search::analyses)]
+    #[filter_only(with = search::analyses, personal)]
     search: String,
 }
 

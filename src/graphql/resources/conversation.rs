@@ -53,10 +53,10 @@ pub struct Conversation {
     #[field(filter)]
     stream_id: Option<String>,
     /// The telephony call id.
-    #[field(filter)]
+    #[field(personal, filter)]
     call_sid: Option<String>,
     /// A hash of the number called.
-    #[field(filter)]
+    #[field(personal, filter)]
     phone_hash: Option<String>,
     /// How many turns the conversation had.
     #[field(filter)]
@@ -74,10 +74,11 @@ pub struct Conversation {
     #[field(filter, sort)]
     timestamp: DateTime<Utc>,
     /// Fields leadql has no column for.
+    #[field(personal)]
     extra: Option<Json<serde_json::Value>>,
     /// Conversations with a transcript message containing this text,
     /// ignoring case (index-backed).
-    #[filter_only(with = search::conversations)]
+    #[filter_only(with = search::conversations, personal)]
     search: String,
 }
 

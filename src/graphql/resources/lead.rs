@@ -46,7 +46,7 @@ pub struct Lead {
     #[field(filter)]
     process_id: Option<String>,
     /// The lead's name as the platform last sent it (`result.input.name`).
-    #[field(filter, sort)]
+    #[field(personal, filter, sort)]
     name: Option<String>,
     /// `toState` of the newest activity that has one.
     #[field(filter)]
@@ -59,7 +59,7 @@ pub struct Lead {
     #[field(filter_ci)]
     disposition_type: Option<String>,
     /// The newest lead summary.
-    #[field(filter)]
+    #[field(personal, filter)]
     summary: Option<String>,
     /// Time of the newest activity.
     #[field(filter, sort)]
@@ -76,7 +76,7 @@ pub struct Lead {
     /// Leads whose summary, any analysis summary or any transcript message
     /// contains this text, ignoring case (index-backed for three
     /// characters or more).
-    #[filter_only(with = search::leads)]
+    #[filter_only(with = search::leads, personal)]
     search: String,
 }
 

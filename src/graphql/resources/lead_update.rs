@@ -32,10 +32,12 @@ pub struct LeadUpdate {
     /// The client's own id for the lead.
     reference_id: Option<String>,
     /// What was updated (null on failure).
+    #[field(personal)]
     data: Option<Json<serde_json::Value>>,
     /// When the platform reported the result.
     timestamp: DateTime<Utc>,
     /// Fields leadql has no column for.
+    #[field(personal)]
     extra: Option<Json<serde_json::Value>>,
 }
 

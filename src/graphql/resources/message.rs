@@ -2,7 +2,7 @@
 
 use crate::graphql::engine::connection::connection;
 use crate::graphql::engine::page::{KeyPart, SortKey};
-use crate::graphql::engine::resource::resource;
+use crate::graphql::engine::resource::{resource, Nullable};
 use async_graphql::{Json, ID};
 use chrono::{DateTime, Utc};
 use entity::message;
@@ -16,12 +16,14 @@ pub struct Message {
     /// Who spoke (`user`, `assistant`, …), as sent.
     role: String,
     /// What was said.
-    content: String,
+    #[field(personal)]
+    content: Nullable<String>,
     /// When it was said, when the platform sent a time.
     timestamp: Option<DateTime<Utc>>,
     /// 0-based place in the transcript.
     position: i32,
     /// Fields leadql has no column for.
+    #[field(personal)]
     extra: Option<Json<serde_json::Value>>,
 }
 

@@ -31,7 +31,7 @@ pub(crate) fn loaders<'a>(ctx: &'a Context<'_>) -> &'a Arc<Loaders> {
 
 /// The condition of an optional filter.
 pub(crate) fn condition<F: Filter>(ctx: &Context<'_>, filter: Option<&F>) -> Result<Condition> {
-    condition_of(filter, reader(ctx).db().get_database_backend())
+    condition_of(filter, reader(ctx))
 }
 
 /// The condition of an optional filter plus a description of the

@@ -29,8 +29,10 @@ pub struct ToolCall {
     #[field(filter, sort)]
     name: String,
     /// The arguments the agent passed, as sent.
+    #[field(personal)]
     arguments: Option<Json<serde_json::Value>>,
     /// What the tool answered, as sent.
+    #[field(personal)]
     response: Option<Json<serde_json::Value>>,
     /// `response.success`, when the response says.
     #[field(filter)]
@@ -54,6 +56,7 @@ pub struct ToolCall {
     #[field(key)]
     position: i32,
     /// Fields leadql has no column for.
+    #[field(personal)]
     extra: Option<Json<serde_json::Value>>,
 }
 

@@ -10,6 +10,7 @@ mod memory;
 
 pub use memory::{all, any, Truth};
 
+use crate::access::Role;
 use crate::error::bad_input;
 use crate::store::case;
 use async_graphql::InputObject;
@@ -97,18 +98,27 @@ pub trait Filter: Sized {
     fn and(&self) -> &[Self];
     fn or(&self) -> &[Self];
     fn not(&self) -> Option<&Self>;
+    /// The GraphQL name of a field over personal data this level uses, if
+    /// any.
+    fn personal(&self) -> Option<&'static str>;
 }
 
 /// Fold a filter tree into one condition: a level's fields and its `and`
 /// list must all hold, one of `or` must hold (an empty `or` list adds
-/// nothing), and `not` must not. Too deep a tree is refused.
-pub fn condition<F: Filter>(filter: &F, backend: DbBackend) -> async_graphql::Result<Condition> {
-    fold(filter, backend, 0)
+/// nothing), and `not` must not. Too deep a tree is refused, and so is a
+/// field over personal data unless `role` reads it.
+pub fn condition<F: Filter>(
+    filter: &F,
+    backend: DbBackend,
+    role: Role,
+) -> async_graphql::Result<Condition> {
+    fold(filter, backend, role, 0)
 }
 
 fn fold<F: Filter>(
     filter: &F,
     backend: DbBackend,
+    role: Role,
     depth: usize,
 ) -> async_graphql::Result<Condition> {
     if depth >= MAX_FILTER_DEPTH {
@@ -116,33 +126,39 @@ fn fold<F: Filter>(
             "the filter nests and/or/not deeper than {MAX_FILTER_DEPTH} levels"
         )));
     }
+    if !role.reads_personal_data() {
+        if let Some(field) = filter.personal() {
+            return Err(crate::access::forbidden(&format!("filtering on `{field}`")));
+        }
+    }
     let mut all = Condition::all();
     for c in filter.fields(backend) {
         all = all.add(c);
     }
     for f in filter.and() {
-        all = all.add(fold(f, backend, depth + 1)?);
+        all = all.add(fold(f, backend, role, depth + 1)?);
     }
     if !filter.or().is_empty() {
         let mut any = Condition::any();
         for f in filter.or() {
-            any = any.add(fold(f, backend, depth + 1)?);
+            any = any.add(fold(f, backend, role, depth + 1)?);
         }
         all = all.add(any);
     }
     if let Some(f) = filter.not() {
-        all = all.add(fold(f, backend, depth + 1)?.not());
+        all = all.add(fold(f, backend, role, depth + 1)?.not());
     }
     Ok(all)
 }
 
-/// An optional filter, folded; no filter is no condition.
+/// An optional filter of `reader`'s request, folded; no filter is no
+/// condition.
 pub fn condition_of<F: Filter>(
     filter: Option<&F>,
-    backend: DbBackend,
+    reader: &crate::store::read::Reader,
 ) -> async_graphql::Result<Condition> {
     match filter {
-        Some(f) => condition(f, backend),
+        Some(f) => condition(f, reader.db().get_database_backend(), reader.role()),
         None => Ok(Condition::all()),
     }
 }

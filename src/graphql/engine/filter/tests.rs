@@ -1,6 +1,7 @@
 //! The fold of filter trees and each operator's SQL.
 
 use super::*;
+use crate::access::Role;
 use crate::graphql::resources::activity::{ActivityFilter, VariableFilter};
 use crate::graphql::resources::lead::LeadFilter;
 use entity::{activity, lead};
@@ -14,7 +15,7 @@ fn s(eq: &str) -> StringFilter {
 
 #[test]
 fn no_filter_is_no_condition() {
-    let c = condition(&LeadFilter::default(), DbBackend::Sqlite).unwrap();
+    let c = condition(&LeadFilter::default(), DbBackend::Sqlite, Role::Full).unwrap();
     assert_eq!(render::<lead::Entity>(c, DbBackend::Sqlite), "TRUE");
 }
 
@@ -28,7 +29,10 @@ fn fields_and_and_all_hold() {
         }]),
         ..Default::default()
     };
-    let sql = render::<lead::Entity>(condition(&f, DbBackend::Sqlite).unwrap(), DbBackend::Sqlite);
+    let sql = render::<lead::Entity>(
+        condition(&f, DbBackend::Sqlite, Role::Full).unwrap(),
+        DbBackend::Sqlite,
+    );
     assert_eq!(
         sql,
         r#""leads"."project_id" = 'P' AND "leads"."state" = 'done'"#
@@ -54,7 +58,10 @@ fn or_needs_one_and_not_negates() {
         })),
         ..Default::default()
     };
-    let sql = render::<lead::Entity>(condition(&f, DbBackend::Sqlite).unwrap(), DbBackend::Sqlite);
+    let sql = render::<lead::Entity>(
+        condition(&f, DbBackend::Sqlite, Role::Full).unwrap(),
+        DbBackend::Sqlite,
+    );
     assert_eq!(
         sql,
         r#"("leads"."name" = 'a' OR "leads"."name" = 'b') AND (NOT "leads"."state" = 'x')"#
@@ -67,7 +74,10 @@ fn empty_or_adds_nothing() {
         or: Some(vec![]),
         ..Default::default()
     };
-    let sql = render::<lead::Entity>(condition(&f, DbBackend::Sqlite).unwrap(), DbBackend::Sqlite);
+    let sql = render::<lead::Entity>(
+        condition(&f, DbBackend::Sqlite, Role::Full).unwrap(),
+        DbBackend::Sqlite,
+    );
     assert_eq!(sql, "TRUE");
 }
 
@@ -111,13 +121,16 @@ fn dispositions_compare_ignoring_case() {
         disposition_type: Some(s("Positive")),
         ..Default::default()
     };
-    let sql = render::<lead::Entity>(condition(&f, DbBackend::Sqlite).unwrap(), DbBackend::Sqlite);
+    let sql = render::<lead::Entity>(
+        condition(&f, DbBackend::Sqlite, Role::Full).unwrap(),
+        DbBackend::Sqlite,
+    );
     assert_eq!(
         sql,
         r#"leadql_lower("leads"."disposition_type") = 'positive'"#
     );
     let sql = render::<lead::Entity>(
-        condition(&f, DbBackend::Postgres).unwrap(),
+        condition(&f, DbBackend::Postgres, Role::Full).unwrap(),
         DbBackend::Postgres,
     );
     assert_eq!(sql, r#"LOWER("leads"."disposition_type") = 'positive'"#);
@@ -180,8 +193,10 @@ fn variables_filter_through_the_variables_table() {
         }),
         ..Default::default()
     };
-    let sql =
-        render::<activity::Entity>(condition(&f, DbBackend::Sqlite).unwrap(), DbBackend::Sqlite);
+    let sql = render::<activity::Entity>(
+        condition(&f, DbBackend::Sqlite, Role::Full).unwrap(),
+        DbBackend::Sqlite,
+    );
     assert_eq!(
         sql,
         r#""activities"."id" IN (SELECT "activity_id" FROM "variables" WHERE "variables"."name" = 'Urgency' AND "value_text" = 'Very Urgent')"#
@@ -197,6 +212,6 @@ fn too_deep_a_filter_is_refused() {
             ..Default::default()
         };
     }
-    let err = condition(&f, DbBackend::Sqlite).unwrap_err();
+    let err = condition(&f, DbBackend::Sqlite, Role::Full).unwrap_err();
     assert!(err.message.contains("deeper than 16"), "{}", err.message);
 }
