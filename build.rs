@@ -4,38 +4,47 @@
 //! bundles are never committed; the binary serves them itself, so GraphiQL
 //! works without internet access.
 //!
-//! Needs `npm` (and the registry, or npm's cache) when building. Set
-//! `LEADQL_GRAPHIQL_DIR` to a directory that already holds the five files
-//! to build without npm.
+//! Uses `npm` (and the registry, or npm's cache) when building. Set
+//! `LEADQL_GRAPHIQL_DIR` to a directory that already holds the files to
+//! embed them without npm. With neither, the build still succeeds: nothing
+//! is embedded (cfg `leadql_graphiql_cdn`) and the page loads the same
+//! pinned files from a public CDN, checked by their Subresource Integrity
+//! hashes (`graphiql/assets.rs`). `LEADQL_NPM` names the npm to run
+//! (default `npm`; `none` builds as if there were none).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const FILES: &[(&str, &str)] = &[
-    ("graphiql/graphiql.min.js", "graphiql.min.js"),
-    ("graphiql/graphiql.min.css", "graphiql.min.css"),
-    (
-        "react/umd/react.production.min.js",
-        "react.production.min.js",
-    ),
-    (
-        "react-dom/umd/react-dom.production.min.js",
-        "react-dom.production.min.js",
-    ),
-    ("graphiql/LICENSE", "GRAPHIQL-LICENSE"),
-];
+include!("graphiql/assets.rs");
+
+/// (file in node_modules, name in OUT_DIR/graphiql) of everything embedded.
+fn files() -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = GRAPHIQL_ASSETS
+        .iter()
+        .map(|(name, package, path, _, _)| {
+            let package = package.rsplit_once('@').map_or(*package, |(p, _)| p);
+            (format!("{package}/{path}"), name.to_string())
+        })
+        .collect();
+    files.push(("graphiql/LICENSE".into(), "GRAPHIQL-LICENSE".into()));
+    files
+}
 
 fn main() {
     test_backend();
     println!("cargo:rerun-if-changed=graphiql/package.json");
     println!("cargo:rerun-if-changed=graphiql/package-lock.json");
     println!("cargo:rerun-if-env-changed=LEADQL_GRAPHIQL_DIR");
+    println!("cargo:rerun-if-env-changed=LEADQL_NPM");
+    println!("cargo:rerun-if-changed=graphiql/assets.rs");
+    println!("cargo:rustc-check-cfg=cfg(leadql_graphiql_cdn)");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     let target = out.join("graphiql");
     std::fs::create_dir_all(&target).expect("create OUT_DIR/graphiql");
 
+    let files = files();
     if let Ok(dir) = std::env::var("LEADQL_GRAPHIQL_DIR") {
-        for (_, name) in FILES {
+        for (_, name) in &files {
             copy(&Path::new(&dir).join(name), &target.join(name));
         }
         return;
@@ -47,21 +56,36 @@ fn main() {
         copy(&Path::new("graphiql").join(file), &npm_dir.join(file));
     }
     let modules = npm_dir.join("node_modules");
-    if !FILES.iter().all(|(from, _)| modules.join(from).exists()) {
-        let status = Command::new("npm")
-            .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline"])
+    let npm = std::env::var("LEADQL_NPM").unwrap_or_else(|_| "npm".into());
+    let why = if npm == "none" {
+        Some("LEADQL_NPM=none".to_string())
+    } else if files.iter().all(|(from, _)| modules.join(from).exists()) {
+        None
+    } else {
+        let ran = Command::new(&npm)
+            .args([
+                "ci",
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+                "--prefer-offline",
+            ])
             .current_dir(&npm_dir)
-            .status()
-            .unwrap_or_else(|e| {
-                panic!("GraphiQL assets: could not run `npm ci` ({e}); install Node.js/npm, or set LEADQL_GRAPHIQL_DIR")
-            });
-        assert!(
-            status.success(),
-            "GraphiQL assets: `npm ci` failed in {}",
-            npm_dir.display()
+            .status();
+        match ran {
+            Ok(status) if status.success() => None,
+            Ok(status) => Some(format!("`{npm} ci` failed ({status})")),
+            Err(e) => Some(format!("could not run `{npm} ci` ({e})")),
+        }
+    };
+    if let Some(why) = why {
+        println!(
+            "cargo:warning=GraphiQL is not embedded: {why}; its page will load the pinned files from cdn.jsdelivr.net (install Node.js/npm to embed them)"
         );
+        println!("cargo:rustc-cfg=leadql_graphiql_cdn");
+        return;
     }
-    for (from, name) in FILES {
+    for (from, name) in &files {
         copy(&modules.join(from), &target.join(name));
     }
 }

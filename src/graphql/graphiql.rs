@@ -1,6 +1,9 @@
 //! GraphiQL, served by leadql itself: `GET /graphql` from a browser. The
 //! scripts and styles are the npm registry's standalone builds, fetched at
-//! build time (see `build.rs`) and embedded, so no CDN is needed.
+//! build time (see `build.rs`) and embedded, so no CDN is needed. A build
+//! without npm embeds nothing: the page then loads the same pinned files
+//! from a public CDN, each checked by its Subresource Integrity hash, and
+//! says so.
 
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
@@ -12,34 +15,54 @@ macro_rules! asset {
     };
 }
 
-/// The embedded files: name, content type, bytes.
-const ASSETS: &[(&str, &str, &[u8])] = &[
-    (
-        "react.production.min.js",
-        "text/javascript; charset=utf-8",
-        asset!("react.production.min.js"),
-    ),
+include!("../../graphiql/assets.rs");
+
+/// The embedded files: name, bytes (none in a build without npm).
+#[cfg(not(leadql_graphiql_cdn))]
+const EMBEDDED: &[(&str, &[u8])] = &[
+    ("react.production.min.js", asset!("react.production.min.js")),
     (
         "react-dom.production.min.js",
-        "text/javascript; charset=utf-8",
         asset!("react-dom.production.min.js"),
     ),
-    (
-        "graphiql.min.js",
-        "text/javascript; charset=utf-8",
-        asset!("graphiql.min.js"),
-    ),
-    (
-        "graphiql.min.css",
-        "text/css; charset=utf-8",
-        asset!("graphiql.min.css"),
-    ),
-    (
-        "LICENSE",
-        "text/plain; charset=utf-8",
-        asset!("GRAPHIQL-LICENSE"),
-    ),
+    ("graphiql.min.js", asset!("graphiql.min.js")),
+    ("graphiql.min.css", asset!("graphiql.min.css")),
+    ("LICENSE", asset!("GRAPHIQL-LICENSE")),
 ];
+#[cfg(leadql_graphiql_cdn)]
+const EMBEDDED: &[(&str, &[u8])] = &[];
+
+/// The CDN a build without npm loads GraphiQL from.
+const CDN: &str = "https://cdn.jsdelivr.net/npm/";
+
+/// Where the page's files come from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Source {
+    /// Embedded in the binary, served under [`ASSET_PREFIX`].
+    Embedded,
+    /// The public CDN, checked by Subresource Integrity.
+    Cdn,
+}
+
+const SOURCE: Source = if EMBEDDED.is_empty() {
+    Source::Cdn
+} else {
+    Source::Embedded
+};
+
+/// The URL and attributes that load `name` from `source`.
+fn load(source: Source, name: &str) -> String {
+    let Some((_, package, path, _, integrity)) = GRAPHIQL_ASSETS.iter().find(|(n, ..)| *n == name)
+    else {
+        return String::new();
+    };
+    match source {
+        Source::Embedded => format!(r#""{ASSET_PREFIX}{name}""#),
+        Source::Cdn => {
+            format!(r#""{CDN}{package}/{path}" integrity="{integrity}" crossorigin="anonymous""#)
+        }
+    }
+}
 
 /// Where the assets are served (under /graphql, so one route prefix is
 /// enough for proxies and CORS).
@@ -78,22 +101,41 @@ query RecentLeads {
 
 /// The GraphiQL page.
 pub fn page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        html(SOURCE),
+    )
+        .into_response()
+}
+
+fn html(source: Source) -> String {
     let default_query = serde_json::to_string(DEFAULT_QUERY).unwrap_or_else(|_| "\"\"".into());
-    let html = format!(
+    let note = match source {
+        Source::Embedded => String::new(),
+        Source::Cdn => format!(
+            r#"<div id="note">This leadql was built without npm: GraphiQL's files come from {CDN} (pinned versions, checked by their integrity hashes). Build with npm to serve them from leadql itself.</div>"#
+        ),
+    };
+    format!(
         r#"<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>leadql · GraphiQL</title>
-<link rel="stylesheet" href="{p}graphiql.min.css">
-<style>html, body, #graphiql {{ height: 100%; margin: 0; }}</style>
+<link rel="stylesheet" href={css}>
+<style>html, body {{ height: 100%; margin: 0; }} body {{ display: flex; flex-direction: column; }}
+#graphiql {{ flex: 1; min-height: 0; }} #note {{ font: 12px sans-serif; padding: 4px 8px; background: #fff8e1; }}</style>
 </head>
 <body>
+{note}
 <div id="graphiql">Loading GraphiQL…</div>
-<script src="{p}react.production.min.js"></script>
-<script src="{p}react-dom.production.min.js"></script>
-<script src="{p}graphiql.min.js"></script>
+<script src={react}></script>
+<script src={react_dom}></script>
+<script src={graphiql}></script>
 <script>
   const fetcher = GraphiQL.createFetcher({{ url: new URL("/graphql", window.location.href).toString() }});
   ReactDOM.createRoot(document.getElementById("graphiql")).render(
@@ -107,24 +149,25 @@ pub fn page() -> Response {
 </body>
 </html>
 "#,
-        p = ASSET_PREFIX
-    );
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        html,
+        css = load(source, "graphiql.min.css"),
+        react = load(source, "react.production.min.js"),
+        react_dom = load(source, "react-dom.production.min.js"),
+        graphiql = load(source, "graphiql.min.js"),
     )
-        .into_response()
 }
 
 /// `GET /graphql/assets/{name}`.
 pub async fn asset(Path(name): Path<String>) -> Response {
-    match ASSETS.iter().find(|(n, _, _)| *n == name) {
-        Some((_, content_type, bytes)) => (
+    let content_type = |name: &str| {
+        GRAPHIQL_ASSETS
+            .iter()
+            .find(|(n, ..)| *n == name)
+            .map_or("text/plain; charset=utf-8", |(_, _, _, t, _)| *t)
+    };
+    match EMBEDDED.iter().find(|(n, _)| *n == name) {
+        Some((name, bytes)) => (
             [
-                (header::CONTENT_TYPE, *content_type),
+                (header::CONTENT_TYPE, content_type(name)),
                 // Pinned versions: the bytes of a name change only with a
                 // new leadql build; a day of caching is safe.
                 (header::CACHE_CONTROL, "public, max-age=86400"),
@@ -133,5 +176,63 @@ pub async fn asset(Path(name): Path<String>) -> Response {
         )
             .into_response(),
         None => (StatusCode::NOT_FOUND, "no such GraphiQL asset").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each committed integrity hash is the hash of the file embedded (a
+    /// version moved in package-lock.json without its hash fails here).
+    #[test]
+    #[cfg_attr(leadql_graphiql_cdn, ignore = "built without npm: nothing embedded")]
+    fn integrity_hashes_are_those_of_the_embedded_files() {
+        use base64::Engine;
+        use sha2::Digest;
+        for (name, _, _, _, integrity) in GRAPHIQL_ASSETS {
+            let (_, bytes) = EMBEDDED
+                .iter()
+                .find(|(n, _)| n == name)
+                .unwrap_or_else(|| panic!("{name} is not embedded"));
+            let hash =
+                base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(bytes));
+            assert_eq!(*integrity, format!("sha384-{hash}"), "{name}");
+        }
+    }
+
+    /// The versions in the list are the ones package.json pins.
+    #[test]
+    fn listed_versions_are_the_pinned_ones() {
+        let package: serde_json::Value =
+            serde_json::from_str(include_str!("../../graphiql/package.json")).unwrap();
+        for (name, package_at_version, ..) in GRAPHIQL_ASSETS {
+            let (package_name, version) = package_at_version.rsplit_once('@').unwrap();
+            assert_eq!(
+                package["dependencies"][package_name], *version,
+                "{name}: {package_at_version}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_page_loads_every_file_from_where_it_is() {
+        let embedded = html(Source::Embedded);
+        let cdn = html(Source::Cdn);
+        assert!(!embedded.contains("https://"), "{embedded}");
+        assert!(!embedded.contains("id=\"note\""));
+        assert!(cdn.contains("built without npm"), "{cdn}");
+        for (name, package, path, _, integrity) in GRAPHIQL_ASSETS {
+            assert!(
+                embedded.contains(&format!("\"{ASSET_PREFIX}{name}\"")),
+                "{name}"
+            );
+            assert!(
+                cdn.contains(&format!(
+                    "\"{CDN}{package}/{path}\" integrity=\"{integrity}\" crossorigin=\"anonymous\""
+                )),
+                "{name}: {cdn}"
+            );
+        }
     }
 }
