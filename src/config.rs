@@ -80,6 +80,27 @@ pub struct Config {
     /// Seconds a GraphQL query may run before it is stopped.
     #[arg(long, env = "LEADQL_QUERY_TIMEOUT", default_value_t = 10.0)]
     pub query_timeout: f64,
+
+    /// Persisted query texts kept per instance (automatic persisted
+    /// queries); past it the least used are forgotten and their clients
+    /// send the text again.
+    #[arg(long, env = "LEADQL_PERSISTED_QUERIES", default_value_t = 10_000)]
+    pub persisted_queries: u64,
+
+    /// Seconds a shared cache (a CDN) may keep the answer to a persisted
+    /// query asked over GET (`Cache-Control: public, max-age=…`); 0: none.
+    #[arg(long, env = "LEADQL_PERSISTED_MAX_AGE", default_value_t = 60)]
+    pub persisted_max_age: u64,
+
+    /// Let shared caches keep answers to persisted GET queries that carry
+    /// an `Authorization` header too (answers then vary by it). Off: such
+    /// answers are `private`.
+    #[arg(
+        long,
+        env = "LEADQL_PERSISTED_CACHE_AUTHORIZED",
+        default_value_t = false
+    )]
+    pub persisted_cache_authorized: bool,
 }
 
 fn parse_secret(s: &str) -> Result<WebhookSecret, String> {
@@ -119,6 +140,9 @@ impl Config {
             max_depth: 16,
             max_complexity: 250_000,
             query_timeout: 10.0,
+            persisted_queries: 10_000,
+            persisted_max_age: 60,
+            persisted_cache_authorized: false,
         }
     }
 }

@@ -55,6 +55,8 @@ pub struct AppState {
     pub spares: store::read::Spares,
     /// This instance's metrics (served at `/metrics`).
     pub metrics: telemetry::Metrics,
+    /// Automatic persisted queries' texts.
+    pub persisted: graphql::persisted::Persisted,
 }
 
 impl AppState {
@@ -100,6 +102,7 @@ impl AppState {
             limits,
             spares,
             metrics,
+            persisted: graphql::persisted::Persisted::new(config.persisted_queries),
             config: Arc::new(config),
         })
     }

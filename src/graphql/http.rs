@@ -115,7 +115,7 @@ async fn post_graphql(
         .graphql_response();
     }
     match request {
-        Ok(request) => execute(&state, &headers, request.into_inner()).await,
+        Ok(request) => execute(&state, &headers, request.into_inner(), false).await,
         Err(rejection) => rejection.into_response(),
     }
 }
@@ -131,7 +131,12 @@ async fn get_graphql(
     }
     let usage = "GET /graphql needs `query` (and optionally `variables` as JSON and `operationName`) in the URL";
     match async_graphql::http::parse_query_string(query) {
-        Ok(request) if !request.query.trim().is_empty() => execute(&state, &headers, request).await,
+        Ok(request)
+            if !request.query.trim().is_empty()
+                || request.extensions.contains_key("persistedQuery") =>
+        {
+            execute(&state, &headers, request, true).await
+        }
         Ok(_) => Rejection(async_graphql::ParseRequestError::Io(std::io::Error::other(
             usage,
         )))
@@ -183,13 +188,18 @@ pub(super) async fn authorize(
 async fn execute(
     state: &AppState,
     headers: &HeaderMap,
-    request: async_graphql::Request,
+    mut request: async_graphql::Request,
+    get: bool,
 ) -> Response {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let access = match authorize(state, authorization).await {
         Ok(access) => access,
+        Err(refused) => return refused.graphql_response(),
+    };
+    let persisted = match state.persisted.resolve(&mut request) {
+        Ok(persisted) => persisted,
         Err(refused) => return refused.graphql_response(),
     };
     let reader = Reader::for_request(
@@ -233,7 +243,41 @@ async fn execute(
             .graphql()
             .into_server_error(async_graphql::Pos::default())])
     });
-    answer(response, wants_graphql_response(headers), &state.limits)
+    let cacheable = get && persisted && response.errors.is_empty();
+    let mut out = answer(response, wants_graphql_response(headers), &state.limits);
+    if cacheable {
+        cache_headers(&mut out, &state.config, authorization.is_some());
+    }
+    out
+}
+
+/// A persisted query's answer over GET may be kept by shared caches (a
+/// CDN) for `persisted_max_age` seconds, under its URL; one asked with an
+/// `Authorization` header only when the operator allows it (then varying
+/// by that header), else it is private.
+fn cache_headers(out: &mut Response, config: &crate::config::Config, authorized: bool) {
+    let headers = out.headers_mut();
+    if config.persisted_max_age == 0 {
+        return;
+    }
+    if authorized && !config.persisted_cache_authorized {
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-store"),
+        );
+        return;
+    }
+    if let Ok(value) =
+        HeaderValue::from_str(&format!("public, max-age={}", config.persisted_max_age))
+    {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
+    let vary = if authorized {
+        "Accept, Accept-Encoding, Authorization"
+    } else {
+        "Accept, Accept-Encoding"
+    };
+    headers.insert(header::VARY, HeaderValue::from_static(vary));
 }
 
 /// The HTTP answer of an executed (or stopped) request, per GraphQL over

@@ -7,6 +7,7 @@ pub mod aggregate;
 pub mod engine;
 mod graphiql;
 mod http;
+pub mod persisted;
 pub mod query;
 pub mod resources;
 pub mod subscription;

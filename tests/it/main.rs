@@ -14,6 +14,7 @@ mod import;
 mod keys;
 mod metrics;
 mod outage;
+mod persisted;
 mod reproject;
 mod roles;
 mod scoped_feeds;
