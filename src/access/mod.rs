@@ -212,14 +212,19 @@ impl Keys {
     /// milliseconds of the command's commit, and a statement per request
     /// while the API is open would cost every request a round trip.
     async fn refresh(&self, arrived: Instant) {
-        if self.db.get_database_backend() != sea_orm::DbBackend::Sqlite {
-            return;
-        }
-        match signal::generation(&self.db).await {
-            Ok(g) if Some(g) == self.inner.read().ok().map(|k| k.generation) => {}
-            Ok(_) => self.reload_after(arrived).await,
+        match self.generation_moved().await {
+            Ok(true) => self.reload_after(arrived).await,
+            Ok(false) => {}
             Err(err) => tracing::warn!(error = %err, "reading the keys' generation failed"),
         }
+    }
+
+    /// SQLite: the keys' generation differs from the one last read (a key
+    /// was made or revoked since). Elsewhere always false: there is no
+    /// generation to read (0), changes come by NOTIFY.
+    async fn generation_moved(&self) -> Result<bool, DbErr> {
+        let now = signal::generation(&self.db).await?;
+        Ok(Some(now) != self.inner.read().ok().map(|k| k.generation))
     }
 
     /// Reload, unless a reload that began after `arrived` already ran: a
@@ -328,7 +333,6 @@ impl WeakKeys {
 /// Reread the keys every two seconds, in case an announcement was missed;
 /// on SQLite also check the generation four times a second.
 async fn poll(keys: WeakKeys) {
-    let sqlite = keys.db.get_database_backend() == sea_orm::DbBackend::Sqlite;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks: u32 = 0;
@@ -338,16 +342,12 @@ async fn poll(keys: WeakKeys) {
         let Some(keys) = keys.upgrade() else { return };
         let result = if ticks.is_multiple_of(8) {
             keys.reload().await
-        } else if sqlite {
-            match signal::generation(&keys.db).await {
-                Ok(g) if Some(g) != keys.inner.read().ok().map(|k| k.generation) => {
-                    keys.reload().await
-                }
-                Ok(_) => Ok(()),
+        } else {
+            match keys.generation_moved().await {
+                Ok(true) => keys.reload().await,
+                Ok(false) => Ok(()),
                 Err(err) => Err(err),
             }
-        } else {
-            Ok(())
         };
         if let Err(err) = result {
             tracing::warn!(error = %err, "reloading API keys failed; keeping the last known set");
