@@ -27,11 +27,13 @@ fn files() -> Vec<(String, String)> {
         })
         .collect();
     files.push(("graphiql/LICENSE".into(), "GRAPHIQL-LICENSE".into()));
+    files.push(("graphql-ws/LICENSE.md".into(), "GRAPHQL-WS-LICENSE".into()));
     files
 }
 
 fn main() {
     test_backend();
+    test_browser();
     println!("cargo:rerun-if-changed=graphiql/package.json");
     println!("cargo:rerun-if-changed=graphiql/package-lock.json");
     println!("cargo:rerun-if-env-changed=LEADQL_GRAPHIQL_DIR");
@@ -103,5 +105,30 @@ fn test_backend() {
     println!("cargo:rerun-if-env-changed=LEADQL_TEST_DATABASE_URL");
     if std::env::var("LEADQL_TEST_DATABASE_URL").is_ok_and(|url| !url.is_empty()) {
         println!("cargo:rustc-cfg=leadql_test_postgres");
+    }
+}
+
+/// The GraphiQL browser test (tests/it/graphiql_browser.rs) needs Node.js,
+/// playwright-core (`npm ci` in tests/browser) and a chromium binary
+/// (`LEADQL_CHROMIUM`, else `chromium` on the PATH): with all three the
+/// cfg `leadql_test_browser` is set, otherwise the test is compiled as
+/// ignored and reported as skipped, saying what is missing.
+fn test_browser() {
+    println!("cargo:rustc-check-cfg=cfg(leadql_test_browser)");
+    println!("cargo:rerun-if-env-changed=LEADQL_CHROMIUM");
+    println!("cargo:rerun-if-changed=tests/browser");
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    let playwright = Path::new("tests/browser/node_modules/playwright-core/package.json").exists();
+    let chromium = match std::env::var("LEADQL_CHROMIUM") {
+        Ok(path) => Path::new(&path).exists(),
+        Err(_) => std::env::var_os("PATH").is_some_and(|paths| {
+            std::env::split_paths(&paths).any(|dir| dir.join("chromium").exists())
+        }),
+    };
+    if node && playwright && chromium {
+        println!("cargo:rustc-cfg=leadql_test_browser");
     }
 }

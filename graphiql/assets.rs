@@ -28,6 +28,13 @@ const GRAPHIQL_ASSETS: &[(&str, &str, &str, &str, &str)] = &[
         "sha384-9XdHu7ajgGJziD4J1zNBKQ842Q/+zZfDv+ib1eMhZWBH6hPAs806x+Jbcf0yNO6B",
     ),
     (
+        "graphql-ws.min.js",
+        "graphql-ws@6.4.2",
+        "umd/graphql-ws.min.js",
+        "text/javascript; charset=utf-8",
+        "sha384-mxvR4Mzbsb6QVx/9xI2gtQikQA6m8zMDBFnu3l//4/ROsWt7y2sUGWd+/tYQqDm7",
+    ),
+    (
         "graphiql.min.css",
         "graphiql@4.1.2",
         "graphiql.min.css",

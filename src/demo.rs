@@ -40,10 +40,29 @@ pub const FIXTURES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Load the fixtures and `generated_leads` synthetic leads.
+/// Load the fixtures and `generated_leads` synthetic leads, dated from
+/// 2026-01-01 (fixed, for tests).
 pub async fn load(state: &AppState, generated_leads: usize) -> anyhow::Result<usize> {
+    load_bodies(state, crate::generate::generate(generated_leads, 7)).await
+}
+
+/// Load the fixtures and `generated_leads` synthetic leads spread over the
+/// 30 days up to now (what `serve --demo` loads), so "today" and "this
+/// week" have data whenever the demo runs.
+pub async fn load_recent(state: &AppState, generated_leads: usize) -> anyhow::Result<usize> {
+    // A lead's attempts span up to an hour after its start: start early
+    // enough that the last ones are not in the future.
+    let start = chrono::Utc::now().timestamp_millis() - 30 * 86_400_000 - 2 * 3_600_000;
+    load_bodies(
+        state,
+        crate::generate::generate_from(generated_leads, 7, start),
+    )
+    .await
+}
+
+async fn load_bodies(state: &AppState, generated: Vec<String>) -> anyhow::Result<usize> {
     let mut bodies: Vec<String> = FIXTURES.iter().map(|(_, body)| body.to_string()).collect();
-    bodies.extend(crate::generate::generate(generated_leads, 7));
+    bodies.extend(generated);
     // Concurrently, as a platform would send them; the result does not
     // depend on the order (see the convergence tests).
     use futures::stream::{self, StreamExt};

@@ -89,10 +89,16 @@ const LEADS_PER_DAY: i64 = 1_000;
 /// Epoch ms of 2026-01-01T00:00:00Z, where generated time starts.
 const START_MS: i64 = 1_767_225_600_000;
 
-/// All payloads for `leads` leads, one JSON document per element.
+/// All payloads for `leads` leads, one JSON document per element, in
+/// time from 2026-01-01 (the same data for the same arguments).
 pub fn generate(leads: usize, seed: u64) -> Vec<String> {
+    generate_from(leads, seed, START_MS)
+}
+
+/// Like [`generate`], with time starting at `start_ms` (epoch ms).
+pub fn generate_from(leads: usize, seed: u64, start_ms: i64) -> Vec<String> {
     let mut out = Vec::new();
-    let _ = write_to(leads, seed, &mut |line: String| {
+    let _ = write_to(leads, seed, start_ms, &mut |line: String| {
         out.push(line);
         Ok(())
     });
@@ -101,7 +107,7 @@ pub fn generate(leads: usize, seed: u64) -> Vec<String> {
 
 /// Write `leads` leads' payloads as NDJSON.
 pub fn write_ndjson(leads: usize, seed: u64, out: &mut impl Write) -> std::io::Result<u64> {
-    write_to(leads, seed, &mut |line: String| {
+    write_to(leads, seed, START_MS, &mut |line: String| {
         out.write_all(line.as_bytes())?;
         out.write_all(b"\n")
     })
@@ -110,6 +116,7 @@ pub fn write_ndjson(leads: usize, seed: u64, out: &mut impl Write) -> std::io::R
 fn write_to(
     leads: usize,
     seed: u64,
+    start_ms: i64,
     emit: &mut dyn FnMut(String) -> std::io::Result<()>,
 ) -> std::io::Result<u64> {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -124,7 +131,7 @@ fn write_to(
     let days = (leads as i64 / LEADS_PER_DAY).max(30);
     let spacing = days * 86_400_000 / leads.max(1) as i64;
     for i in 0..leads {
-        let start = START_MS + i as i64 * spacing + rng.random_range(0..=spacing.max(1));
+        let start = start_ms + i as i64 * spacing + rng.random_range(0..=spacing.max(1));
         for payload in lead_payloads(&mut rng, start) {
             let line = payload.to_string();
             if rng.random_bool(0.03) {

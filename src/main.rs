@@ -150,7 +150,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             let listen = config.listen;
             let state = AppState::open(config).await?;
             if demo {
-                let count = leadql::demo::load(&state, 200).await?;
+                let count = leadql::demo::load_recent(&state, 200).await?;
                 tracing::info!(payloads = count, "demo data loaded");
             }
             let listener = tokio::net::TcpListener::bind(listen)

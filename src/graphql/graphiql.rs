@@ -27,7 +27,9 @@ const EMBEDDED: &[(&str, &[u8])] = &[
     ),
     ("graphiql.min.js", asset!("graphiql.min.js")),
     ("graphiql.min.css", asset!("graphiql.min.css")),
+    ("graphql-ws.min.js", asset!("graphql-ws.min.js")),
     ("LICENSE", asset!("GRAPHIQL-LICENSE")),
+    ("LICENSE-graphql-ws", asset!("GRAPHQL-WS-LICENSE")),
 ];
 #[cfg(leadql_graphiql_cdn)]
 const EMBEDDED: &[(&str, &[u8])] = &[];
@@ -68,36 +70,81 @@ fn load(source: Source, name: &str) -> String {
 /// enough for proxies and CORS).
 pub const ASSET_PREFIX: &str = "/graphql/assets/";
 
-/// The query GraphiQL opens with: it runs as is against `serve --demo`.
-const DEFAULT_QUERY: &str = r#"# Welcome to leadql. Press Ctrl-Enter (or the ▶ button) to run this query.
-# The Docs pane (top left) describes every type, field and filter.
-query RecentLeads {
-  leads(first: 5, orderBy: [{ field: LAST_ACTIVITY_AT, direction: DESC }]) {
-    totalCount
-    pageInfo { hasNextPage endCursor }
-    nodes {
-      id
-      name
-      disposition
-      lastActivityAt
-      activities(last: 3) {
-        nodes {
-          timestamp
-          type
-          callStatus
-          analysis { disposition summary }
-          conversation {
-            turnCount
-            toolCalls { nodes { name arguments } }
-          }
+/// The tabs GraphiQL opens with (query, variables): each runs as is
+/// against `serve --demo`. `SINCE_TODAY` in variables is replaced in the
+/// browser by the start of the current UTC day.
+pub const TABS: &[(&str, &str)] = &[
+    (
+        r#"# Welcome to leadql. Press Ctrl-Enter (or the ▶ button) to run this.
+# The Docs pane (top left) describes every type, field and filter; the
+# other tabs hold a live feed and today's counts. An API key goes in the
+# Headers tab below: {"Authorization": "Bearer lql_…"}.
+#
+# One lead's whole history: every attempt in time order, its analysis,
+# transcript and tool calls (the platform's example lead).
+query LeadHistory($id: ID!) {
+  lead(id: $id) {
+    id
+    name
+    projectId
+    disposition
+    summary
+    activities {
+      nodes {
+        timestamp
+        type
+        callStatus
+        analysis { disposition summary }
+        conversation {
+          turnCount
+          messages(first: 20) { nodes { role content } }
+          toolCalls { nodes { name arguments } }
         }
       }
     }
   }
-  leadFunnel { disposition count }
-  callStats { attempts connected connectRate averageTurnCount }
 }
-"#;
+"#,
+        r#"{ "id": "6966163xxxxxxxxxxff92" }"#,
+    ),
+    (
+        r#"# A live feed: each lead whose disposition changes, as its delivery is
+# committed. Press ▶ and leave it running; deliver a webhook (README,
+# "Ingest") to see the event arrive. With `after: "0"` it first replays
+# every stored change; with an event's `cursor`, the ones after it.
+subscription LiveDispositions {
+  dispositionChanged {
+    cursor
+    occurredAt
+    previousDisposition
+    disposition
+    lead { id name projectId }
+    activity { id type callStatus }
+  }
+}
+"#,
+        "",
+    ),
+    (
+        r#"# Call outcomes since the start of today (UTC), and the funnel of
+# all leads by their current disposition.
+query TodaysCounts($since: DateTime!) {
+  dispositionCounts(filter: { timestamp: { gte: $since } }) {
+    disposition
+    count
+  }
+  callStats(filter: { timestamp: { gte: $since } }) {
+    attempts
+    connected
+    connectRate
+    averageTurnCount
+  }
+  leadFunnel { disposition count }
+}
+"#,
+        r#"{ "since": "SINCE_TODAY" }"#,
+    ),
+];
 
 /// The GraphiQL page.
 pub fn page() -> Response {
@@ -112,7 +159,11 @@ pub fn page() -> Response {
 }
 
 fn html(source: Source) -> String {
-    let default_query = serde_json::to_string(DEFAULT_QUERY).unwrap_or_else(|_| "\"\"".into());
+    let tabs: Vec<serde_json::Value> = TABS
+        .iter()
+        .map(|(query, variables)| serde_json::json!({ "query": query, "variables": variables }))
+        .collect();
+    let tabs = serde_json::to_string(&tabs).unwrap_or_else(|_| "[]".into());
     let note = match source {
         Source::Embedded => String::new(),
         Source::Cdn => format!(
@@ -136,12 +187,41 @@ fn html(source: Source) -> String {
 <script src={react}></script>
 <script src={react_dom}></script>
 <script src={graphiql}></script>
+<script src={graphql_ws}></script>
 <script>
-  const fetcher = GraphiQL.createFetcher({{ url: new URL("/graphql", window.location.href).toString() }});
+  const url = new URL("/graphql", window.location.href);
+  const wsUrl = new URL("/graphql/ws", window.location.href);
+  wsUrl.protocol = wsUrl.protocol === "https:" ? "wss:" : "ws:";
+  // Subscriptions go over graphql-ws; the Headers tab's headers (an API
+  // key's Authorization) travel in connection_init. One lazy client per
+  // set of headers: it holds a socket only while a subscription runs.
+  const clients = new Map();
+  const wsClient = (headers) => {{
+    const key = JSON.stringify(headers || {{}});
+    if (!clients.has(key)) {{
+      clients.set(key, graphqlWs.createClient({{ url: wsUrl.toString(), connectionParams: headers || {{}}, retryAttempts: 0 }}));
+    }}
+    return clients.get(key);
+  }};
+  const fetchers = new Map();
+  const fetcher = (params, options) => {{
+    const headers = (options && options.headers) || {{}};
+    const key = JSON.stringify(headers);
+    if (!fetchers.has(key)) {{
+      fetchers.set(key, GraphiQL.createFetcher({{ url: url.toString(), wsClient: wsClient(headers) }}));
+    }}
+    return fetchers.get(key)(params, options);
+  }};
+  const today = new Date();
+  today.setUTCHours(0, 0, 0, 0);
+  const defaultTabs = {tabs}.map((tab) => ({{
+    query: tab.query,
+    variables: tab.variables.replace("SINCE_TODAY", today.toISOString()),
+  }}));
   ReactDOM.createRoot(document.getElementById("graphiql")).render(
     React.createElement(GraphiQL, {{
       fetcher,
-      defaultQuery: {default_query},
+      defaultTabs,
       defaultEditorToolsVisibility: true,
     }})
   );
@@ -153,6 +233,7 @@ fn html(source: Source) -> String {
         react = load(source, "react.production.min.js"),
         react_dom = load(source, "react-dom.production.min.js"),
         graphiql = load(source, "graphiql.min.js"),
+        graphql_ws = load(source, "graphql-ws.min.js"),
     )
 }
 

@@ -5,7 +5,7 @@
 
 pub mod aggregate;
 pub mod engine;
-mod graphiql;
+pub mod graphiql;
 mod http;
 pub mod persisted;
 pub mod query;

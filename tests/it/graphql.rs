@@ -636,7 +636,7 @@ async fn browsers_get_graphiql_served_from_the_binary() {
         .split(['"', '\''])
         .filter(|part| part.starts_with("/graphql/assets/"))
         .collect();
-    assert_eq!(assets.len(), 4, "{html}");
+    assert_eq!(assets.len(), 5, "{html}");
     assert!(!html.contains("https://"), "no third-party URLs: {html}");
     for asset in assets {
         let response = s.client.get(s.url(asset)).send().await.unwrap();
@@ -669,14 +669,36 @@ async fn browsers_get_graphiql_served_from_the_binary() {
         .contains("createFetcher"));
     assert_eq!(s.get_status("/graphql/assets/nope.js").await, 404);
 
-    // The default query on the page runs as it is.
-    let start = html.find("defaultQuery: ").unwrap() + "defaultQuery: ".len();
-    let end = html[start..].find(",\n").unwrap() + start;
-    let query: String = serde_json::from_str(&html[start..end]).unwrap();
-    leadql::demo::load(&s.state, 5).await.unwrap();
-    let data = s.query(&query, json!({})).await;
-    assert!(data["leads"]["totalCount"].as_i64().unwrap() > 5);
-    assert!(!data["leadFunnel"].as_array().unwrap().is_empty());
+    // The default tabs are on the page, and each query among them runs as
+    // it is on the demo data (the subscription tab: tests/it/graphiql_browser.rs).
+    leadql::demo::load_recent(&s.state, 50).await.unwrap();
+    let since = chrono::Utc::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .to_rfc3339();
+    let mut queries = 0;
+    for (query, variables) in leadql::graphql::graphiql::TABS {
+        assert!(
+            html.contains(&serde_json::to_string(query).unwrap()),
+            "{query}"
+        );
+        if query.contains("subscription ") {
+            continue;
+        }
+        let variables: Value = match variables.replace("SINCE_TODAY", &since) {
+            text if text.is_empty() => json!({}),
+            text => serde_json::from_str(&text).unwrap(),
+        };
+        let data = s.query(query, variables).await;
+        assert!(
+            !data.as_object().unwrap().values().any(Value::is_null),
+            "{data}"
+        );
+        queries += 1;
+    }
+    assert_eq!(queries, 2);
     s.stop().await;
 }
 

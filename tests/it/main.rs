@@ -9,6 +9,7 @@ mod convergence;
 mod crash;
 mod filters;
 mod fuzz;
+mod graphiql_browser;
 mod graphql;
 mod import;
 mod keys;
