@@ -9,8 +9,10 @@
 //!
 //! Environment: LEADQL_BENCH_PAYLOADS (default 30000), LEADQL_BENCH_SENDERS
 //! (default 32), LEADQL_BENCH_IMPORT (payloads for the import run, default
-//! 100000), LEADQL_BENCH_POSTGRES (admin URL, default
-//! postgres://postgres@127.0.0.1:5432/postgres; "off" to skip).
+//! 100000; 0 skips the import runs), LEADQL_BENCH_POSTGRES (admin URL,
+//! default postgres://postgres@127.0.0.1:5432/postgres; "off" to skip),
+//! LEADQL_BENCH_TRACES (`off`, `on`: OpenTelemetry traces exported to a
+//! receiver in the benchmark, or `both`: each HTTP run with and without).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -19,7 +21,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use support::{env_or, postgres_database, Server};
+use support::{env_or, postgres_database, trace_variants, Server};
 
 struct Row {
     name: String,
@@ -36,8 +38,10 @@ async fn http_run(
     database_url: &str,
     payloads: &Arc<Vec<String>>,
     senders: usize,
+    env: &[(String, String)],
 ) -> Row {
-    let server = Server::start(database_url).await;
+    let server = Server::start_with(database_url, env).await;
+    let cpu_before = server.cpu_seconds();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(senders)
         .build()
@@ -84,6 +88,7 @@ async fn http_run(
     latencies.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     let rss = server.peak_rss_mib();
+    let cpu_ms = (server.cpu_seconds() - cpu_before) * 1000.0 / payloads.len() as f64;
     drop(server);
     Row {
         name: name.to_string(),
@@ -92,7 +97,9 @@ async fn http_run(
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         rss_mib: rss,
-        note: format!("{acknowledged} acknowledged, {senders} senders"),
+        note: format!(
+            "{acknowledged} acknowledged, {senders} senders, server CPU {cpu_ms:.2} ms/payload"
+        ),
     }
 }
 
@@ -155,25 +162,44 @@ async fn main() {
 
     let runs = env_or("LEADQL_BENCH_RUNS", 3).max(1);
     let mut rows = Vec::new();
-    let mut sqlite_runs = Vec::new();
+    // With LEADQL_BENCH_TRACES=both, the runs with and without traces
+    // alternate, so both see the same noise.
+    let variants = trace_variants().await;
+    let mut sqlite_runs: Vec<Vec<Row>> = variants.iter().map(|_| Vec::new()).collect();
     for run in 0..runs {
-        let sqlite = format!("sqlite://{}/http{run}.db?mode=rwc", dir.path().display());
-        sqlite_runs.push(http_run("HTTP, SQLite", &sqlite, &payloads, senders).await);
+        for (v, (label, env, _)) in variants.iter().enumerate() {
+            let sqlite = format!(
+                "sqlite://{}/http{run}-{v}.db?mode=rwc",
+                dir.path().display()
+            );
+            let name = format!("HTTP, SQLite{label}");
+            sqlite_runs[v].push(http_run(&name, &sqlite, &payloads, senders, env).await);
+        }
     }
-    rows.push(median(sqlite_runs));
+    rows.extend(sqlite_runs.into_iter().map(median));
     if postgres != "off" {
-        let mut pg_runs = Vec::new();
+        let mut pg_runs: Vec<Vec<Row>> = variants.iter().map(|_| Vec::new()).collect();
         for _ in 0..runs {
-            match postgres_database(&postgres, "leadql_bench_http") {
-                Some(url) => {
-                    pg_runs.push(http_run("HTTP, PostgreSQL", &url, &payloads, senders).await)
+            for (v, (label, env, _)) in variants.iter().enumerate() {
+                match postgres_database(&postgres, "leadql_bench_http") {
+                    Some(url) => {
+                        let name = format!("HTTP, PostgreSQL{label}");
+                        pg_runs[v].push(http_run(&name, &url, &payloads, senders, env).await)
+                    }
+                    None => eprintln!("PostgreSQL not reachable at {postgres}: skipped"),
                 }
-                None => eprintln!("PostgreSQL not reachable at {postgres}: skipped"),
             }
         }
-        if !pg_runs.is_empty() {
-            rows.push(median(pg_runs));
+        rows.extend(pg_runs.into_iter().filter(|r| !r.is_empty()).map(median));
+    }
+    for (label, _, sink) in &variants {
+        if let Some(sink) = sink {
+            eprintln!("traces{label}: {} KiB exported", sink.received() / 1024);
         }
+    }
+    if import_count == 0 {
+        print(rows);
+        return;
     }
 
     let mut import_payloads = leadql::generate::generate(import_count / 2 + 10, 7);
@@ -207,7 +233,10 @@ async fn main() {
             rows.push(median(pg_runs));
         }
     }
+    print(rows);
+}
 
+fn print(rows: Vec<Row>) {
     println!();
     println!("| run | payloads | seconds | payloads/s | p50 ms | p99 ms | peak RSS MiB | notes |");
     println!("|---|---:|---:|---:|---:|---:|---:|---|");

@@ -17,7 +17,9 @@
 //! the median round is printed; default 3), LEADQL_BENCH_KINDS (which
 //! queries, default "history,page,counts"), LEADQL_BENCH_POSTGRES (admin URL, or
 //! "off"), LEADQL_BENCH_URL (measure a server that is already running, on
-//! its data, instead: e.g. http://127.0.0.1:8080).
+//! its data, instead: e.g. http://127.0.0.1:8080), LEADQL_BENCH_TRACES
+//! (`off`, `on`: OpenTelemetry traces exported to a receiver in the
+//! benchmark, or `both`: each database measured without, then with).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -28,7 +30,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use support::{env_or, percentile, postgres_database, Server};
+use support::{env_or, percentile, postgres_database, trace_variants, Server};
 
 const HISTORY: &str = "query History($id: ID!) { lead(id: $id) {
   id name disposition dispositionType summary state lastActivityAt updates { id success error data timestamp }
@@ -235,10 +237,11 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut rows = Vec::new();
     if let Ok(base) = std::env::var("LEADQL_BENCH_URL") {
-        measure(&base, "running server", requests, clients, &mut rows).await;
+        measure(&base, None, "running server", requests, clients, &mut rows).await;
         print(rows);
         return;
     }
+    let variants = trace_variants().await;
     for &leads in &sizes {
         let file = dir.path().join(format!("leads{leads}.ndjson"));
         let output = Command::new(env!("CARGO_BIN_EXE_leadql"))
@@ -271,10 +274,24 @@ async fn main() {
         for (backend, url) in databases {
             let seconds = import(&url, &file);
             eprintln!("{leads} leads imported into {backend} in {seconds:.0}s");
-            let server = Server::start(&url).await;
-            measure(&server.base, backend, requests, clients, &mut rows).await;
-            let rss = server.peak_rss_mib();
-            eprintln!("server peak RSS {rss:.0} MiB");
+            for (label, env, sink) in &variants {
+                let server = Server::start_with(&url, env).await;
+                let name = format!("{backend}{label}");
+                measure(
+                    &server.base,
+                    Some(&server),
+                    &name,
+                    requests,
+                    clients,
+                    &mut rows,
+                )
+                .await;
+                let rss = server.peak_rss_mib();
+                eprintln!("server peak RSS {rss:.0} MiB");
+                if let Some(sink) = sink {
+                    eprintln!("{} KiB of traces exported so far", sink.received() / 1024);
+                }
+            }
         }
     }
     print(rows);
@@ -283,6 +300,7 @@ async fn main() {
 /// Run the three query kinds against `base`, a row each.
 async fn measure(
     base: &str,
+    server: Option<&Server>,
     backend: &str,
     requests: usize,
     clients: usize,
@@ -311,13 +329,18 @@ async fn measure(
         // keep the round with the median p50: this machine is noisy.
         run(base, kind, &sample, requests / 10, clients).await;
         let mut results = Vec::new();
+        let cpu_before = server.map_or(f64::NAN, Server::cpu_seconds);
         for _ in 0..rounds {
             results.push(run(base, kind, &sample, requests, clients).await);
         }
+        let served: usize = results.iter().map(|r| r.0.len()).sum();
+        let cpu_ms = server.map_or(f64::NAN, |s| {
+            (s.cpu_seconds() - cpu_before) * 1000.0 / served as f64
+        });
         results.sort_by(|a, b| percentile(&a.0, 0.5).total_cmp(&percentile(&b.0, 0.5)));
         let (latencies, seconds) = results.swap_remove(rounds / 2);
         rows.push(format!(
-            "| {leads} | {activities} | {backend} | {kind} | {} | {:.2} | {:.2} | {:.0} |",
+            "| {leads} | {activities} | {backend} | {kind} | {} | {:.2} | {:.2} | {:.0} | {cpu_ms:.2} |",
             latencies.len(),
             percentile(&latencies, 0.5),
             percentile(&latencies, 0.99),
@@ -328,8 +351,8 @@ async fn measure(
 
 fn print(rows: Vec<String>) {
     println!();
-    println!("| leads | activities | database | query | requests | p50 ms | p99 ms | requests/s |");
-    println!("|---:|---:|---|---|---:|---:|---:|---:|");
+    println!("| leads | activities | database | query | requests | p50 ms | p99 ms | requests/s | server CPU ms/request |");
+    println!("|---:|---:|---|---|---:|---:|---:|---:|---:|");
     for row in rows {
         println!("{row}");
     }

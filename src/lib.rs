@@ -14,6 +14,7 @@ pub mod generate;
 pub mod graphql;
 pub mod import;
 pub mod ingest;
+pub mod otel;
 pub mod store;
 pub mod telemetry;
 mod unread;
@@ -140,16 +141,39 @@ impl Drop for ConnectionGuard {
 /// returned in the `x-request-id` response header.
 pub fn app(state: AppState) -> Router {
     use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-    let trace = tower_http::trace::TraceLayer::new_for_http().make_span_with(
-        |request: &axum::http::Request<axum::body::Body>| {
+    let trace = tower_http::trace::TraceLayer::new_for_http()
+        .make_span_with(|request: &axum::http::Request<axum::body::Body>| {
             let request_id = request
                 .headers()
                 .get("x-request-id")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
-        },
-    );
+            let span = tracing::info_span!(
+                "request",
+                method = %request.method(),
+                path = %request.uri().path(),
+                request_id,
+                otel.name = tracing::field::Empty,
+                otel.kind = "server",
+                http.response.status_code = tracing::field::Empty,
+            );
+            if otel::enabled() {
+                span.record(
+                    "otel.name",
+                    format!("{} {}", request.method(), request.uri().path()),
+                );
+                otel::continue_trace(&span, request.headers());
+            }
+            span
+        })
+        .on_response(
+            |response: &axum::http::Response<_>, _: std::time::Duration, span: &tracing::Span| {
+                span.record(
+                    "http.response.status_code",
+                    i64::from(response.status().as_u16()),
+                );
+            },
+        );
     let cors = cors(&state.config.cors_origins);
     let compression = tower_http::compression::CompressionLayer::new();
     Router::new()

@@ -113,16 +113,27 @@ enum Command {
     },
 }
 
-fn init_tracing(format: LogFormat) {
+/// Logs to stderr (filtered by `LEADQL_LOG`), and traces over OTLP when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set (see `leadql::otel`).
+fn init_tracing(format: LogFormat) -> anyhow::Result<Option<leadql::otel::Traces>> {
+    use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_env("LEADQL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match format {
+        LogFormat::Text => logs.boxed(),
+        LogFormat::Json => logs.json().boxed(),
     }
+    .with_filter(filter);
+    let (traces, exporter) = match leadql::otel::Traces::from_env()? {
+        Some((traces, layer)) => (Some(traces), Some(layer)),
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(exporter)
+        .init();
+    Ok(traces)
 }
 
 /// mimalloc instead of glibc's malloc: serving a GraphQL page is mostly
@@ -134,14 +145,25 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
-    match execute(cli.command).await {
+    let traces = match init_tracing(cli.log_format) {
+        Ok(traces) => traces,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = match execute(cli.command).await {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
+    };
+    if let Some(traces) = traces {
+        // Blocks until the last spans are sent: off the async threads.
+        let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
     }
+    code
 }
 
 async fn execute(command: Command) -> anyhow::Result<ExitCode> {

@@ -9,6 +9,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Webhook deliveries answered, by `outcome`: `stored`, `duplicate`, `stale`,
 /// or the error code of the answer (`malformed_json`, `invalid_payload`,
@@ -139,11 +140,16 @@ impl Metrics {
     ) -> T {
         let started = std::time::Instant::now();
         let counter = Arc::new(Statements::default());
-        let out = STATEMENTS.scope(counter.clone(), fut).await;
         let name = operation_label(operation);
+        let span = crate::otel::operation(&name);
+        let out = STATEMENTS
+            .scope(counter.clone(), fut)
+            .instrument(span.clone())
+            .await;
         let labels = [("operation", name)];
         let held = counter.held.load(Ordering::Relaxed);
         let all = held + counter.pooled.load(Ordering::Relaxed);
+        span.record("db.statements", all as i64);
         self.record(|| {
             metrics::counter!(GRAPHQL_OPERATIONS, "operation" => labels[0].1.clone(), "outcome" => outcome(&out)).increment(1);
             metrics::histogram!(GRAPHQL_SECONDS, &labels).record(started.elapsed().as_secs_f64());

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub fn env_or(name: &str, default: usize) -> usize {
@@ -20,6 +21,11 @@ pub struct Server {
 
 impl Server {
     pub async fn start(database_url: &str) -> Server {
+        Server::start_with(database_url, &[]).await
+    }
+
+    /// Start it with `env` added (e.g. the OTLP endpoint of [`TraceSink`]).
+    pub async fn start_with(database_url: &str, env: &[(String, String)]) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -29,6 +35,7 @@ impl Server {
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .env("DATABASE_URL", database_url)
             .env("LEADQL_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .spawn()
             .expect("start leadql");
@@ -43,6 +50,24 @@ impl Server {
         let _ = child.kill();
         let _ = child.wait();
         panic!("leadql did not start");
+    }
+
+    /// CPU time the server process has used so far (user + system), in
+    /// seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // After the command name in parentheses: fields 3.. ; utime and
+        // stime are fields 14 and 15, in clock ticks (100 per second).
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+        match (ticks(11), ticks(12)) {
+            (Some(user), Some(system)) => (user + system) / 100.0,
+            _ => f64::NAN,
+        }
     }
 
     /// Peak resident memory of the server process, in MiB.
@@ -92,4 +117,59 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
         return f64::NAN;
     }
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+/// An OTLP/HTTP receiver that accepts every trace export and counts its
+/// bytes: what a collector costs the server, without a collector.
+pub struct TraceSink {
+    pub endpoint: String,
+    pub bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl TraceSink {
+    pub async fn start() -> TraceSink {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::Arc;
+        let bytes = Arc::new(AtomicU64::new(0));
+        let counted = bytes.clone();
+        let app = axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                counted.fetch_add(body.len() as u64, Ordering::Relaxed);
+                async {}
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        TraceSink { endpoint, bytes }
+    }
+
+    /// Bytes of traces received so far.
+    pub fn received(&self) -> u64 {
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// `LEADQL_BENCH_TRACES`: `off` (default) measures without traces, `on`
+/// with traces exported to a [`TraceSink`], `both` each configuration
+/// both ways in the same run. The variants: a label suffix and the
+/// server's extra environment.
+pub async fn trace_variants() -> Vec<(&'static str, Vec<(String, String)>, Option<Arc<TraceSink>>)>
+{
+    let setting = std::env::var("LEADQL_BENCH_TRACES").unwrap_or_else(|_| "off".into());
+    let on = || async {
+        let sink = Arc::new(TraceSink::start().await);
+        let env = vec![(
+            "OTEL_EXPORTER_OTLP_ENDPOINT".to_string(),
+            sink.endpoint.clone(),
+        )];
+        (", traces on", env, Some(sink))
+    };
+    match setting.as_str() {
+        "off" => vec![("", Vec::new(), None)],
+        "on" => vec![on().await],
+        "both" => vec![("", Vec::new(), None), on().await],
+        other => panic!("LEADQL_BENCH_TRACES={other}: expected off, on or both"),
+    }
 }

@@ -12,6 +12,7 @@ use entity::{activity, disposition_event};
 use futures::Stream;
 use sea_orm::{ColumnTrait, Condition, QueryFilter, QueryOrder, QuerySelect};
 use tokio::sync::broadcast::error::RecvError;
+use tracing::Instrument;
 
 /// Events read from the table per query while catching up.
 const CATCH_UP_PAGE: u64 = 500;
@@ -78,8 +79,10 @@ impl Subscription {
             let mut catching_up = true;
             loop {
                 if catching_up {
-                    match stored_after(&reader, &cond, last).await {
+                    let span = crate::otel::catch_up("dispositionChanged", last);
+                    match stored_after(&reader, &cond, last).instrument(span.clone()).await {
                         Ok(rows) => {
+                            span.record("leadql.catch_up.events", rows.len() as i64);
                             let full = rows.len() as u64 == CATCH_UP_PAGE;
                             for row in rows {
                                 last = row.id;

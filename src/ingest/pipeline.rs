@@ -15,6 +15,7 @@ use sea_orm::{
 };
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 /// Why a delivery could not be stored.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +70,8 @@ impl PipelineConfig {
 struct Job {
     delivery: Delivery,
     reply: oneshot::Sender<Result<Status, IngestError>>,
+    /// The submitter's span, when traces are on: the batch links to it.
+    span: Option<tracing::Span>,
 }
 
 /// Handle to the pipeline; cheap to clone.
@@ -113,7 +116,11 @@ impl Ingestor {
             (hash % self.jobs.len() as u64) as usize
         };
         self.jobs[shard]
-            .send(Job { delivery, reply })
+            .send(Job {
+                delivery,
+                reply,
+                span: crate::otel::current(),
+            })
             .await
             .map_err(|_| IngestError::ShuttingDown)?;
         answer.await.map_err(|_| IngestError::ShuttingDown)?
@@ -133,7 +140,14 @@ async fn writer(
         metrics.record(|| {
             metrics::histogram!(crate::telemetry::BATCH_SIZE).record(deliveries.len() as f64)
         });
-        match commit(&db, &deliveries, &feed).await {
+        let span = crate::otel::batch(
+            batch.len(),
+            batch.iter().map(|j| j.span.as_ref().and_then(|s| s.id())),
+        );
+        let committed = commit(&db, &deliveries, &feed)
+            .instrument(crate::otel::commit(&span))
+            .await;
+        match committed {
             Ok((result, activities)) => {
                 for (job, status) in batch.drain(..).zip(result.statuses) {
                     let _ = job.reply.send(Ok(status));

@@ -12,6 +12,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/webhooks/activity", post(receive))
@@ -23,11 +24,15 @@ async fn receive(
     body: Body,
 ) -> Result<Json<Value>> {
     let started = std::time::Instant::now();
-    let answer = store_delivery(&state, &headers, body).await;
+    let span = crate::otel::delivery();
+    let answer = store_delivery(&state, &headers, body)
+        .instrument(span.clone())
+        .await;
     let outcome = match &answer {
         Ok(status) => status.as_str(),
         Err(err) => err.code,
     };
+    span.record("leadql.delivery.outcome", outcome);
     state.metrics.delivery(outcome, started);
     answer.map(|status| Json(json!({ "status": status.as_str() })))
 }

@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
+use tracing::Instrument;
 
 /// A database handle: the pool, or one connection of it held for a
 /// request. Writes and unprepared statements always go to the pool.
@@ -270,17 +271,42 @@ impl ConnectionTrait for ReadDb {
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        match &self.held {
-            None => self.pool.query_one_raw(stmt).await,
-            Some(held) => Ok(self.fetch(held, stmt, true).await?.into_iter().next()),
-        }
+        let span = crate::otel::statement(self.get_database_backend(), &stmt.sql);
+        let row = match &self.held {
+            None => {
+                self.pool
+                    .query_one_raw(stmt)
+                    .instrument(span.clone())
+                    .await?
+            }
+            Some(held) => (self
+                .fetch(held, stmt, true)
+                .instrument(span.clone())
+                .await?)
+                .into_iter()
+                .next(),
+        };
+        span.record("db.response.returned_rows", i64::from(row.is_some()));
+        Ok(row)
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        match &self.held {
-            None => self.pool.query_all_raw(stmt).await,
-            Some(held) => self.fetch(held, stmt, false).await,
-        }
+        let span = crate::otel::statement(self.get_database_backend(), &stmt.sql);
+        let rows = match &self.held {
+            None => {
+                self.pool
+                    .query_all_raw(stmt)
+                    .instrument(span.clone())
+                    .await?
+            }
+            Some(held) => {
+                self.fetch(held, stmt, false)
+                    .instrument(span.clone())
+                    .await?
+            }
+        };
+        span.record("db.response.returned_rows", rows.len() as i64);
+        Ok(rows)
     }
 }
 

@@ -20,4 +20,5 @@ mod reproject;
 mod roles;
 mod scoped_feeds;
 mod subscriptions;
+mod traces;
 mod webhook;
