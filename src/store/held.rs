@@ -112,6 +112,23 @@ enum Held {
 }
 
 impl ReadDb {
+    /// Run `stmt` on the held connection or the pool (its first row only
+    /// if `one`), in a trace span that says how many rows it returned.
+    async fn query(&self, stmt: Statement, one: bool) -> Result<Vec<QueryResult>, DbErr> {
+        let span = crate::otel::statement(self.get_database_backend(), &stmt.sql);
+        let rows = async {
+            match (&self.held, one) {
+                (None, true) => self.pool.query_one_raw(stmt).await.map(Vec::from_iter),
+                (None, false) => self.pool.query_all_raw(stmt).await,
+                (Some(held), one) => self.fetch(held, stmt, one).await,
+            }
+        }
+        .instrument(span.clone())
+        .await?;
+        span.record("db.response.returned_rows", rows.len() as i64);
+        Ok(rows)
+    }
+
     /// Every statement on a connection of its own from the pool (for
     /// long-lived readers such as subscriptions).
     pub fn pooled(pool: DatabaseConnection) -> Self {
@@ -271,42 +288,11 @@ impl ConnectionTrait for ReadDb {
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        let span = crate::otel::statement(self.get_database_backend(), &stmt.sql);
-        let row = match &self.held {
-            None => {
-                self.pool
-                    .query_one_raw(stmt)
-                    .instrument(span.clone())
-                    .await?
-            }
-            Some(held) => (self
-                .fetch(held, stmt, true)
-                .instrument(span.clone())
-                .await?)
-                .into_iter()
-                .next(),
-        };
-        span.record("db.response.returned_rows", i64::from(row.is_some()));
-        Ok(row)
+        Ok(self.query(stmt, true).await?.into_iter().next())
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let span = crate::otel::statement(self.get_database_backend(), &stmt.sql);
-        let rows = match &self.held {
-            None => {
-                self.pool
-                    .query_all_raw(stmt)
-                    .instrument(span.clone())
-                    .await?
-            }
-            Some(held) => {
-                self.fetch(held, stmt, false)
-                    .instrument(span.clone())
-                    .await?
-            }
-        };
-        span.record("db.response.returned_rows", rows.len() as i64);
-        Ok(rows)
+        self.query(stmt, false).await
     }
 }
 
