@@ -26,6 +26,7 @@ pub use role::{forbidden, reads_personal_data, Role};
 pub mod signal;
 pub use manage::{create, list, revoke, Created, KeyError};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -88,6 +89,8 @@ pub struct Keys {
     /// Serialises the reloads requests ask for; holds when the last one
     /// began, so requests that arrived before it share it.
     asked: Arc<tokio::sync::Mutex<Option<Instant>>>,
+    /// Numbers reloads in the order they begin (see [`Keys::reload`]).
+    reloads: Arc<AtomicU64>,
 }
 
 #[derive(Default)]
@@ -97,6 +100,17 @@ struct KeySet {
     any: bool,
     /// The generation these keys were read at ([`signal::generation`]).
     generation: i32,
+    /// The number of the reload that read them.
+    reload: u64,
+}
+
+impl KeySet {
+    /// Take `read` unless these keys came from a reload that began later.
+    fn keep_newer(&mut self, read: KeySet) {
+        if read.reload > self.reload {
+            *self = read;
+        }
+    }
 }
 
 pub fn hash(key: &str) -> String {
@@ -110,6 +124,7 @@ impl Keys {
             inner: Arc::new(RwLock::new(KeySet::default())),
             db,
             asked: Default::default(),
+            reloads: Default::default(),
         };
         keys.reload().await?;
         if keys.is_open() {
@@ -126,12 +141,20 @@ impl Keys {
         WeakKeys {
             inner: Arc::downgrade(&self.inner),
             asked: Arc::downgrade(&self.asked),
+            reloads: Arc::downgrade(&self.reloads),
             db: self.db.clone(),
         }
     }
 
-    /// Read the active keys now.
+    /// Read the active keys now: when this returns, the set in memory holds
+    /// every change committed before it was called.
+    ///
+    /// Reloads run concurrently (the poll, the LISTEN task, requests), and
+    /// one that began earlier may finish later with an older read; so a
+    /// reload keeps its result only if no reload that began after it has
+    /// stored one already.
     pub async fn reload(&self) -> Result<(), DbErr> {
+        let number = self.reloads.fetch_add(1, Ordering::SeqCst) + 1;
         // The generation first: a change after it is seen next time.
         let generation = signal::generation(&self.db).await?;
         let rows = api_key::Entity::find().all(&self.db).await?;
@@ -165,11 +188,12 @@ impl Keys {
             );
         }
         if let Ok(mut inner) = self.inner.write() {
-            *inner = KeySet {
+            inner.keep_newer(KeySet {
                 active,
                 any,
                 generation,
-            };
+                reload: number,
+            });
         }
         Ok(())
     }
@@ -317,6 +341,7 @@ impl Keys {
 struct WeakKeys {
     inner: std::sync::Weak<RwLock<KeySet>>,
     asked: std::sync::Weak<tokio::sync::Mutex<Option<Instant>>>,
+    reloads: std::sync::Weak<AtomicU64>,
     db: DatabaseConnection,
 }
 
@@ -325,6 +350,7 @@ impl WeakKeys {
         Some(Keys {
             inner: self.inner.upgrade()?,
             asked: self.asked.upgrade()?,
+            reloads: self.reloads.upgrade()?,
             db: self.db.clone(),
         })
     }
@@ -403,5 +429,28 @@ async fn listen(keys: WeakKeys) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_by(reload: u64, any: bool) -> KeySet {
+        KeySet {
+            any,
+            reload,
+            ..KeySet::default()
+        }
+    }
+
+    #[test]
+    fn a_reload_that_began_earlier_does_not_replace_a_later_one() {
+        let mut keys = KeySet::default();
+        keys.keep_newer(read_by(2, true));
+        keys.keep_newer(read_by(1, false));
+        assert_eq!((keys.reload, keys.any), (2, true));
+        keys.keep_newer(read_by(3, false));
+        assert_eq!((keys.reload, keys.any), (3, false));
     }
 }

@@ -171,3 +171,52 @@ async fn unknown_keys_are_refused_in_a_burst() {
     }
     assert_eq!(leads(&base, Some(&key)).await.0, 200);
 }
+
+/// Reloads run concurrently (the poll, the LISTEN task, requests); one that
+/// read the keys before a change and finished after a later reload must
+/// not put the older set back. Each round flips a key between revoked and
+/// active while other tasks reload without pause, then reloads and checks
+/// that the key's state is the one just written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_older_reload_never_undoes_a_newer_one() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = TestDb::new().await;
+    let s = TestServer::start(&db).await;
+    let key = leadql::access::create(s.db(), Some("flip"), &[], leadql::access::Role::Full)
+        .await
+        .unwrap()
+        .key;
+    let header = format!("Bearer {key}");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut busy = Vec::new();
+    for _ in 0..8 {
+        let keys = s.state.keys.clone();
+        let stop = stop.clone();
+        busy.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                keys.reload().await.unwrap();
+            }
+        }));
+    }
+    let backend = s.db().get_database_backend();
+    for round in 0..400 {
+        let revoked = round % 2 == 0;
+        let value = if revoked { "1" } else { "NULL" };
+        let sql = format!("UPDATE api_keys SET revoked_at = {value}");
+        s.db()
+            .execute_raw(Statement::from_string(backend, sql))
+            .await
+            .unwrap();
+        s.state.keys.reload().await.unwrap();
+        assert_eq!(
+            s.state.keys.authenticate(Some(&header)).is_err(),
+            revoked,
+            "round {round}: the key's state is not the one just written"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for task in busy {
+        task.await.unwrap();
+    }
+    s.stop().await;
+}
