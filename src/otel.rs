@@ -160,8 +160,12 @@ pub fn statement(backend: sea_orm::DbBackend, sql: &str) -> tracing::Span {
         .next()
         .unwrap_or("SQL")
         .to_ascii_uppercase();
+    // Under the GraphQL operation that runs it (which is not entered, see
+    // `telemetry::graphql_operation`), else under whatever is current.
+    let parent = crate::telemetry::operation_span().or_else(|| tracing::Span::current().id());
     tracing::debug_span!(
         target: TARGET,
+        parent: parent,
         "db.query",
         otel.name = %operation,
         otel.kind = "client",
