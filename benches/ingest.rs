@@ -98,7 +98,7 @@ async fn http_run(
         p99_ms: pct(0.99),
         rss_mib: rss,
         note: format!(
-            "{acknowledged} acknowledged, {senders} senders, server CPU {cpu_ms:.2} ms/payload"
+            "{acknowledged} acknowledged, {senders} senders, server CPU {cpu_ms:.3} ms/payload"
         ),
     }
 }

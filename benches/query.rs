@@ -19,7 +19,8 @@
 //! "off"), LEADQL_BENCH_URL (measure a server that is already running, on
 //! its data, instead: e.g. http://127.0.0.1:8080), LEADQL_BENCH_TRACES
 //! (`off`, `on`: OpenTelemetry traces exported to a receiver in the
-//! benchmark, or `both`: each database measured without, then with).
+//! benchmark, or `both`: each database measured without and with, by two
+//! servers on the same data, the rounds alternating between them).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -237,7 +238,12 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut rows = Vec::new();
     if let Ok(base) = std::env::var("LEADQL_BENCH_URL") {
-        measure(&base, None, "running server", requests, clients, &mut rows).await;
+        let target = Target {
+            name: "running server",
+            base: &base,
+            server: None,
+        };
+        measure(&[target], requests, clients, &mut rows).await;
         print(rows);
         return;
     }
@@ -274,20 +280,29 @@ async fn main() {
         for (backend, url) in databases {
             let seconds = import(&url, &file);
             eprintln!("{leads} leads imported into {backend} in {seconds:.0}s");
-            for (label, env, sink) in &variants {
-                let server = Server::start_with(&url, env).await;
-                let name = format!("{backend}{label}");
-                measure(
-                    &server.base,
-                    Some(&server),
-                    &name,
-                    requests,
-                    clients,
-                    &mut rows,
-                )
-                .await;
-                let rss = server.peak_rss_mib();
-                eprintln!("server peak RSS {rss:.0} MiB");
+            // Every variant's server runs at once, on the same data, and the
+            // rounds alternate between them: a variant is compared with the
+            // others under the same machine load, not a minute apart.
+            let mut servers = Vec::new();
+            for (label, env, _) in &variants {
+                servers.push((
+                    format!("{backend}{label}"),
+                    Server::start_with(&url, env).await,
+                ));
+            }
+            let targets: Vec<Target> = servers
+                .iter()
+                .map(|(name, server)| Target {
+                    name,
+                    base: &server.base,
+                    server: Some(server),
+                })
+                .collect();
+            measure(&targets, requests, clients, &mut rows).await;
+            for (name, server) in &servers {
+                eprintln!("{name}: server peak RSS {:.0} MiB", server.peak_rss_mib());
+            }
+            for (_, _, sink) in &variants {
                 if let Some(sink) = sink {
                     eprintln!("{} KiB of traces exported so far", sink.received() / 1024);
                 }
@@ -297,16 +312,21 @@ async fn main() {
     print(rows);
 }
 
-/// Run the three query kinds against `base`, a row each.
-async fn measure(
-    base: &str,
-    server: Option<&Server>,
-    backend: &str,
-    requests: usize,
-    clients: usize,
-    rows: &mut Vec<String>,
-) {
+/// A server to measure, and the name of its rows.
+struct Target<'a> {
+    name: &'a str,
+    base: &'a str,
+    /// The server's process, for its CPU time (none for a server already
+    /// running elsewhere).
+    server: Option<&'a Server>,
+}
+
+/// Run the query kinds against every target, a row each per target: the
+/// rounds alternate between the targets, and each target's median round
+/// is printed with its server CPU per request over all its rounds.
+async fn measure(targets: &[Target<'_>], requests: usize, clients: usize, rows: &mut Vec<String>) {
     let client = reqwest::Client::new();
+    let base = targets[0].base;
     let sample = Arc::new(sample(&client, base).await);
     let counts = graphql(
         &client,
@@ -327,25 +347,45 @@ async fn measure(
         );
         // Warm up (caches, connections), then measure `rounds` times and
         // keep the round with the median p50: this machine is noisy.
-        run(base, kind, &sample, requests / 10, clients).await;
-        let mut results = Vec::new();
-        let cpu_before = server.map_or(f64::NAN, Server::cpu_seconds);
-        for _ in 0..rounds {
-            results.push(run(base, kind, &sample, requests, clients).await);
+        for t in targets {
+            run(t.base, kind, &sample, requests / 10, clients).await;
         }
-        let served: usize = results.iter().map(|r| r.0.len()).sum();
-        let cpu_ms = server.map_or(f64::NAN, |s| {
-            (s.cpu_seconds() - cpu_before) * 1000.0 / served as f64
-        });
-        results.sort_by(|a, b| percentile(&a.0, 0.5).total_cmp(&percentile(&b.0, 0.5)));
-        let (latencies, seconds) = results.swap_remove(rounds / 2);
-        rows.push(format!(
-            "| {leads} | {activities} | {backend} | {kind} | {} | {:.2} | {:.2} | {:.0} | {cpu_ms:.2} |",
-            latencies.len(),
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.99),
-            latencies.len() as f64 / seconds
-        ));
+        let mut results: Vec<Vec<(Vec<f64>, f64)>> = targets.iter().map(|_| Vec::new()).collect();
+        let mut cpu = vec![0.0; targets.len()];
+        for _ in 0..rounds {
+            for (i, t) in targets.iter().enumerate() {
+                let before = t.server.map_or(f64::NAN, Server::cpu_seconds);
+                results[i].push(run(t.base, kind, &sample, requests, clients).await);
+                cpu[i] += t.server.map_or(f64::NAN, Server::cpu_seconds) - before;
+            }
+        }
+        let mut first: Option<(f64, f64)> = None;
+        for ((t, mut results), cpu) in targets.iter().zip(results).zip(cpu) {
+            let served: usize = results.iter().map(|r| r.0.len()).sum();
+            let cpu_ms = cpu * 1000.0 / served as f64;
+            results.sort_by(|a, b| percentile(&a.0, 0.5).total_cmp(&percentile(&b.0, 0.5)));
+            let (latencies, seconds) = results.swap_remove(rounds / 2);
+            let p50 = percentile(&latencies, 0.5);
+            // Beside the first target's row, each other's ratio to it.
+            let versus = match first {
+                None => {
+                    first = Some((p50, cpu_ms));
+                    String::new()
+                }
+                Some((p50_0, cpu_0)) => format!(
+                    " (p50 {:+.0}%, CPU {:+.0}%)",
+                    (p50 / p50_0 - 1.0) * 100.0,
+                    (cpu_ms / cpu_0 - 1.0) * 100.0
+                ),
+            };
+            rows.push(format!(
+                "| {leads} | {activities} | {} | {kind} | {} | {p50:.2} | {:.2} | {:.0} | {cpu_ms:.2}{versus} |",
+                t.name,
+                latencies.len(),
+                percentile(&latencies, 0.99),
+                latencies.len() as f64 / seconds
+            ));
+        }
     }
 }
 
