@@ -148,32 +148,8 @@ pub fn app(state: AppState) -> Router {
                 .get("x-request-id")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            let span = tracing::info_span!(
-                "request",
-                method = %request.method(),
-                path = %request.uri().path(),
-                request_id,
-                otel.name = tracing::field::Empty,
-                otel.kind = "server",
-                http.response.status_code = tracing::field::Empty,
-            );
-            if otel::enabled() {
-                span.record(
-                    "otel.name",
-                    format!("{} {}", request.method(), request.uri().path()),
-                );
-                otel::continue_trace(&span, request.headers());
-            }
-            span
-        })
-        .on_response(
-            |response: &axum::http::Response<_>, _: std::time::Duration, span: &tracing::Span| {
-                span.record(
-                    "http.response.status_code",
-                    i64::from(response.status().as_u16()),
-                );
-            },
-        );
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+        });
     let cors = cors(&state.config.cors_origins);
     let compression = tower_http::compression::CompressionLayer::new();
     Router::new()
@@ -194,6 +170,8 @@ pub fn app(state: AppState) -> Router {
                 .layer(axum::middleware::from_fn(unread::close_if_unread))
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(trace)
+                // Only when traces are on: nothing on the path otherwise.
+                .option_layer(otel::enabled().then(|| axum::middleware::from_fn(otel::request)))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .option_layer(cors),
         )

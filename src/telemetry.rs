@@ -139,20 +139,18 @@ impl Metrics {
     ) -> T {
         let started = std::time::Instant::now();
         let name = operation_label(operation);
-        let span = crate::otel::operation(&name);
-        // Not entered around `fut`: entering a span on every poll of an
-        // operation costs more than its statements' spans do; they name it
-        // as their parent instead (see `operation_span`).
+        // Its statements find the operation's span through the task-local
+        // (see `operation_context`).
         let counter = Arc::new(Statements {
             pooled: AtomicU64::new(0),
             held: AtomicU64::new(0),
-            span: span.clone(),
+            span: crate::otel::operation(&name),
         });
         let out = STATEMENTS.scope(counter.clone(), fut).await;
         let labels = [("operation", name)];
         let held = counter.held.load(Ordering::Relaxed);
         let all = held + counter.pooled.load(Ordering::Relaxed);
-        span.record("db.statements", all as i64);
+        counter.span.finish(all);
         self.record(|| {
             metrics::counter!(GRAPHQL_OPERATIONS, "operation" => labels[0].1.clone(), "outcome" => outcome(&out)).increment(1);
             metrics::histogram!(GRAPHQL_SECONDS, &labels).record(started.elapsed().as_secs_f64());
@@ -182,14 +180,17 @@ pub async fn render(State(metrics): State<Metrics>) -> impl IntoResponse {
 struct Statements {
     pooled: AtomicU64,
     held: AtomicU64,
-    /// The operation's trace span (disabled when traces are off).
-    span: tracing::Span,
+    /// The operation's trace span (nothing when traces are off).
+    span: crate::otel::Operation,
 }
 
-/// The trace span of the GraphQL operation running on this task, if any:
-/// the parent of its statements' spans.
-pub fn operation_span() -> Option<tracing::Id> {
-    STATEMENTS.try_with(|n| n.span.id()).ok().flatten()
+/// The trace context of the GraphQL operation running on this task, if
+/// any: the parent of its statements' spans.
+pub fn operation_context() -> Option<opentelemetry::Context> {
+    STATEMENTS
+        .try_with(|n| n.span.context().cloned())
+        .ok()
+        .flatten()
 }
 
 tokio::task_local! {

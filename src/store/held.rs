@@ -28,7 +28,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
-use tracing::Instrument;
 
 /// A database handle: the pool, or one connection of it held for a
 /// request. Writes and unprepared statements always go to the pool.
@@ -115,17 +114,18 @@ impl ReadDb {
     /// Run `stmt` on the held connection or the pool (its first row only
     /// if `one`), in a trace span that says how many rows it returned.
     async fn query(&self, stmt: Statement, one: bool) -> Result<Vec<QueryResult>, DbErr> {
-        let span = crate::otel::statement(self.get_database_backend(), &stmt.sql);
-        let rows = async {
-            match (&self.held, one) {
-                (None, true) => self.pool.query_one_raw(stmt).await.map(Vec::from_iter),
-                (None, false) => self.pool.query_all_raw(stmt).await,
-                (Some(held), one) => self.fetch(held, stmt, one).await,
-            }
-        }
-        .instrument(span.clone())
-        .await?;
-        span.record("db.response.returned_rows", rows.len() as i64);
+        let mut span = crate::otel::statement(
+            self.get_database_backend(),
+            &stmt.sql,
+            crate::telemetry::operation_context(),
+        );
+        let rows = match (&self.held, one) {
+            (None, true) => self.pool.query_one_raw(stmt).await.map(Vec::from_iter),
+            (None, false) => self.pool.query_all_raw(stmt).await,
+            (Some(held), one) => self.fetch(held, stmt, one).await,
+        };
+        let rows = rows.inspect_err(|err| span.failed(err))?;
+        span.rows(rows.len());
         Ok(rows)
     }
 
