@@ -1,13 +1,17 @@
-//! Subscription benchmark: many WebSocket subscribers to
-//! `dispositionChanged` on one release server, payloads posted at a steady
-//! rate; for every event each subscriber receives, the time from the
-//! webhook's 200 answer for the delivery that caused it to the receipt.
-//! Prints a table (SQLite and PostgreSQL).
+//! Subscription benchmark, shaped as a sales floor: many WebSocket
+//! subscribers in teams, each team subscribed to `dispositionChanged` of
+//! its own project with the lead and activity of each change; new leads
+//! posted at a steady rate, spread over the teams' projects; for every
+//! event each subscriber receives, the time from the webhook's 200 answer
+//! for the delivery that caused it to the receipt. Checks that every
+//! subscriber received exactly its project's events. Prints a table
+//! (SQLite and PostgreSQL).
 //!
 //!     cargo bench --bench subscribe
 //!
-//! Environment: LEADQL_BENCH_SUBSCRIBERS (default 1000), LEADQL_BENCH_RATE
-//! (payloads per second, default 200), LEADQL_BENCH_SECONDS (default 20),
+//! Environment: LEADQL_BENCH_SUBSCRIBERS (comma-separated, default 1000),
+//! LEADQL_BENCH_TEAMS (default 50), LEADQL_BENCH_RATE (new leads per
+//! second, default 200), LEADQL_BENCH_SECONDS (default 20),
 //! LEADQL_BENCH_POSTGRES (admin URL, or "off").
 
 #[path = "support/mod.rs"]
@@ -22,16 +26,36 @@ use support::{env_or, percentile, postgres_database, Server};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-const FEED: &str = "subscription { dispositionChanged { cursor activityId leadId disposition previousDisposition occurredAt } }";
+/// A team's feed: its project's disposition changes, with the lead and
+/// activity of each.
+const FEED: &str = "subscription($p: String!) { dispositionChanged(filter: { projectId: { eq: $p } }) { disposition activity { id } lead { id projectId } } }";
+
+/// The platform's connected call (an "Interested" lead), as the template
+/// of every new lead.
+const SEED: &str = include_str!("../fixtures/connected-interested.json");
+
+fn project(team: usize) -> String {
+    format!("bench-project-{team:02}")
+}
+
+/// New lead `i`, of the project of team `i % teams`.
+fn new_lead(i: usize, teams: usize) -> String {
+    SEED.replace("6966163xxxxxxxxxxff92", &format!("bench-lead-{i}"))
+        .replace("6966179xxxxxxxxxxaf8ef", &format!("bench-lead-{i}-call"))
+        .replace("681db2dxxxxxxxxxxxx120", &project(i % teams))
+}
 
 /// When each activity's delivery was acknowledged, since the start.
 type Acks = Arc<Mutex<HashMap<String, Duration>>>;
 
+/// One subscriber of `team`: what it received (activity, when, whether
+/// the lead was of its team's project).
 async fn subscriber(
     base: String,
+    team: usize,
     start: Instant,
     ready: Arc<tokio::sync::Barrier>,
-) -> Vec<(String, Duration)> {
+) -> Vec<(String, Duration, bool)> {
     let url = format!("{}/graphql/ws", base.replacen("http://", "ws://", 1));
     let mut request = url.into_client_request().unwrap();
     request.headers_mut().insert(
@@ -53,7 +77,8 @@ async fn subscriber(
             }
         }
     }
-    let subscribe = json!({"id": "1", "type": "subscribe", "payload": {"query": FEED}});
+    let subscribe = json!({"id": "1", "type": "subscribe",
+        "payload": {"query": FEED, "variables": {"p": project(team)}}});
     ws.send(Message::Text(subscribe.to_string().into()))
         .await
         .unwrap();
@@ -65,11 +90,13 @@ async fn subscriber(
             let at = start.elapsed();
             let value: Value = serde_json::from_str(&text).unwrap();
             if value["type"] == "next" {
-                let activity = value["payload"]["data"]["dispositionChanged"]["activityId"]
+                let event = &value["payload"]["data"]["dispositionChanged"];
+                let activity = event["activity"]["id"]
                     .as_str()
                     .unwrap_or_default()
                     .to_string();
-                received.push((activity, at));
+                let ours = event["lead"]["projectId"] == json!(project(team));
+                received.push((activity, at, ours));
             } else if value["type"] == "ping" {
                 let _ = ws
                     .send(Message::Text(json!({"type": "pong"}).to_string().into()))
@@ -80,14 +107,22 @@ async fn subscriber(
     received
 }
 
-async fn run(backend: &str, url: &str, subscribers: usize, rate: usize, seconds: usize) -> String {
+async fn run(
+    backend: &str,
+    url: &str,
+    subscribers: usize,
+    teams: usize,
+    rate: usize,
+    seconds: usize,
+) -> String {
     let server = Server::start(url).await;
     let start = Instant::now();
     let ready = Arc::new(tokio::sync::Barrier::new(subscribers + 1));
     let mut tasks = Vec::new();
-    for _ in 0..subscribers {
+    for i in 0..subscribers {
         tasks.push(tokio::spawn(subscriber(
             server.base.clone(),
+            i % teams,
             start,
             ready.clone(),
         )));
@@ -95,9 +130,13 @@ async fn run(backend: &str, url: &str, subscribers: usize, rate: usize, seconds:
     ready.wait().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    // Payloads at `rate` per second; remember when each was acknowledged.
-    let payloads = leadql::generate::generate(rate * seconds / 2 + 10, 77);
-    let payloads: Vec<String> = payloads.into_iter().take(rate * seconds).collect();
+    let cpu_before = server.cpu_seconds();
+    // New leads at `rate` per second; remember when each was acknowledged.
+    let payloads: Vec<String> = (0..rate * seconds).map(|i| new_lead(i, teams)).collect();
+    // Each lead's change goes to every subscriber of its team.
+    let expected: usize = (0..payloads.len())
+        .map(|i| (0..subscribers).filter(|s| s % teams == i % teams).count())
+        .sum();
     let acks: Acks = Arc::new(Mutex::new(HashMap::new()));
     let client = reqwest::Client::new();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
@@ -129,10 +168,12 @@ async fn run(backend: &str, url: &str, subscribers: usize, rate: usize, seconds:
     let rss = server.peak_rss_mib();
     let mut latencies = Vec::new();
     let mut delivered = 0usize;
+    let mut misdirected = 0usize;
     let acks = acks.lock().unwrap().clone();
     for t in tasks {
-        for (activity, at) in t.await.unwrap() {
+        for (activity, at, ours) in t.await.unwrap() {
             delivered += 1;
+            misdirected += usize::from(!ours);
             if let Some(acked) = acks.get(&activity) {
                 // An event may reach a subscriber before its sender has
                 // read the 200: that counts as no delay.
@@ -140,9 +181,15 @@ async fn run(backend: &str, url: &str, subscribers: usize, rate: usize, seconds:
             }
         }
     }
+    // The receipts' wait ends 5 s after the last; not counted as CPU.
+    let cpu_seconds = server.cpu_seconds() - cpu_before;
     latencies.sort_by(|a, b| a.total_cmp(b));
+    assert_eq!(
+        misdirected, 0,
+        "events reached subscribers of other projects"
+    );
     format!(
-        "| {backend} | {subscribers} | {rate} | {delivered} | {:.1} | {:.1} | {:.1} | {rss:.0} |",
+        "| {backend} | {subscribers} in {teams} teams | {rate} | {delivered} of {expected} | {:.1} | {:.1} | {:.1} | {rss:.0} | {cpu_seconds:.1} |",
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         latencies.last().copied().unwrap_or(f64::NAN),
@@ -151,30 +198,30 @@ async fn run(backend: &str, url: &str, subscribers: usize, rate: usize, seconds:
 
 #[tokio::main]
 async fn main() {
-    let subscribers = env_or("LEADQL_BENCH_SUBSCRIBERS", 1000);
+    let counts: Vec<usize> = std::env::var("LEADQL_BENCH_SUBSCRIBERS")
+        .unwrap_or_else(|_| "1000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let teams = env_or("LEADQL_BENCH_TEAMS", 50).max(1);
     let rate = env_or("LEADQL_BENCH_RATE", 200);
     let seconds = env_or("LEADQL_BENCH_SECONDS", 20);
     let postgres = std::env::var("LEADQL_BENCH_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
     let dir = tempfile::tempdir().unwrap();
-    let mut rows = vec![
-        run(
-            "SQLite",
-            &format!("sqlite://{}/sub.db?mode=rwc", dir.path().display()),
-            subscribers,
-            rate,
-            seconds,
-        )
-        .await,
-    ];
-    if postgres != "off" {
-        if let Some(url) = postgres_database(&postgres, "leadql_bench_subscribe") {
-            rows.push(run("PostgreSQL", &url, subscribers, rate, seconds).await);
+    let mut rows = Vec::new();
+    for (n, &subscribers) in counts.iter().enumerate() {
+        let sqlite = format!("sqlite://{}/sub{n}.db?mode=rwc", dir.path().display());
+        rows.push(run("SQLite", &sqlite, subscribers, teams, rate, seconds).await);
+        if postgres != "off" {
+            if let Some(url) = postgres_database(&postgres, "leadql_bench_subscribe") {
+                rows.push(run("PostgreSQL", &url, subscribers, teams, rate, seconds).await);
+            }
         }
     }
     println!();
-    println!("| database | subscribers | payloads/s | events received | p50 ms | p99 ms | max ms | server peak RSS MiB |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| database | subscribers | new leads/s | events received | p50 ms | p99 ms | max ms | server peak RSS MiB | server CPU s |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in rows {
         println!("{row}");
     }

@@ -37,6 +37,11 @@ pub const CATCH_UPS: &str = "leadql_subscription_catch_ups_total";
 pub const DB_CONNECTIONS: &str = "leadql_db_connections";
 /// SQL statements run, all callers.
 pub const DB_STATEMENTS: &str = "leadql_db_statements_total";
+/// SQL statements run to serve subscriptions: catch-ups from the table,
+/// nested fields, and the rows an event's subscribers share (a figure
+/// that grows with the subscribers rather than the events means work is
+/// done per subscriber).
+pub const SUBSCRIPTION_STATEMENTS: &str = "leadql_subscription_statements_total";
 
 /// One instance's metrics: its own Prometheus registry, so two servers in
 /// one process (tests, embedding) count apart. Every recording goes
@@ -125,7 +130,13 @@ impl Metrics {
     /// Count one statement (also for statements run outside sea-orm's
     /// pool, see `store::held`), and charge it to the current operation.
     pub fn count_statement(&self) {
-        self.record(|| metrics::counter!(DB_STATEMENTS).increment(1));
+        let subscriptions = in_subscriptions();
+        self.record(|| {
+            metrics::counter!(DB_STATEMENTS).increment(1);
+            if subscriptions {
+                metrics::counter!(SUBSCRIPTION_STATEMENTS).increment(1);
+            }
+        });
         let _ = STATEMENTS.try_with(|n| n.pooled.fetch_add(1, Ordering::Relaxed));
     }
 
@@ -195,6 +206,20 @@ pub fn operation_context() -> Option<opentelemetry::Context> {
 
 tokio::task_local! {
     static STATEMENTS: Arc<Statements>;
+    /// Set while serving a WebSocket connection (and its loads on other
+    /// tasks): its statements count as the subscriptions'.
+    static SERVING_SUBSCRIPTIONS: ();
+}
+
+/// Run `fut` (a WebSocket connection, or a load it hands to another task),
+/// counting its statements in [`SUBSCRIPTION_STATEMENTS`].
+pub async fn serving_subscriptions<F: std::future::Future>(fut: F) -> F::Output {
+    SERVING_SUBSCRIPTIONS.scope((), fut).await
+}
+
+/// Is this task serving subscriptions (see [`serving_subscriptions`])?
+pub fn in_subscriptions() -> bool {
+    SERVING_SUBSCRIPTIONS.try_with(|_| ()).is_ok()
 }
 
 /// Count a statement run on a connection held for a request

@@ -21,6 +21,7 @@ pub(crate) fn filter_input(
     let mut conditions = Vec::new();
     let mut tests = Vec::new();
     let mut personal = Vec::new();
+    let mut database_only = Vec::new();
     for entry in entries {
         match entry {
             Entry::Field(field) => {
@@ -80,6 +81,11 @@ pub(crate) fn filter_input(
                         checks.push(::core::option::Option::None);
                     }
                 });
+                database_only.push(quote! {
+                    if self.#ident.is_some() {
+                        return false;
+                    }
+                });
             }
         }
     }
@@ -124,6 +130,15 @@ pub(crate) fn filter_input(
             /// so a filter using them never matches in memory).
             pub fn matches(&self, m: &#model::Model) -> bool {
                 self.test(m, 0) == ::core::option::Option::Some(true)
+            }
+
+            /// Whether [`Self::matches`] decides this filter: it uses no
+            /// filter only the database can check, at any depth.
+            pub fn in_memory(&self) -> bool {
+                #(#database_only)*
+                #f::Filter::and(self).iter().all(Self::in_memory)
+                    && #f::Filter::or(self).iter().all(Self::in_memory)
+                    && #f::Filter::not(self).is_none_or(Self::in_memory)
             }
 
             fn test(&self, m: &#model::Model, depth: usize) -> #f::Truth {

@@ -11,6 +11,13 @@
 //!
 //! Recorded activities are live only: the ids of a committed batch go to
 //! local subscribers at once and to other instances by NOTIFY.
+//!
+//! Each page of events and each batch of activities is published with a
+//! [`Shared`]: the rows its subscribers ask for, read once for all of them.
+
+mod shared;
+
+pub use shared::{Activities, Loaded, Shared};
 
 use entity::disposition_event;
 use sea_orm::{
@@ -29,10 +36,12 @@ pub const ACTIVITIES_CHANNEL: &str = "leadql_activities";
 /// Events read from the table per query.
 const PAGE: u64 = 500;
 
-/// Activities stored by one commit.
-#[derive(Debug)]
-pub struct ActivityBatch {
-    pub ids: Vec<String>,
+/// A disposition event as published to subscribers: the stored row, and
+/// the rows its subscribers share with those of the other events read with
+/// it.
+pub struct Published {
+    pub event: disposition_event::Model,
+    pub rows: Arc<Shared>,
 }
 
 /// Handle to this instance's feeds; cheap to clone.
@@ -45,8 +54,9 @@ struct Inner {
     db: DatabaseConnection,
     /// Identifies this instance in NOTIFY payloads (its own are skipped).
     instance: String,
-    events: broadcast::Sender<Arc<disposition_event::Model>>,
-    activities: broadcast::Sender<Arc<ActivityBatch>>,
+    events: broadcast::Sender<Arc<Published>>,
+    /// The activities of each commit (here or on another instance).
+    activities: broadcast::Sender<Arc<Shared>>,
     wake: Arc<Notify>,
     /// The highest event id published so far.
     published: AtomicI64,
@@ -95,11 +105,11 @@ impl Feed {
         self.inner.published.load(Ordering::SeqCst)
     }
 
-    pub fn events(&self) -> broadcast::Receiver<Arc<disposition_event::Model>> {
+    pub fn events(&self) -> broadcast::Receiver<Arc<Published>> {
         self.inner.events.subscribe()
     }
 
-    pub fn activities(&self) -> broadcast::Receiver<Arc<ActivityBatch>> {
+    pub fn activities(&self) -> broadcast::Receiver<Arc<Shared>> {
         self.inner.activities.subscribe()
     }
 
@@ -113,7 +123,7 @@ impl Feed {
             let _ = self
                 .inner
                 .activities
-                .send(Arc::new(ActivityBatch { ids: activity_ids }));
+                .send(Shared::for_activities(self.inner.db.clone(), activity_ids));
         }
     }
 
@@ -220,9 +230,13 @@ async fn pump(inner: std::sync::Weak<Inner>, wake: Arc<Notify>) {
             match rows {
                 Ok(rows) => {
                     let full = rows.len() as u64 == PAGE;
+                    let shared = Shared::for_events(db.clone(), &rows);
                     for row in rows {
                         feed.published.store(row.id, Ordering::SeqCst);
-                        let _ = feed.events.send(Arc::new(row));
+                        let _ = feed.events.send(Arc::new(Published {
+                            event: row,
+                            rows: shared.clone(),
+                        }));
                     }
                     if !full {
                         break;
@@ -281,7 +295,9 @@ async fn listen(inner: std::sync::Weak<Inner>) {
                     }
                     match serde_json::from_str::<Payload>(n.payload()) {
                         Ok(p) if p.from != feed.instance => {
-                            let _ = feed.activities.send(Arc::new(ActivityBatch { ids: p.ids }));
+                            let _ = feed
+                                .activities
+                                .send(Shared::for_activities(feed.db.clone(), p.ids));
                         }
                         Ok(_) => {}
                         Err(err) => {

@@ -3,14 +3,16 @@
 use super::engine::filter::condition_of;
 use super::resources::activity::{Activity, ActivityFilter};
 use super::resources::disposition_event::{DispositionEvent, DispositionEventFilter};
+use super::resources::live;
 use crate::error::bad_input;
 use crate::error::ApiError;
-use crate::feed::Feed;
+use crate::feed::{Feed, Shared};
 use crate::store::read::Reader;
 use async_graphql::{Context, Result, Subscription as SubscriptionObject};
 use entity::{activity, disposition_event};
 use futures::Stream;
 use sea_orm::{ColumnTrait, Condition, QueryFilter, QueryOrder, QuerySelect};
+use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::Instrument;
 
@@ -98,13 +100,18 @@ impl Subscription {
                     continue;
                 }
                 match live.recv().await {
-                    Ok(event) => {
+                    Ok(published) => {
+                        let event = &published.event;
                         if event.id <= last {
                             continue;
                         }
-                        if reader.sees_project(event.project_id.as_deref()) && filter.as_ref().is_none_or(|f| f.matches(&event)) {
+                        if reader.sees_project(event.project_id.as_deref()) && filter.as_ref().is_none_or(|f| f.matches(event)) {
                             last = event.id;
-                            yield Ok(DispositionEvent::from((*event).clone()));
+                            // Its lead and activity come from the rows every
+                            // subscriber to it shares.
+                            let mut out = DispositionEvent::from(event.clone());
+                            out.joined.attach(published.rows.clone());
+                            yield Ok(out);
                         }
                     }
                     // Fell behind the buffer: the table has everything.
@@ -130,6 +137,10 @@ impl Subscription {
         let feed = feed(ctx)?.clone();
         let reader = ctx.data::<Reader>()?.clone();
         let cond = condition_of(filter.as_ref(), &reader)?;
+        // A filter the database alone decides (search, variables, …) is
+        // asked of it for each batch; any other is checked in memory on
+        // the rows every subscriber shares.
+        let in_memory = filter.as_ref().is_none_or(ActivityFilter::in_memory);
         let mut live = feed.activities();
         let guard = feed.subscriber();
         Ok(async_stream::stream! {
@@ -137,22 +148,19 @@ impl Subscription {
             loop {
                 match live.recv().await {
                     Ok(batch) => {
-                        let rows = reader
-                            .find::<activity::Entity>()
-                            .filter(activity::Column::Id.is_in(batch.ids.iter().cloned()))
-                            .filter(cond.clone())
-                            .order_by_asc(activity::Column::Timestamp)
-                            .order_by_asc(activity::Column::Id)
-                            .all(reader.db())
-                            .await;
+                        let rows = if in_memory {
+                            live::recorded(&batch, &reader, filter.as_ref()).await
+                        } else {
+                            asked_of_the_database(&batch, &reader, &cond).await
+                        };
                         match rows {
                             Ok(rows) => {
                                 for row in rows {
-                                    yield Ok(Activity::from(row));
+                                    yield Ok(row);
                                 }
                             }
                             Err(err) => {
-                                yield Err(ApiError::database(&err).into());
+                                yield Err(err);
                                 return;
                             }
                         }
@@ -168,4 +176,30 @@ impl Subscription {
             }
         })
     }
+}
+
+/// The activities of a committed batch that pass a filter only the
+/// database can decide, oldest first (one statement for this subscriber).
+async fn asked_of_the_database(
+    batch: &Arc<Shared>,
+    reader: &Reader,
+    cond: &Condition,
+) -> Result<Vec<Activity>> {
+    let rows = reader
+        .find::<activity::Entity>()
+        .filter(activity::Column::Id.is_in(batch.activity_ids().iter().cloned()))
+        .filter(cond.clone())
+        .order_by_asc(activity::Column::Timestamp)
+        .order_by_asc(activity::Column::Id)
+        .all(reader.db())
+        .await
+        .map_err(|e| ApiError::database(&e))?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let mut activity = Activity::from(row);
+            activity.joined.attach(batch.clone());
+            activity
+        })
+        .collect())
 }

@@ -48,7 +48,9 @@ pub async fn handler(
         // of buffers each.
         .read_buffer_size(16 * 1024)
         .write_buffer_size(16 * 1024)
-        .on_upgrade(move |socket| serve(socket, state, protocol))
+        .on_upgrade(move |socket| {
+            crate::telemetry::serving_subscriptions(serve(socket, state, protocol))
+        })
 }
 
 /// The access a connection was granted at `connection_init`.

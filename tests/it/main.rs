@@ -7,6 +7,7 @@ mod common;
 mod connections;
 mod convergence;
 mod crash;
+mod fanout;
 mod filters;
 mod fuzz;
 mod graphiql_browser;

@@ -39,10 +39,15 @@ pub fn loaders(reader: Reader, queue: &Queue) -> Loaders {
 
 /// A loader for subscriptions, whose fields resolve outside
 /// [`super::drive::drive`]:
-/// loads run on their own tasks after DataLoader's short wait.
+/// loads run on their own tasks after DataLoader's short wait (counted as
+/// the subscriptions' statements, like the connection's own).
 pub fn spawning_loaders(reader: Reader) -> Loaders {
     DataLoader::new(Batch { reader }, |fut: BoxFuture<'static, ()>| {
-        tokio::spawn(fut);
+        if crate::telemetry::in_subscriptions() {
+            tokio::spawn(crate::telemetry::serving_subscriptions(fut));
+        } else {
+            tokio::spawn(fut);
+        }
     })
 }
 

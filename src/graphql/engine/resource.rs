@@ -218,6 +218,19 @@ impl Joined {
             .and_then(|(_, v)| v.downcast_ref::<Option<Arc<J>>>())
             .cloned()
     }
+
+    /// Keep `value` with the row, for its fields to read (a live event's
+    /// [`crate::feed::Shared`] rows).
+    pub fn attach<T: Any + Send + Sync>(&mut self, value: Arc<T>) {
+        self.0.push(("", value));
+    }
+
+    /// What was attached of type `T`, if anything.
+    pub fn attached<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.0
+            .iter()
+            .find_map(|(f, v)| f.is_empty().then(|| v.clone().downcast::<T>().ok())?)
+    }
 }
 
 impl std::fmt::Debug for Joined {

@@ -10,7 +10,7 @@ use crate::graphql::engine::filter::{like, like_pattern};
 use crate::graphql::engine::join::Join;
 use crate::graphql::engine::order::order_input;
 use crate::graphql::engine::page::{PageArgs, SortKey};
-use crate::graphql::engine::resource::resource;
+use crate::graphql::engine::resource::{resource, Joined};
 use crate::graphql::engine::search;
 use async_graphql::{ComplexObject, Context, InputObject, Json, Object, Result, ID};
 use chrono::{DateTime, Utc};
@@ -234,7 +234,7 @@ impl Activity {
         if let Some(Some(lead)) = self.joined.get::<Lead>("lead") {
             return Ok(lead);
         }
-        lead_of(ctx, self.lead_id.key()?).await
+        lead_of(ctx, self.lead_id.key()?, &self.joined).await
     }
 
     /// The call's conversation, when it connected.
@@ -257,8 +257,16 @@ impl Activity {
     }
 }
 
-/// The activity `id` (every stored row of an activity has one).
-pub(crate) async fn activity_of(ctx: &Context<'_>, id: &ID) -> Result<Arc<Activity>> {
+/// The activity `id` (every stored row of an activity has one) of a row
+/// read with `joined` (see `lead_of`).
+pub(crate) async fn activity_of(
+    ctx: &Context<'_>,
+    id: &ID,
+    joined: &Joined,
+) -> Result<Arc<Activity>> {
+    if let Some(shared) = super::live::activity(ctx, joined, id.as_str()).await {
+        return shared;
+    }
     look_up::<Activity>(ctx, activity::Column::Id, id)
         .await?
         .ok_or_else(|| async_graphql::Error::new(format!("activity {} not found", id.as_str())))

@@ -96,12 +96,12 @@ connection!(
 impl Analysis {
     /// The analysed call.
     async fn activity(&self, ctx: &Context<'_>) -> Result<Arc<Activity>> {
-        activity_of(ctx, self.activity_id.key()?).await
+        activity_of(ctx, self.activity_id.key()?, &self.joined).await
     }
 
     /// The lead, as it is now.
     async fn lead(&self, ctx: &Context<'_>) -> Result<Arc<Lead>> {
-        lead_of(ctx, self.lead_id.key()?).await
+        lead_of(ctx, self.lead_id.key()?, &self.joined).await
     }
 }
 

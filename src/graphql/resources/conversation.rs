@@ -200,12 +200,12 @@ impl Conversation {
 
     /// The call this conversation belongs to.
     async fn activity(&self, ctx: &Context<'_>) -> Result<Arc<Activity>> {
-        activity_of(ctx, self.activity_id.key()?).await
+        activity_of(ctx, self.activity_id.key()?, &self.joined).await
     }
 
     /// The lead, as it is now.
     async fn lead(&self, ctx: &Context<'_>) -> Result<Arc<Lead>> {
-        lead_of(ctx, self.lead_id.key()?).await
+        lead_of(ctx, self.lead_id.key()?, &self.joined).await
     }
 }
 

@@ -13,7 +13,7 @@ use super::{condition, look_up, reader, shape};
 use crate::graphql::engine::connection::{connection, cost, nested, one, root};
 use crate::graphql::engine::order::order_input;
 use crate::graphql::engine::page::{PageArgs, SortKey};
-use crate::graphql::engine::resource::resource;
+use crate::graphql::engine::resource::{resource, Joined};
 use crate::graphql::engine::search;
 use async_graphql::{ComplexObject, Context, Object, Result, ID};
 use chrono::{DateTime, Utc};
@@ -294,8 +294,13 @@ impl Lead {
     }
 }
 
-/// The lead `id` (every stored row of a lead has one).
-pub(crate) async fn lead_of(ctx: &Context<'_>, id: &ID) -> Result<Arc<Lead>> {
+/// The lead `id` (every stored row of a lead has one) of a row read with
+/// `joined` (from the rows shared by a live event's subscribers, when it
+/// arrived live).
+pub(crate) async fn lead_of(ctx: &Context<'_>, id: &ID, joined: &Joined) -> Result<Arc<Lead>> {
+    if let Some(shared) = super::live::lead(ctx, joined, id.as_str()).await {
+        return shared;
+    }
     look_up::<Lead>(ctx, lead::Column::Id, id)
         .await?
         .ok_or_else(|| async_graphql::Error::new(format!("lead {} not found", id.as_str())))

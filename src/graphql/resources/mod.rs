@@ -8,6 +8,7 @@ pub mod conversation;
 pub mod disposition_event;
 pub mod lead;
 pub mod lead_update;
+pub mod live;
 pub mod message;
 pub mod tool_call;
 

@@ -104,7 +104,7 @@ impl ToolCall {
 
     /// The call this tool call was made in.
     async fn activity(&self, ctx: &Context<'_>) -> Result<Arc<Activity>> {
-        activity_of(ctx, self.activity_id.key()?).await
+        activity_of(ctx, self.activity_id.key()?, &self.joined).await
     }
 }
 

@@ -1,0 +1,156 @@
+//! The rows a published event's subscribers ask for, read once for all of
+//! them.
+//!
+//! Every subscriber to a feed resolves its own selection, but the rows it
+//! resolves it from are the same for all: the event's lead and activity
+//! (`dispositionChanged { lead activity }`), a batch's activities and their
+//! leads (`activityRecorded { … lead }`). [`Shared`] reads them with one
+//! statement per kind for a whole page of events (or a committed batch),
+//! when the first subscriber asks, and hands the same rows to the others,
+//! so an event costs the same statements with one subscriber or a
+//! thousand. The rows are read unscoped: each subscriber decides what it
+//! may see by the lead's project ([`crate::store::read::Reader::sees_project`]),
+//! as `Scoped::visible` does in SQL.
+
+use entity::{activity, disposition_event, lead};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::OnceCell;
+
+/// A read shared by the subscribers that waited on it: one failure is
+/// everyone's.
+pub type Loaded<T> = Result<T, Arc<DbErr>>;
+
+/// The activities of one page of events or one batch, with their leads.
+pub struct Shared {
+    db: DatabaseConnection,
+    /// The activities, in the order they were committed or published.
+    activity_ids: Vec<String>,
+    /// The leads to read: the events' (None: the activities').
+    lead_ids: Option<Vec<String>>,
+    activities: OnceCell<Loaded<Activities>>,
+    leads: OnceCell<Loaded<HashMap<String, Arc<lead::Model>>>>,
+}
+
+/// Activities by id, and in timestamp order.
+pub struct Activities {
+    pub ordered: Vec<Arc<activity::Model>>,
+    by_id: HashMap<String, usize>,
+}
+
+impl Activities {
+    pub fn get(&self, id: &str) -> Option<&Arc<activity::Model>> {
+        self.by_id.get(id).map(|&i| &self.ordered[i])
+    }
+}
+
+impl Shared {
+    /// For a page of published disposition events.
+    pub fn for_events(db: DatabaseConnection, events: &[disposition_event::Model]) -> Arc<Shared> {
+        let mut lead_ids: Vec<String> = events.iter().map(|e| e.lead_id.clone()).collect();
+        lead_ids.sort();
+        lead_ids.dedup();
+        Arc::new(Shared {
+            db,
+            activity_ids: events.iter().map(|e| e.activity_id.clone()).collect(),
+            lead_ids: Some(lead_ids),
+            activities: OnceCell::new(),
+            leads: OnceCell::new(),
+        })
+    }
+
+    /// For the activities one commit stored.
+    pub fn for_activities(db: DatabaseConnection, ids: Vec<String>) -> Arc<Shared> {
+        Arc::new(Shared {
+            db,
+            activity_ids: ids,
+            lead_ids: None,
+            activities: OnceCell::new(),
+            leads: OnceCell::new(),
+        })
+    }
+
+    /// The activities' ids, as committed.
+    pub fn activity_ids(&self) -> &[String] {
+        &self.activity_ids
+    }
+
+    /// The activities (those still stored), oldest first.
+    pub async fn activities(&self) -> Loaded<&Activities> {
+        let loaded = self
+            .activities
+            .get_or_init(|| async {
+                let mut ordered = Vec::with_capacity(self.activity_ids.len());
+                for ids in self.activity_ids.chunks(CHUNK) {
+                    ordered.extend(
+                        activity::Entity::find()
+                            .filter(activity::Column::Id.is_in(ids.iter().cloned()))
+                            .all(&self.db)
+                            .await?
+                            .into_iter()
+                            .map(Arc::new),
+                    );
+                }
+                ordered.sort_by(|a, b| (a.timestamp, &a.id).cmp(&(b.timestamp, &b.id)));
+                let by_id = ordered
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| (a.id.clone(), i))
+                    .collect();
+                Ok::<_, Arc<DbErr>>(Activities { ordered, by_id })
+            })
+            .await;
+        loaded.as_ref().map_err(Arc::clone)
+    }
+
+    /// The leads of the events or activities, by id, as they are now.
+    pub async fn leads(&self) -> Loaded<&HashMap<String, Arc<lead::Model>>> {
+        let loaded = self
+            .leads
+            .get_or_init(|| async {
+                let ids: Vec<String> = match &self.lead_ids {
+                    Some(ids) => ids.clone(),
+                    None => {
+                        let mut ids: Vec<String> = self
+                            .activities()
+                            .await?
+                            .ordered
+                            .iter()
+                            .map(|a| a.lead_id.clone())
+                            .collect();
+                        ids.sort();
+                        ids.dedup();
+                        ids
+                    }
+                };
+                let mut leads = HashMap::with_capacity(ids.len());
+                for ids in ids.chunks(CHUNK) {
+                    for l in lead::Entity::find()
+                        .filter(lead::Column::Id.is_in(ids.iter().cloned()))
+                        .all(&self.db)
+                        .await?
+                    {
+                        leads.insert(l.id.clone(), Arc::new(l));
+                    }
+                }
+                Ok::<_, Arc<DbErr>>(leads)
+            })
+            .await;
+        loaded.as_ref().map_err(Arc::clone)
+    }
+
+    /// The project a row of `lead_id` belongs to, for deciding who sees it
+    /// (None: the lead is unknown or has no project).
+    pub async fn project_of(&self, lead_id: &str) -> Loaded<Option<String>> {
+        Ok(self
+            .leads()
+            .await?
+            .get(lead_id)
+            .and_then(|l| l.project_id.clone()))
+    }
+}
+
+/// Ids per statement: far below SQLite's and PostgreSQL's limits on
+/// bound values.
+const CHUNK: usize = 500;

@@ -1,0 +1,103 @@
+//! Rows that arrived live: a published event's lead and activity, a
+//! committed batch's activities, read from the rows all their subscribers
+//! share ([`crate::feed::Shared`]) instead of once per subscriber. Each
+//! subscriber sees of them what its reader may see, by the lead's project,
+//! as [`crate::store::read::Scoped::visible`] decides in SQL.
+
+use super::activity::{Activity, ActivityFilter};
+use super::lead::Lead;
+use super::reader;
+use crate::error::ApiError;
+use crate::feed::Shared;
+use crate::graphql::engine::resource::Joined;
+use crate::store::read::Reader;
+use async_graphql::{Context, Result};
+use entity::activity;
+use std::sync::Arc;
+
+/// Why a live row's relation is not answered: the same words a lookup
+/// gives for a row the reader cannot see.
+fn not_found(what: &str, id: &str) -> async_graphql::Error {
+    async_graphql::Error::new(format!("{what} {id} not found"))
+}
+
+fn database(err: Arc<sea_orm::DbErr>) -> async_graphql::Error {
+    ApiError::database(&err).into()
+}
+
+/// The lead `id` of a row that arrived live, from its shared rows: None
+/// when the row did not arrive live (or the lead is not among them, which
+/// the caller then looks up as usual).
+pub(crate) async fn lead(
+    ctx: &Context<'_>,
+    joined: &Joined,
+    id: &str,
+) -> Option<Result<Arc<Lead>>> {
+    let shared = joined.attached::<Shared>()?;
+    let leads = match shared.leads().await {
+        Ok(leads) => leads,
+        Err(err) => return Some(Err(database(err))),
+    };
+    let lead = leads.get(id)?;
+    Some(if reader(ctx).sees_project(lead.project_id.as_deref()) {
+        Ok(Arc::new(Lead::from((**lead).clone())))
+    } else {
+        Err(not_found("lead", id))
+    })
+}
+
+/// The activity `id` of a row that arrived live, from its shared rows
+/// (see [`lead`]); it carries them on, for its own lead.
+pub(crate) async fn activity(
+    ctx: &Context<'_>,
+    joined: &Joined,
+    id: &str,
+) -> Option<Result<Arc<Activity>>> {
+    let shared = joined.attached::<Shared>()?;
+    let found = async {
+        let Some(row) = shared.activities().await?.get(id).cloned() else {
+            return Ok(None);
+        };
+        let project = shared.project_of(&row.lead_id).await?;
+        Ok(Some((row, project)))
+    };
+    Some(match found.await {
+        Ok(Some((row, project))) if reader(ctx).sees_project(project.as_deref()) => {
+            Ok(Arc::new(live_activity(&row, &shared)))
+        }
+        Ok(Some(_)) => Err(not_found("activity", id)),
+        Ok(None) => return None,
+        Err(err) => Err(database(err)),
+    })
+}
+
+/// An activity that arrived live, carrying its shared rows.
+fn live_activity(row: &activity::Model, shared: &Arc<Shared>) -> Activity {
+    let mut activity = Activity::from(row.clone());
+    activity.joined.attach(shared.clone());
+    activity
+}
+
+/// The activities of a committed batch that `reader` sees and `filter`
+/// (decided in memory: [`ActivityFilter::in_memory`]) passes, oldest
+/// first.
+pub(crate) async fn recorded(
+    shared: &Arc<Shared>,
+    reader: &Reader,
+    filter: Option<&ActivityFilter>,
+) -> Result<Vec<Activity>> {
+    let activities = shared.activities().await.map_err(database)?;
+    let mut out = Vec::new();
+    for row in &activities.ordered {
+        if reader.projects().is_some() {
+            let project = shared.project_of(&row.lead_id).await.map_err(database)?;
+            if !reader.sees_project(project.as_deref()) {
+                continue;
+            }
+        }
+        if filter.is_none_or(|f| f.matches(row)) {
+            out.push(live_activity(row, shared));
+        }
+    }
+    Ok(out)
+}
