@@ -3,9 +3,10 @@
 //! its own project with the lead and activity of each change; new leads
 //! posted at a steady rate, spread over the teams' projects; for every
 //! event each subscriber receives, the time from the webhook's 200 answer
-//! for the delivery that caused it to the receipt. Checks that every
-//! subscriber received exactly its project's events. Prints a table
-//! (SQLite and PostgreSQL).
+//! for the delivery that caused it to the receipt. Checks that no
+//! subscriber received another project's event and counts the receipts
+//! against those expected; measures the server's memory per idle
+//! connection. Prints a table (SQLite and PostgreSQL).
 //!
 //!     cargo bench --bench subscribe
 //!
@@ -116,6 +117,8 @@ async fn run(
     seconds: usize,
 ) -> String {
     let server = Server::start(url).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_before = server.rss_mib();
     let start = Instant::now();
     let ready = Arc::new(tokio::sync::Barrier::new(subscribers + 1));
     let mut tasks = Vec::new();
@@ -129,6 +132,8 @@ async fn run(
     }
     ready.wait().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // What an open, subscribed, idle connection holds.
+    let per_connection_kib = (server.rss_mib() - rss_before) * 1024.0 / subscribers as f64;
 
     let cpu_before = server.cpu_seconds();
     // New leads at `rate` per second; remember when each was acknowledged.
@@ -189,7 +194,7 @@ async fn run(
         "events reached subscribers of other projects"
     );
     format!(
-        "| {backend} | {subscribers} in {teams} teams | {rate} | {delivered} of {expected} | {:.1} | {:.1} | {:.1} | {rss:.0} | {cpu_seconds:.1} |",
+        "| {backend} | {subscribers} in {teams} teams | {rate} | {delivered} of {expected} | {:.1} | {:.1} | {:.1} | {rss:.0} | {per_connection_kib:.0} | {cpu_seconds:.1} |",
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         latencies.last().copied().unwrap_or(f64::NAN),
@@ -220,8 +225,8 @@ async fn main() {
         }
     }
     println!();
-    println!("| database | subscribers | new leads/s | events received | p50 ms | p99 ms | max ms | server peak RSS MiB | server CPU s |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| database | subscribers | new leads/s | events received | p50 ms | p99 ms | max ms | server peak RSS MiB | idle KiB per connection | server CPU s |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in rows {
         println!("{row}");
     }

@@ -44,10 +44,13 @@ pub async fn handler(
     };
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        // Messages are small; a thousand idle feeds should not hold 256 KiB
-        // of buffers each.
-        .read_buffer_size(16 * 1024)
-        .write_buffer_size(16 * 1024)
+        // Messages are small, and a sales floor holds thousands of mostly
+        // idle feeds: the read buffer is allocated whole for each (4 KiB
+        // is what tungstenite suggests for many connections; a larger
+        // message still arrives, in more reads), and writes are flushed
+        // per burst anyway.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
         .on_upgrade(move |socket| {
             crate::telemetry::serving_subscriptions(serve(socket, state, protocol))
         })
