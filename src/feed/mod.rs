@@ -35,6 +35,9 @@ pub const EVENTS_CHANNEL: &str = "leadql_events";
 pub const ACTIVITIES_CHANNEL: &str = "leadql_activities";
 /// Events read from the table per query.
 const PAGE: u64 = 500;
+/// How long the rows read for a published page or batch are kept for its
+/// subscribers; a subscriber later than that reads them again.
+const RETAIN: Duration = Duration::from_secs(5);
 
 /// A disposition event as published to subscribers: the stored row, and
 /// the rows its subscribers share with those of the other events read with
@@ -60,6 +63,10 @@ struct Inner {
     wake: Arc<Notify>,
     /// The highest event id published so far.
     published: AtomicI64,
+    /// What was published lately, to let go of the rows read for it once
+    /// its subscribers are done (see `RETAIN`).
+    recent:
+        std::sync::Mutex<std::collections::VecDeque<(std::time::Instant, std::sync::Weak<Shared>)>>,
     subscribers: AtomicU64,
     metrics: crate::telemetry::Metrics,
 }
@@ -88,6 +95,7 @@ impl Feed {
                 activities: broadcast::channel((buffer / 8).max(1)).0,
                 wake: Arc::new(Notify::new()),
                 published: AtomicI64::new(newest.unwrap_or(0)),
+                recent: Default::default(),
                 subscribers: AtomicU64::new(0),
                 metrics,
             }),
@@ -120,10 +128,9 @@ impl Feed {
             self.inner.wake.notify_one();
         }
         if !activity_ids.is_empty() {
-            let _ = self
-                .inner
-                .activities
-                .send(Shared::for_activities(self.inner.db.clone(), activity_ids));
+            let shared = Shared::for_activities(self.inner.db.clone(), activity_ids);
+            self.inner.retain(&shared);
+            let _ = self.inner.activities.send(shared);
         }
     }
 
@@ -198,6 +205,37 @@ impl Feed {
     }
 }
 
+impl Inner {
+    /// Remember `shared` as published now, and let go of the rows of
+    /// what was published more than `RETAIN` ago.
+    fn retain(&self, shared: &Arc<Shared>) {
+        let now = std::time::Instant::now();
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.push_back((now, Arc::downgrade(shared)));
+        Self::expire(&mut recent, now);
+    }
+
+    /// Let go of the rows of what was published more than `RETAIN` ago.
+    fn sweep(&self) {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        Self::expire(&mut recent, std::time::Instant::now());
+    }
+
+    fn expire(
+        recent: &mut std::collections::VecDeque<(std::time::Instant, std::sync::Weak<Shared>)>,
+        now: std::time::Instant,
+    ) {
+        while recent
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > RETAIN)
+        {
+            if let Some(shared) = recent.pop_front().and_then(|(_, s)| s.upgrade()) {
+                shared.release();
+            }
+        }
+    }
+}
+
 /// Decrements the open-subscription count when dropped.
 pub struct SubscriberGuard {
     inner: Arc<Inner>,
@@ -218,6 +256,7 @@ async fn pump(inner: std::sync::Weak<Inner>, wake: Arc<Notify>) {
         // Not holding the feed while waiting, so it can be dropped.
         let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
         let Some(feed) = inner.upgrade() else { return };
+        feed.sweep();
         let db = feed.db.clone();
         loop {
             let last = feed.published.load(Ordering::SeqCst);
@@ -231,6 +270,7 @@ async fn pump(inner: std::sync::Weak<Inner>, wake: Arc<Notify>) {
                 Ok(rows) => {
                     let full = rows.len() as u64 == PAGE;
                     let shared = Shared::for_events(db.clone(), &rows);
+                    feed.retain(&shared);
                     for row in rows {
                         feed.published.store(row.id, Ordering::SeqCst);
                         let _ = feed.events.send(Arc::new(Published {
@@ -295,9 +335,9 @@ async fn listen(inner: std::sync::Weak<Inner>) {
                     }
                     match serde_json::from_str::<Payload>(n.payload()) {
                         Ok(p) if p.from != feed.instance => {
-                            let _ = feed
-                                .activities
-                                .send(Shared::for_activities(feed.db.clone(), p.ids));
+                            let shared = Shared::for_activities(feed.db.clone(), p.ids);
+                            feed.retain(&shared);
+                            let _ = feed.activities.send(shared);
                         }
                         Ok(_) => {}
                         Err(err) => {

@@ -11,11 +11,16 @@
 //! thousand. The rows are read unscoped: each subscriber decides what it
 //! may see by the lead's project ([`crate::store::read::Reader::sees_project`]),
 //! as `Scoped::visible` does in SQL.
+//!
+//! The feed's buffer keeps the last few thousand events (and so their
+//! [`Shared`]) until newer ones overwrite them; the rows read for them are
+//! let go a few seconds after publication ([`Shared::release`]), and read
+//! again should a late subscriber still ask.
 
 use entity::{activity, disposition_event, lead};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 
 /// A read shared by the subscribers that waited on it: one failure is
@@ -29,8 +34,28 @@ pub struct Shared {
     activity_ids: Vec<String>,
     /// The leads to read: the events' (None: the activities').
     lead_ids: Option<Vec<String>>,
-    activities: OnceCell<Loaded<Activities>>,
-    leads: OnceCell<Loaded<HashMap<String, Arc<lead::Model>>>>,
+    activities: Cell<Activities>,
+    leads: Cell<Leads>,
+}
+
+/// Leads by id.
+pub type Leads = HashMap<String, Arc<lead::Model>>;
+
+/// A read made once for all who wait on it, until released.
+struct Cell<T>(Mutex<Arc<OnceCell<Loaded<Arc<T>>>>>);
+
+impl<T> Cell<T> {
+    fn new() -> Self {
+        Cell(Mutex::new(Arc::new(OnceCell::new())))
+    }
+
+    fn current(&self) -> Arc<OnceCell<Loaded<Arc<T>>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn release(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(OnceCell::new());
+    }
 }
 
 /// Activities by id, and in timestamp order.
@@ -55,8 +80,8 @@ impl Shared {
             db,
             activity_ids: events.iter().map(|e| e.activity_id.clone()).collect(),
             lead_ids: Some(lead_ids),
-            activities: OnceCell::new(),
-            leads: OnceCell::new(),
+            activities: Cell::new(),
+            leads: Cell::new(),
         })
     }
 
@@ -66,8 +91,8 @@ impl Shared {
             db,
             activity_ids: ids,
             lead_ids: None,
-            activities: OnceCell::new(),
-            leads: OnceCell::new(),
+            activities: Cell::new(),
+            leads: Cell::new(),
         })
     }
 
@@ -76,10 +101,16 @@ impl Shared {
         &self.activity_ids
     }
 
+    /// Let go of the rows read (they are read again if asked for).
+    pub fn release(&self) {
+        self.activities.release();
+        self.leads.release();
+    }
+
     /// The activities (those still stored), oldest first.
-    pub async fn activities(&self) -> Loaded<&Activities> {
-        let loaded = self
-            .activities
+    pub async fn activities(&self) -> Loaded<Arc<Activities>> {
+        let cell = self.activities.current();
+        let loaded = cell
             .get_or_init(|| async {
                 let mut ordered = Vec::with_capacity(self.activity_ids.len());
                 for ids in self.activity_ids.chunks(CHUNK) {
@@ -98,16 +129,16 @@ impl Shared {
                     .enumerate()
                     .map(|(i, a)| (a.id.clone(), i))
                     .collect();
-                Ok::<_, Arc<DbErr>>(Activities { ordered, by_id })
+                Ok::<_, Arc<DbErr>>(Arc::new(Activities { ordered, by_id }))
             })
             .await;
-        loaded.as_ref().map_err(Arc::clone)
+        loaded.clone()
     }
 
     /// The leads of the events or activities, by id, as they are now.
-    pub async fn leads(&self) -> Loaded<&HashMap<String, Arc<lead::Model>>> {
-        let loaded = self
-            .leads
+    pub async fn leads(&self) -> Loaded<Arc<Leads>> {
+        let cell = self.leads.current();
+        let loaded = cell
             .get_or_init(|| async {
                 let ids: Vec<String> = match &self.lead_ids {
                     Some(ids) => ids.clone(),
@@ -134,10 +165,10 @@ impl Shared {
                         leads.insert(l.id.clone(), Arc::new(l));
                     }
                 }
-                Ok::<_, Arc<DbErr>>(leads)
+                Ok::<_, Arc<DbErr>>(Arc::new(leads))
             })
             .await;
-        loaded.as_ref().map_err(Arc::clone)
+        loaded.clone()
     }
 
     /// The project a row of `lead_id` belongs to, for deciding who sees it
@@ -154,3 +185,57 @@ impl Shared {
 /// Ids per statement: far below SQLite's and PostgreSQL's limits on
 /// bound values.
 const CHUNK: usize = 500;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{ConnectionTrait, Schema};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// An in-memory database with the activity and lead tables, counting
+    /// the statements run on it.
+    async fn counted() -> (DatabaseConnection, Arc<AtomicUsize>) {
+        let mut db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        let backend = db.get_database_backend();
+        let schema = Schema::new(backend);
+        db.execute(&schema.create_table_from_entity(activity::Entity))
+            .await
+            .unwrap();
+        db.execute(&schema.create_table_from_entity(lead::Entity))
+            .await
+            .unwrap();
+        let statements = Arc::new(AtomicUsize::new(0));
+        let counter = statements.clone();
+        db.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        (db, statements)
+    }
+
+    #[tokio::test]
+    async fn many_readers_share_one_read_until_it_is_released() {
+        let (db, statements) = counted().await;
+        let shared = Shared::for_activities(db, vec!["a1".into(), "a2".into()]);
+        let readers = (0..50).map(|_| {
+            let shared = shared.clone();
+            tokio::spawn(async move { shared.activities().await.map(|a| a.ordered.len()) })
+        });
+        for reader in readers {
+            assert_eq!(reader.await.unwrap().unwrap(), 0);
+        }
+        assert_eq!(
+            statements.load(Ordering::SeqCst),
+            1,
+            "one read for 50 readers"
+        );
+        shared.activities().await.unwrap();
+        assert_eq!(statements.load(Ordering::SeqCst), 1, "kept until released");
+        shared.release();
+        shared.activities().await.unwrap();
+        assert_eq!(
+            statements.load(Ordering::SeqCst),
+            2,
+            "read again once released"
+        );
+    }
+}
