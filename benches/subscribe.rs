@@ -13,6 +13,9 @@
 //! Environment: LEADQL_BENCH_SUBSCRIBERS (comma-separated, default 1000),
 //! LEADQL_BENCH_TEAMS (default 50), LEADQL_BENCH_RATE (new leads per
 //! second, default 200), LEADQL_BENCH_SECONDS (default 20),
+//! LEADQL_BENCH_BURST (new leads posted at once half-way, 64 at a time;
+//! default 0: the p99 of receipts more than 2 s after it says whether a
+//! backlog outlived it),
 //! LEADQL_BENCH_POSTGRES (admin URL, or "off").
 
 #[path = "support/mod.rs"]
@@ -115,6 +118,7 @@ async fn run(
     teams: usize,
     rate: usize,
     seconds: usize,
+    burst: usize,
 ) -> String {
     let server = Server::start(url).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -136,42 +140,62 @@ async fn run(
     let per_connection_kib = (server.rss_mib() - rss_before) * 1024.0 / subscribers as f64;
 
     let cpu_before = server.cpu_seconds();
-    // New leads at `rate` per second; remember when each was acknowledged.
-    let payloads: Vec<String> = (0..rate * seconds).map(|i| new_lead(i, teams)).collect();
+    // New leads at `rate` per second (and, half-way, a burst of `burst`
+    // more at once); remember when each was acknowledged.
+    let steady = rate * seconds;
+    let leads = steady + burst;
     // Each lead's change goes to every subscriber of its team.
-    let expected: usize = (0..payloads.len())
+    let expected: usize = (0..leads)
         .map(|i| (0..subscribers).filter(|s| s % teams == i % teams).count())
         .sum();
     let acks: Acks = Arc::new(Mutex::new(HashMap::new()));
     let client = reqwest::Client::new();
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
-    let mut posts = Vec::new();
-    for body in payloads {
-        tick.tick().await;
+    let senders = Arc::new(tokio::sync::Semaphore::new(64));
+    let post = |i: usize| {
         let (client, acks, base) = (client.clone(), acks.clone(), server.base.clone());
-        posts.push(tokio::spawn(async move {
-            let activity = serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|v| v["activityId"].as_str().map(str::to_string));
+        let senders = senders.clone();
+        tokio::spawn(async move {
+            let _sender = senders.acquire_owned().await.unwrap();
             let response = client
                 .post(format!("{base}/webhooks/activity"))
                 .header("content-type", "application/json")
-                .body(body)
+                .body(new_lead(i, teams))
                 .send()
                 .await
                 .expect("post");
             let at = start.elapsed();
             assert!(response.status().is_success());
-            if let Some(activity) = activity {
-                acks.lock().unwrap().entry(activity).or_insert(at);
-            }
-        }));
+            acks.lock()
+                .unwrap()
+                .entry(format!("bench-lead-{i}-call"))
+                .or_insert(at);
+            at
+        })
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    let mut posts = Vec::new();
+    let mut bursts = Vec::new();
+    let mut burst_started = Duration::ZERO;
+    for i in 0..steady {
+        tick.tick().await;
+        if i == steady / 2 {
+            burst_started = start.elapsed();
+            bursts.extend((steady..leads).map(post));
+        }
+        posts.push(post(i));
     }
     for p in posts {
         p.await.unwrap();
     }
+    let mut burst_acked = Duration::ZERO;
+    for b in bursts {
+        burst_acked = burst_acked.max(b.await.unwrap());
+    }
     let rss = server.peak_rss_mib();
     let mut latencies = Vec::new();
+    // Receipts of leads acknowledged more than 2 s after the burst's last:
+    // whether a backlog outlived it.
+    let mut after_burst = Vec::new();
     let mut delivered = 0usize;
     let mut misdirected = 0usize;
     let acks = acks.lock().unwrap().clone();
@@ -182,19 +206,33 @@ async fn run(
             if let Some(acked) = acks.get(&activity) {
                 // An event may reach a subscriber before its sender has
                 // read the 200: that counts as no delay.
-                latencies.push(at.saturating_sub(*acked).as_secs_f64() * 1000.0);
+                let latency = at.saturating_sub(*acked).as_secs_f64() * 1000.0;
+                latencies.push(latency);
+                if burst > 0 && *acked > burst_acked + Duration::from_secs(2) {
+                    after_burst.push(latency);
+                }
             }
         }
     }
     // The receipts' wait ends 5 s after the last; not counted as CPU.
     let cpu_seconds = server.cpu_seconds() - cpu_before;
     latencies.sort_by(|a, b| a.total_cmp(b));
+    after_burst.sort_by(|a, b| a.total_cmp(b));
     assert_eq!(
         misdirected, 0,
         "events reached subscribers of other projects"
     );
+    let burst = if burst > 0 {
+        format!(
+            "{burst} at once, acknowledged in {:.1} s; p99 {:.1} ms from 2 s after",
+            (burst_acked - burst_started).as_secs_f64(),
+            percentile(&after_burst, 0.99)
+        )
+    } else {
+        "none".to_string()
+    };
     format!(
-        "| {backend} | {subscribers} in {teams} teams | {rate} | {delivered} of {expected} | {:.1} | {:.1} | {:.1} | {rss:.0} | {per_connection_kib:.0} | {cpu_seconds:.1} |",
+        "| {backend} | {subscribers} in {teams} teams | {rate} | {burst} | {delivered} of {expected} | {:.1} | {:.1} | {:.1} | {rss:.0} | {per_connection_kib:.0} | {cpu_seconds:.1} |",
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         latencies.last().copied().unwrap_or(f64::NAN),
@@ -210,6 +248,7 @@ async fn main() {
         .collect();
     let teams = env_or("LEADQL_BENCH_TEAMS", 50).max(1);
     let rate = env_or("LEADQL_BENCH_RATE", 200);
+    let burst = env_or("LEADQL_BENCH_BURST", 0);
     let seconds = env_or("LEADQL_BENCH_SECONDS", 20);
     let postgres = std::env::var("LEADQL_BENCH_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
@@ -217,16 +256,16 @@ async fn main() {
     let mut rows = Vec::new();
     for (n, &subscribers) in counts.iter().enumerate() {
         let sqlite = format!("sqlite://{}/sub{n}.db?mode=rwc", dir.path().display());
-        rows.push(run("SQLite", &sqlite, subscribers, teams, rate, seconds).await);
+        rows.push(run("SQLite", &sqlite, subscribers, teams, rate, seconds, burst).await);
         if postgres != "off" {
             if let Some(url) = postgres_database(&postgres, "leadql_bench_subscribe") {
-                rows.push(run("PostgreSQL", &url, subscribers, teams, rate, seconds).await);
+                rows.push(run("PostgreSQL", &url, subscribers, teams, rate, seconds, burst).await);
             }
         }
     }
     println!();
-    println!("| database | subscribers | new leads/s | events received | p50 ms | p99 ms | max ms | server peak RSS MiB | idle KiB per connection | server CPU s |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| database | subscribers | new leads/s | burst | events received | p50 ms | p99 ms | max ms | server peak RSS MiB | idle KiB per connection | server CPU s |");
+    println!("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|");
     for row in rows {
         println!("{row}");
     }
