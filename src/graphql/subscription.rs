@@ -195,11 +195,7 @@ async fn asked_of_the_database(
         .await
         .map_err(|e| ApiError::database(&e))?;
     Ok(rows
-        .into_iter()
-        .map(|row| {
-            let mut activity = Activity::from(row);
-            activity.joined.attach(batch.clone());
-            activity
-        })
+        .iter()
+        .map(|row| live::live_activity(row, batch))
         .collect())
 }

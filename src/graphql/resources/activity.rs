@@ -269,7 +269,7 @@ pub(crate) async fn activity_of(
     }
     look_up::<Activity>(ctx, activity::Column::Id, id)
         .await?
-        .ok_or_else(|| async_graphql::Error::new(format!("activity {} not found", id.as_str())))
+        .ok_or_else(|| super::live::not_found("activity", id.as_str()))
 }
 
 /// The root fields for activities.

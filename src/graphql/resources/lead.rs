@@ -303,7 +303,7 @@ pub(crate) async fn lead_of(ctx: &Context<'_>, id: &ID, joined: &Joined) -> Resu
     }
     look_up::<Lead>(ctx, lead::Column::Id, id)
         .await?
-        .ok_or_else(|| async_graphql::Error::new(format!("lead {} not found", id.as_str())))
+        .ok_or_else(|| super::live::not_found("lead", id.as_str()))
 }
 
 /// The root fields for leads.

@@ -15,9 +15,9 @@ use async_graphql::{Context, Result};
 use entity::activity;
 use std::sync::Arc;
 
-/// Why a live row's relation is not answered: the same words a lookup
-/// gives for a row the reader cannot see.
-fn not_found(what: &str, id: &str) -> async_graphql::Error {
+/// Why a row's relation is not answered, live or looked up: unknown, or
+/// not for this reader to see (the same words for both).
+pub(crate) fn not_found(what: &str, id: &str) -> async_graphql::Error {
     async_graphql::Error::new(format!("{what} {id} not found"))
 }
 
@@ -72,7 +72,7 @@ pub(crate) async fn activity(
 }
 
 /// An activity that arrived live, carrying its shared rows.
-fn live_activity(row: &activity::Model, shared: &Arc<Shared>) -> Activity {
+pub(crate) fn live_activity(row: &activity::Model, shared: &Arc<Shared>) -> Activity {
     let mut activity = Activity::from(row.clone());
     activity.joined.attach(shared.clone());
     activity
@@ -87,17 +87,23 @@ pub(crate) async fn recorded(
     filter: Option<&ActivityFilter>,
 ) -> Result<Vec<Activity>> {
     let activities = shared.activities().await.map_err(database)?;
-    let mut out = Vec::new();
-    for row in &activities.ordered {
-        if reader.projects().is_some() {
-            let project = shared.project_of(&row.lead_id).await.map_err(database)?;
-            if !reader.sees_project(project.as_deref()) {
-                continue;
-            }
-        }
-        if filter.is_none_or(|f| f.matches(row)) {
-            out.push(live_activity(row, shared));
-        }
-    }
-    Ok(out)
+    // Only a scoped reader needs the leads, for their projects.
+    let leads = match reader.projects() {
+        Some(_) => Some(shared.leads().await.map_err(database)?),
+        None => None,
+    };
+    let visible = |row: &activity::Model| {
+        leads.as_ref().is_none_or(|leads| {
+            let project = leads
+                .get(&row.lead_id)
+                .and_then(|l| l.project_id.as_deref());
+            reader.sees_project(project)
+        })
+    };
+    Ok(activities
+        .ordered
+        .iter()
+        .filter(|row| visible(row) && filter.is_none_or(|f| f.matches(row)))
+        .map(|row| live_activity(row, shared))
+        .collect())
 }
