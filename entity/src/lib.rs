@@ -5,6 +5,7 @@
 //! SQLite and PostgreSQL. Free-form payload parts are JSON columns.
 
 pub mod activity;
+pub mod activity_event;
 pub mod analysis;
 pub mod api_key;
 pub mod conversation;
@@ -19,6 +20,7 @@ pub mod variable;
 
 pub mod prelude {
     pub use super::activity::Entity as Activity;
+    pub use super::activity_event::Entity as ActivityEvent;
     pub use super::analysis::Entity as Analysis;
     pub use super::api_key::Entity as ApiKey;
     pub use super::conversation::Entity as Conversation;

@@ -10,6 +10,7 @@ mod m20261126_000004_covering_lead_page;
 mod m20261201_000005_activity_language;
 mod m20261201_000006_sqlite_case_index;
 mod m20261201_000007_api_key_role;
+mod m20261206_000008_activity_events;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000005_activity_language::Migration),
             Box::new(m20261201_000006_sqlite_case_index::Migration),
             Box::new(m20261201_000007_api_key_role::Migration),
+            Box::new(m20261206_000008_activity_events::Migration),
         ]
     }
 }

@@ -1,16 +1,14 @@
 //! Live feeds for subscriptions: disposition changes and recorded
 //! activities, published only after their transaction committed.
 //!
-//! Disposition events are read back from the `disposition_events` table in
-//! id order by one pump task per instance, so every subscriber sees what is
-//! persisted, in commit order (on PostgreSQL the event inserts are
-//! serialised by an advisory lock, so ids follow commit order). The pump
-//! wakes on a local commit, on a PostgreSQL NOTIFY from another instance,
-//! and once a second regardless, so a lost notification delays an event
-//! but never loses it.
-//!
-//! Recorded activities are live only: the ids of a committed batch go to
-//! local subscribers at once and to other instances by NOTIFY.
+//! Both feeds are logs written by ingest in the transaction that stores
+//! what they tell of: `disposition_events` and `activity_events`. One pump
+//! task per instance reads them back in id order, so every subscriber sees
+//! what is persisted, in commit order (on PostgreSQL the log inserts are
+//! serialised by an advisory lock, so ids follow commit order), and can
+//! resume after an id. The pump wakes on a local commit, on a PostgreSQL
+//! NOTIFY from another instance, and once a second regardless, so a lost
+//! notification delays an event but never loses it.
 //!
 //! Each page of events and each batch of activities is published with a
 //! [`Shared`]: the rows its subscribers ask for, read once for all of them.
@@ -19,21 +17,21 @@ mod shared;
 
 pub use shared::{Activities, Loaded, Shared};
 
-use entity::disposition_event;
+use entity::{activity_event, disposition_event};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Statement,
+    QuerySelect,
 };
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, Notify};
 
 /// PostgreSQL channel: "new disposition events were committed".
 pub const EVENTS_CHANNEL: &str = "leadql_events";
-/// PostgreSQL channel: `{"from": instance, "ids": [activity ids]}`.
-pub const ACTIVITIES_CHANNEL: &str = "leadql_activities";
-/// Events read from the table per query.
+/// PostgreSQL channel: "new activity events were committed".
+pub const ACTIVITIES_CHANNEL: &str = "leadql_activity_events";
+/// Entries read from a log per query.
 const PAGE: u64 = 500;
 /// How long the rows read for a published page or batch are kept for its
 /// subscribers; a subscriber later than that reads them again.
@@ -55,14 +53,18 @@ pub struct Feed {
 
 struct Inner {
     db: DatabaseConnection,
-    /// Identifies this instance in NOTIFY payloads (its own are skipped).
-    instance: String,
     events: broadcast::Sender<Arc<Published>>,
-    /// The activities of each commit (here or on another instance).
+    /// The activities stored by commits (here or on another instance), a
+    /// page of `activity_events` at a time.
     activities: broadcast::Sender<Arc<Shared>>,
     wake: Arc<Notify>,
-    /// The highest event id published so far.
+    /// Which logs have news: set by a commit or a NOTIFY, taken by the pump.
+    events_waiting: AtomicBool,
+    activities_waiting: AtomicBool,
+    /// The highest disposition event id published so far.
     published: AtomicI64,
+    /// The highest activity event id published so far.
+    recorded: AtomicI64,
     /// What was published lately, to let go of the rows read for it once
     /// its subscribers are done (see `RETAIN`).
     recent:
@@ -80,9 +82,16 @@ impl Feed {
         metrics: crate::telemetry::Metrics,
     ) -> Result<Feed, DbErr> {
         let buffer = buffer.max(1);
-        let newest: Option<i64> = disposition_event::Entity::find()
+        let newest_event: Option<i64> = disposition_event::Entity::find()
             .select_only()
             .column_as(disposition_event::Column::Id.max(), "max")
+            .into_tuple()
+            .one(&db)
+            .await?
+            .flatten();
+        let newest_activity: Option<i64> = activity_event::Entity::find()
+            .select_only()
+            .column_as(activity_event::Column::Id.max(), "max")
             .into_tuple()
             .one(&db)
             .await?
@@ -90,11 +99,13 @@ impl Feed {
         let feed = Feed {
             inner: Arc::new(Inner {
                 db: db.clone(),
-                instance: format!("{:016x}", rand::random::<u64>()),
                 events: broadcast::channel(buffer).0,
                 activities: broadcast::channel((buffer / 8).max(1)).0,
                 wake: Arc::new(Notify::new()),
-                published: AtomicI64::new(newest.unwrap_or(0)),
+                events_waiting: AtomicBool::new(false),
+                activities_waiting: AtomicBool::new(false),
+                published: AtomicI64::new(newest_event.unwrap_or(0)),
+                recorded: AtomicI64::new(newest_activity.unwrap_or(0)),
                 recent: Default::default(),
                 subscribers: AtomicU64::new(0),
                 metrics,
@@ -107,10 +118,16 @@ impl Feed {
         Ok(feed)
     }
 
-    /// The highest event id published: a subscription without a cursor
-    /// starts after it.
+    /// The highest event id published: a `dispositionChanged` without a
+    /// cursor starts after it.
     pub fn published(&self) -> i64 {
         self.inner.published.load(Ordering::SeqCst)
+    }
+
+    /// The highest activity event id published: an `activityRecorded`
+    /// without a cursor starts after it.
+    pub fn recorded(&self) -> i64 {
+        self.inner.recorded.load(Ordering::SeqCst)
     }
 
     pub fn events(&self) -> broadcast::Receiver<Arc<Published>> {
@@ -121,65 +138,10 @@ impl Feed {
         self.inner.activities.subscribe()
     }
 
-    /// A batch committed here: read its events, tell local subscribers of
-    /// its activities.
-    pub fn committed(&self, events: bool, activity_ids: Vec<String>) {
-        if events {
-            self.inner.wake.notify_one();
-        }
-        if !activity_ids.is_empty() {
-            let shared = Shared::for_activities(self.inner.db.clone(), activity_ids);
-            self.inner.retain(&shared);
-            let _ = self.inner.activities.send(shared);
-        }
-    }
-
-    /// Statements that tell other instances about a batch, to run in its
-    /// transaction (PostgreSQL delivers NOTIFY at commit).
-    pub fn notifications(&self, events: bool, activity_ids: &[String]) -> Vec<Statement> {
-        let mut out = Vec::new();
-        if events {
-            out.push(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_notify($1, '')",
-                [EVENTS_CHANNEL.into()],
-            ));
-        }
-        // NOTIFY payloads must stay under 8000 bytes.
-        let mut chunk: Vec<&str> = Vec::new();
-        let mut size = 0;
-        let flush = |chunk: &mut Vec<&str>, out: &mut Vec<Statement>| {
-            if chunk.is_empty() {
-                return;
-            }
-            let payload =
-                serde_json::json!({ "from": self.inner.instance, "ids": chunk }).to_string();
-            out.push(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_notify($1, $2)",
-                [ACTIVITIES_CHANNEL.into(), payload.into()],
-            ));
-            chunk.clear();
-        };
-        for id in activity_ids {
-            if id.len() > 4000 {
-                // Cannot fit a NOTIFY payload (8000 bytes); this instance's
-                // own subscribers still see it.
-                tracing::warn!(
-                    length = id.len(),
-                    "activity id too long to announce to other instances"
-                );
-                continue;
-            }
-            if size + id.len() > 6000 {
-                flush(&mut chunk, &mut out);
-                size = 0;
-            }
-            size += id.len() + 4;
-            chunk.push(id);
-        }
-        flush(&mut chunk, &mut out);
-        out
+    /// A batch committed here with disposition events and/or stored
+    /// activities: have the pump publish them.
+    pub fn committed(&self, events: bool, activities: bool) {
+        self.inner.wake_for(events, activities);
     }
 
     /// Count an open subscription for as long as the guard lives.
@@ -206,6 +168,18 @@ impl Feed {
 }
 
 impl Inner {
+    fn wake_for(&self, events: bool, activities: bool) {
+        if events {
+            self.events_waiting.store(true, Ordering::SeqCst);
+        }
+        if activities {
+            self.activities_waiting.store(true, Ordering::SeqCst);
+        }
+        if events || activities {
+            self.wake.notify_one();
+        }
+    }
+
     /// Remember `shared` as published now, and let go of the rows of
     /// what was published more than `RETAIN` ago.
     fn retain(&self, shared: &Arc<Shared>) {
@@ -250,43 +224,88 @@ impl Drop for SubscriberGuard {
     }
 }
 
-/// Publish stored events in id order, from the highest published on.
+/// Publish what the logs hold in id order, from the highest published
+/// on.
 async fn pump(inner: std::sync::Weak<Inner>, wake: Arc<Notify>) {
     loop {
         // Not holding the feed while waiting, so it can be dropped.
-        let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
+        let woken = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
         let Some(feed) = inner.upgrade() else { return };
         feed.sweep();
-        let db = feed.db.clone();
-        loop {
-            let last = feed.published.load(Ordering::SeqCst);
-            let rows = disposition_event::Entity::find()
-                .filter(disposition_event::Column::Id.gt(last))
-                .order_by_asc(disposition_event::Column::Id)
-                .limit(PAGE)
-                .all(&db)
-                .await;
-            match rows {
-                Ok(rows) => {
-                    let full = rows.len() as u64 == PAGE;
-                    let shared = Shared::for_events(db.clone(), &rows);
-                    feed.retain(&shared);
-                    for row in rows {
-                        feed.published.store(row.id, Ordering::SeqCst);
-                        let _ = feed.events.send(Arc::new(Published {
-                            event: row,
-                            rows: shared.clone(),
-                        }));
-                    }
-                    if !full {
-                        break;
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "reading new disposition events failed; retrying");
-                    break;
-                }
+        let idle = woken.is_err();
+        if feed.events_waiting.swap(false, Ordering::SeqCst) || idle {
+            publish_events(&feed).await;
+        }
+        if feed.activities_waiting.swap(false, Ordering::SeqCst) || idle {
+            publish_activities(&feed).await;
+        }
+    }
+}
+
+/// Publish the disposition events after the highest published.
+async fn publish_events(feed: &Inner) {
+    loop {
+        let last = feed.published.load(Ordering::SeqCst);
+        let rows = disposition_event::Entity::find()
+            .filter(disposition_event::Column::Id.gt(last))
+            .order_by_asc(disposition_event::Column::Id)
+            .limit(PAGE)
+            .all(&feed.db)
+            .await;
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(err) => {
+                tracing::warn!(error = %err, "reading new disposition events failed; retrying");
+                // Read again at the next wake or within a second.
+                feed.events_waiting.store(true, Ordering::SeqCst);
+                return;
             }
+        };
+        let full = rows.len() as u64 == PAGE;
+        let shared = Shared::for_events(feed.db.clone(), &rows);
+        feed.retain(&shared);
+        for row in rows {
+            feed.published.store(row.id, Ordering::SeqCst);
+            let _ = feed.events.send(Arc::new(Published {
+                event: row,
+                rows: shared.clone(),
+            }));
+        }
+        if !full {
+            return;
+        }
+    }
+}
+
+/// Publish the activity events after the highest published, a page at a
+/// time.
+async fn publish_activities(feed: &Inner) {
+    loop {
+        let last = feed.recorded.load(Ordering::SeqCst);
+        let rows = activity_event::Entity::find()
+            .filter(activity_event::Column::Id.gt(last))
+            .order_by_asc(activity_event::Column::Id)
+            .limit(PAGE)
+            .all(&feed.db)
+            .await;
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(err) => {
+                tracing::warn!(error = %err, "reading new activity events failed; retrying");
+                feed.activities_waiting.store(true, Ordering::SeqCst);
+                return;
+            }
+        };
+        let Some(newest) = rows.last().map(|r| r.id) else {
+            return;
+        };
+        let full = rows.len() as u64 == PAGE;
+        let shared = Shared::for_activities(feed.db.clone(), &rows);
+        feed.retain(&shared);
+        feed.recorded.store(newest, Ordering::SeqCst);
+        let _ = feed.activities.send(shared);
+        if !full {
+            return;
         }
     }
 }
@@ -316,9 +335,9 @@ async fn listen(inner: std::sync::Weak<Inner>) {
             }
         };
         delay = Duration::from_millis(100);
-        // Anything committed while not listening is in the table.
+        // Anything committed while not listening is in the logs.
         if let Some(feed) = inner.upgrade() {
-            feed.wake.notify_one();
+            feed.wake_for(true, true);
         }
         loop {
             // `try_recv` reports a lost connection instead of reconnecting
@@ -326,24 +345,9 @@ async fn listen(inner: std::sync::Weak<Inner>) {
             let received = listener.try_recv().await;
             let Some(feed) = inner.upgrade() else { return };
             match received {
-                Ok(Some(n)) if n.channel() == EVENTS_CHANNEL => feed.wake.notify_one(),
                 Ok(Some(n)) => {
-                    #[derive(serde::Deserialize)]
-                    struct Payload {
-                        from: String,
-                        ids: Vec<String>,
-                    }
-                    match serde_json::from_str::<Payload>(n.payload()) {
-                        Ok(p) if p.from != feed.instance => {
-                            let shared = Shared::for_activities(feed.db.clone(), p.ids);
-                            feed.retain(&shared);
-                            let _ = feed.activities.send(shared);
-                        }
-                        Ok(_) => {}
-                        Err(err) => {
-                            tracing::warn!(error = %err, "unreadable activity notification")
-                        }
-                    }
+                    let events = n.channel() == EVENTS_CHANNEL;
+                    feed.wake_for(events, !events);
                 }
                 Ok(None) => {
                     tracing::warn!("the LISTEN connection dropped; reconnecting");

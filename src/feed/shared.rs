@@ -17,7 +17,7 @@
 //! let go a few seconds after publication ([`Shared::release`]), and read
 //! again should a late subscriber still ask.
 
-use entity::{activity, disposition_event, lead};
+use entity::{activity, activity_event, disposition_event, lead};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,8 +30,11 @@ pub type Loaded<T> = Result<T, Arc<DbErr>>;
 /// The activities of one page of events or one batch, with their leads.
 pub struct Shared {
     db: DatabaseConnection,
-    /// The activities, in the order they were committed or published.
+    /// The activities to read, each once.
     activity_ids: Vec<String>,
+    /// For a page of `activity_events`: each entry's id (its cursor) and
+    /// activity, in id order.
+    entries: Vec<(i64, String)>,
     /// The leads to read: the events' (None: the activities').
     lead_ids: Option<Vec<String>>,
     activities: Cell<Activities>,
@@ -79,26 +82,41 @@ impl Shared {
         Arc::new(Shared {
             db,
             activity_ids: events.iter().map(|e| e.activity_id.clone()).collect(),
+            entries: Vec::new(),
             lead_ids: Some(lead_ids),
             activities: Cell::new(),
             leads: Cell::new(),
         })
     }
 
-    /// For the activities one commit stored.
-    pub fn for_activities(db: DatabaseConnection, ids: Vec<String>) -> Arc<Shared> {
+    /// For a page of activity events: the activities stored by one or
+    /// more commits.
+    pub fn for_activities(db: DatabaseConnection, events: &[activity_event::Model]) -> Arc<Shared> {
+        let mut activity_ids: Vec<String> = events.iter().map(|e| e.activity_id.clone()).collect();
+        activity_ids.sort();
+        activity_ids.dedup();
         Arc::new(Shared {
             db,
-            activity_ids: ids,
+            activity_ids,
+            entries: events
+                .iter()
+                .map(|e| (e.id, e.activity_id.clone()))
+                .collect(),
             lead_ids: None,
             activities: Cell::new(),
             leads: Cell::new(),
         })
     }
 
-    /// The activities' ids, as committed.
+    /// The activities' ids, each once.
     pub fn activity_ids(&self) -> &[String] {
         &self.activity_ids
+    }
+
+    /// A page of activity events: each one's id and activity, in id order
+    /// (empty for disposition events).
+    pub fn entries(&self) -> &[(i64, String)] {
+        &self.entries
     }
 
     /// Let go of the rows read (they are read again if asked for).
@@ -215,7 +233,12 @@ mod tests {
     #[tokio::test]
     async fn many_readers_share_one_read_until_it_is_released() {
         let (db, statements) = counted().await;
-        let shared = Shared::for_activities(db, vec!["a1".into(), "a2".into()]);
+        let entry = |id, activity: &str| activity_event::Model {
+            id,
+            activity_id: activity.into(),
+            recorded_at: 0,
+        };
+        let shared = Shared::for_activities(db, &[entry(1, "a1"), entry(2, "a2")]);
         let readers = (0..50).map(|_| {
             let shared = shared.clone();
             tokio::spawn(async move { shared.activities().await.map(|a| a.ordered.len()) })

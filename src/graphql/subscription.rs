@@ -9,9 +9,10 @@ use crate::error::ApiError;
 use crate::feed::{Feed, Shared};
 use crate::store::read::Reader;
 use async_graphql::{Context, Result, Subscription as SubscriptionObject};
-use entity::{activity, disposition_event};
+use entity::{activity, activity_event, disposition_event};
 use futures::Stream;
-use sea_orm::{ColumnTrait, Condition, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::Instrument;
@@ -126,38 +127,80 @@ impl Subscription {
     }
 
     /// Each activity stored (new, or a newer version) that passes the
-    /// filter, after its delivery was committed. Live only: there is no
-    /// cursor; a subscriber that falls far behind gets an error and should
-    /// subscribe again.
+    /// filter, after its delivery was committed, in commit order, with its
+    /// `recordedCursor`. With `after` (an Activity's `recordedCursor`),
+    /// first every matching activity stored after it, then live ones:
+    /// nothing missed while disconnected, nothing twice. Activities are
+    /// sent as they are when sent: one stored twice while a client was away
+    /// comes twice, both times as its newest version. A subscriber that
+    /// falls behind catches up from the database.
     async fn activity_recorded(
         &self,
         ctx: &Context<'_>,
         filter: Option<ActivityFilter>,
+        after: Option<String>,
     ) -> Result<impl Stream<Item = Result<Activity>>> {
         let feed = feed(ctx)?.clone();
         let reader = ctx.data::<Reader>()?.clone();
         let cond = condition_of(filter.as_ref(), &reader)?;
         // A filter the database alone decides (search, variables, …) is
-        // asked of it for each batch; any other is checked in memory on
+        // asked of it for each page; any other is checked in memory on
         // the rows every subscriber shares.
         let in_memory = filter.as_ref().is_none_or(ActivityFilter::in_memory);
+        let start = match after.as_deref() {
+            Some(cursor) => cursor.trim().parse::<i64>().map_err(|_| {
+                bad_input(format!(
+                    "`after` must be the `recordedCursor` of an Activity (got {cursor:?})"
+                ))
+            })?,
+            None => feed.recorded(),
+        };
+        // Listen before reading the table: an activity committed in
+        // between is in both, and its entry id says it was sent already.
         let mut live = feed.activities();
         let guard = feed.subscriber();
         Ok(async_stream::stream! {
             let _guard = guard;
+            let mut last = start;
+            let mut catching_up = after.is_some();
             loop {
+                if catching_up {
+                    let span = crate::otel::catch_up("activityRecorded", last);
+                    match recorded_after(&reader, &cond, last).instrument(span.clone()).await {
+                        Ok(page) => {
+                            span.record("leadql.catch_up.events", page.activities.len() as i64);
+                            last = page.last;
+                            for (_, activity) in page.activities {
+                                yield Ok(activity);
+                            }
+                            catching_up = page.full;
+                        }
+                        Err(err) => {
+                            yield Err(err);
+                            return;
+                        }
+                    }
+                    continue;
+                }
                 match live.recv().await {
-                    Ok(batch) => {
+                    Ok(page) => {
+                        let Some(&(newest, _)) = page.entries().last() else { continue };
+                        if newest <= last {
+                            continue;
+                        }
                         let rows = if in_memory {
-                            live::recorded(&batch, &reader, filter.as_ref()).await
+                            live::recorded(&page, &reader, filter.as_ref()).await
                         } else {
-                            asked_of_the_database(&batch, &reader, &cond).await
+                            asked_of_the_database(&page, &reader, &cond).await
                         };
                         match rows {
                             Ok(rows) => {
-                                for row in rows {
-                                    yield Ok(row);
+                                for (entry, activity) in rows {
+                                    if entry > last {
+                                        yield Ok(activity);
+                                    }
                                 }
+                                last = newest;
                             }
                             Err(err) => {
                                 yield Err(err);
@@ -165,11 +208,10 @@ impl Subscription {
                             }
                         }
                     }
-                    Err(RecvError::Lagged(n)) => {
-                        yield Err(async_graphql::Error::new(format!(
-                            "this subscription fell behind by {n} batches and missed activities; subscribe again"
-                        )));
-                        return;
+                    // Fell behind the buffer: the table has everything.
+                    Err(RecvError::Lagged(_)) => {
+                        feed.caught_up();
+                        catching_up = true;
                     }
                     Err(RecvError::Closed) => return,
                 }
@@ -178,24 +220,83 @@ impl Subscription {
     }
 }
 
-/// The activities of a committed batch that pass a filter only the
-/// database can decide, oldest first (one statement for this subscriber).
-async fn asked_of_the_database(
-    batch: &Arc<Shared>,
-    reader: &Reader,
-    cond: &Condition,
-) -> Result<Vec<Activity>> {
-    let rows = reader
-        .find::<activity::Entity>()
-        .filter(activity::Column::Id.is_in(batch.activity_ids().iter().cloned()))
-        .filter(cond.clone())
-        .order_by_asc(activity::Column::Timestamp)
-        .order_by_asc(activity::Column::Id)
+/// A page of the `activityRecorded` feed read from the table.
+struct RecordedPage {
+    /// The matching activities, in feed order, with their entry ids.
+    activities: Vec<(i64, Activity)>,
+    /// The last entry read (matching or not).
+    last: i64,
+    /// Whether there may be more after it.
+    full: bool,
+}
+
+/// The activities stored after entry `last` that `reader` sees and `cond`
+/// passes, one page of entries (two statements).
+async fn recorded_after(reader: &Reader, cond: &Condition, last: i64) -> Result<RecordedPage> {
+    let database = |e: sea_orm::DbErr| async_graphql::Error::from(ApiError::database(&e));
+    let entries = activity_event::Entity::find()
+        .filter(activity_event::Column::Id.gt(last))
+        .order_by_asc(activity_event::Column::Id)
+        .limit(CATCH_UP_PAGE)
         .all(reader.db())
         .await
-        .map_err(|e| ApiError::database(&e))?;
-    Ok(rows
+        .map_err(database)?;
+    let Some(newest) = entries.last().map(|e| e.id) else {
+        return Ok(RecordedPage {
+            activities: Vec::new(),
+            last,
+            full: false,
+        });
+    };
+    let mut ids: Vec<&str> = entries.iter().map(|e| e.activity_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let rows: HashMap<String, activity::Model> = reader
+        .find::<activity::Entity>()
+        .filter(activity::Column::Id.is_in(ids))
+        .filter(cond.clone())
+        .all(reader.db())
+        .await
+        .map_err(database)?
+        .into_iter()
+        .map(|row| (row.id.clone(), row))
+        .collect();
+    Ok(RecordedPage {
+        activities: entries
+            .iter()
+            .filter_map(|e| {
+                Some(live::recorded_activity(
+                    rows.get(&e.activity_id)?,
+                    e.id,
+                    None,
+                ))
+            })
+            .collect(),
+        last: newest,
+        full: entries.len() as u64 == CATCH_UP_PAGE,
+    })
+}
+
+/// The activities of a published page that pass a filter only the
+/// database can decide, in feed order (one statement for this subscriber).
+async fn asked_of_the_database(
+    page: &Arc<Shared>,
+    reader: &Reader,
+    cond: &Condition,
+) -> Result<Vec<(i64, Activity)>> {
+    let rows: HashMap<String, activity::Model> = reader
+        .find::<activity::Entity>()
+        .filter(activity::Column::Id.is_in(page.activity_ids().iter().cloned()))
+        .filter(cond.clone())
+        .all(reader.db())
+        .await
+        .map_err(|e| ApiError::database(&e))?
+        .into_iter()
+        .map(|row| (row.id.clone(), row))
+        .collect();
+    Ok(page
+        .entries()
         .iter()
-        .map(|row| live::live_activity(row, batch))
+        .filter_map(|(entry, id)| Some(live::recorded_activity(rows.get(id)?, *entry, Some(page))))
         .collect())
 }

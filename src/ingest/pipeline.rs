@@ -7,12 +7,10 @@
 //! means durable. While one batch commits, the next one fills, so the cost
 //! of a commit is shared by every delivery that arrived meanwhile.
 
-use super::payload::{Delivery, Kind};
+use super::payload::Delivery;
 use crate::feed::Feed;
 use crate::store::{self, Mode, Status};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionOptions, TransactionTrait,
-};
+use sea_orm::{DatabaseConnection, DbBackend, DbErr, TransactionOptions, TransactionTrait};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
@@ -144,23 +142,23 @@ async fn writer(
             batch.len(),
             batch.iter().map(|j| j.span.as_ref().and_then(|s| s.id())),
         );
-        let committed = commit(&db, &deliveries, &feed)
+        let committed = commit(&db, &deliveries)
             .instrument(crate::otel::commit(&span))
             .await;
         match committed {
-            Ok((result, activities)) => {
+            Ok(result) => {
+                feed.committed(result.events > 0, result.activities > 0);
                 for (job, status) in batch.drain(..).zip(result.statuses) {
                     let _ = job.reply.send(Ok(status));
                 }
-                feed.committed(!result.events.is_empty(), activities);
             }
             Err(err) if batch.len() > 1 && !store::is_unavailable(&err) => {
                 // One bad delivery must not fail its neighbours: retry alone.
                 tracing::warn!(error = %err, size = batch.len(), "batch failed; storing its deliveries one by one");
                 for job in batch.drain(..) {
-                    let answer = match commit(&db, &[&job.delivery], &feed).await {
-                        Ok((result, activities)) => {
-                            feed.committed(!result.events.is_empty(), activities);
+                    let answer = match commit(&db, &[&job.delivery]).await {
+                        Ok(result) => {
+                            feed.committed(result.events > 0, result.activities > 0);
                             Ok(result.statuses[0])
                         }
                         Err(err) => Err(log_failure(err, &job.delivery)),
@@ -218,14 +216,12 @@ fn log_failure(err: DbErr, delivery: &Delivery) -> IngestError {
     err
 }
 
-/// Store a batch in one transaction; also the ids of the activities it
-/// stored (new or newer versions), for `activityRecorded`. On PostgreSQL
-/// other instances are notified in the same transaction.
+/// Store a batch in one transaction (on PostgreSQL, other instances are
+/// notified of what it adds to the feeds at commit).
 async fn commit(
     db: &DatabaseConnection,
     deliveries: &[&Delivery],
-    feed: &Feed,
-) -> Result<(store::BatchResult, Vec<String>), DbErr> {
+) -> Result<store::BatchResult, DbErr> {
     let txn = db
         .begin_with_options(TransactionOptions {
             sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
@@ -233,17 +229,6 @@ async fn commit(
         })
         .await?;
     let result = store::apply_batch(&txn, deliveries, store::now_ms(), Mode::Live).await?;
-    let activities: Vec<String> = deliveries
-        .iter()
-        .zip(&result.statuses)
-        .filter(|(d, s)| d.kind == Kind::Activity && **s == Status::Stored)
-        .map(|(d, _)| d.source_id.clone())
-        .collect();
-    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
-        for statement in feed.notifications(!result.events.is_empty(), &activities) {
-            txn.execute_raw(statement).await?;
-        }
-    }
     txn.commit().await?;
-    Ok((result, activities))
+    Ok(result)
 }

@@ -17,7 +17,12 @@ async fn reproject_rebuilds_identical_projections() {
     }
     let before = snapshot(server.db()).await;
     let events_before = count(server.db(), "disposition_events").await;
+    let recorded_before = entity::activity_event::Entity::find()
+        .all(server.db())
+        .await
+        .unwrap();
     assert!(before["leads"].len() > 40);
+    assert!(recorded_before.len() >= before["activities"].len());
 
     // Damage the projections, as a buggy version might have.
     server
@@ -52,6 +57,14 @@ async fn reproject_rebuilds_identical_projections() {
             .unwrap()
             .len() as i64
             == events_before
+    );
+    // So is the `activityRecorded` log: the same entries, nothing added.
+    assert_eq!(
+        entity::activity_event::Entity::find()
+            .all(server.db())
+            .await
+            .unwrap(),
+        recorded_before
     );
     server.stop().await;
 }

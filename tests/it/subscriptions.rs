@@ -1,9 +1,9 @@
 //! Subscriptions over WebSocket: filtered live events in commit order,
-//! resume after a cursor, both protocols, slow subscribers, and (on
-//! PostgreSQL) events crossing between two server processes.
+//! resume after a cursor (both feeds), both protocols, slow subscribers,
+//! and (on PostgreSQL) events crossing between two server processes.
 
 use crate::common::*;
-use entity::disposition_event;
+use entity::{activity, activity_event, disposition_event};
 use futures::StreamExt;
 use leadql::config::Config;
 use sea_orm::{EntityTrait, QueryOrder};
@@ -24,6 +24,37 @@ async fn stored(s: &TestServer) -> Vec<disposition_event::Model> {
         .all(s.db())
         .await
         .unwrap()
+}
+
+const RECORDED: &str = "subscription($f: ActivityFilter, $after: String) {
+  activityRecorded(filter: $f, after: $after) { recordedCursor id callStatus lead { id } } }";
+
+/// Every entry of the `activityRecorded` log, in id (= commit) order.
+async fn recorded(s: &TestServer) -> Vec<activity_event::Model> {
+    activity_event::Entity::find()
+        .order_by_asc(activity_event::Column::Id)
+        .all(s.db())
+        .await
+        .unwrap()
+}
+
+/// The `recordedCursor` and id of each `activityRecorded` result.
+fn recorded_cursors(results: &[Value]) -> Vec<(i64, String)> {
+    results
+        .iter()
+        .filter_map(|r| r.get("activityRecorded"))
+        .map(|a| {
+            (
+                a["recordedCursor"].as_str().unwrap().parse().unwrap(),
+                a["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The log as (cursor, activity id) pairs.
+fn entries(log: &[activity_event::Model]) -> Vec<(i64, String)> {
+    log.iter().map(|e| (e.id, e.activity_id.clone())).collect()
 }
 
 /// POST payloads with a few senders at once; all must be acknowledged.
@@ -178,6 +209,106 @@ async fn resuming_after_a_cursor_misses_nothing_and_repeats_nothing() {
 }
 
 #[tokio::test]
+async fn recorded_activities_resume_after_a_cursor_missing_nothing_repeating_nothing() {
+    let db = TestDb::new().await;
+    let s = TestServer::start(&db).await;
+    let base = s.url("");
+    // Versions of the same activities arrive in later parts too.
+    let payloads = leadql::generate::generate(150, 9);
+    let (first, rest) = payloads.split_at(payloads.len() / 3);
+    let (second, third) = rest.split_at(rest.len() / 2);
+
+    let mut client = WsClient::connect(&base, "graphql-transport-ws").await;
+    client.subscribe("1", RECORDED, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    post_all(&base, first.to_vec()).await;
+    let seen = client.drain(QUIET).await;
+    assert!(!seen.is_empty());
+    let last_cursor = seen.last().unwrap()["activityRecorded"]["recordedCursor"].clone();
+    client.close().await;
+
+    // While disconnected.
+    post_all(&base, second.to_vec()).await;
+
+    let mut client = WsClient::connect(&base, "graphql-transport-ws").await;
+    client
+        .subscribe("1", RECORDED, json!({ "after": last_cursor }))
+        .await;
+    let missed = client.drain(QUIET).await;
+    // Live again, while more arrive.
+    post_all(&base, third.to_vec()).await;
+    let live = client.drain(QUIET).await;
+    client.close().await;
+
+    let log = recorded(&s).await;
+    assert!(!missed.is_empty() && !live.is_empty());
+    let mut all = seen.clone();
+    all.extend(missed.iter().cloned());
+    all.extend(live.iter().cloned());
+    assert_eq!(
+        recorded_cursors(&all),
+        entries(&log),
+        "every stored activity exactly once, in commit order, across the reconnect"
+    );
+    // Every stored activity has an entry: the log is the feed.
+    let stored = activity::Entity::find().all(s.db()).await.unwrap();
+    for a in &stored {
+        assert!(
+            log.iter().any(|e| e.activity_id == a.id),
+            "activity {} has no entry",
+            a.id
+        );
+    }
+
+    // Resuming from the start with a filter replays exactly the entries
+    // whose activities pass it (as they are now), in order.
+    let completed: std::collections::HashSet<&str> = stored
+        .iter()
+        .filter(|a| a.call_status.as_deref() == Some("completed"))
+        .map(|a| a.id.as_str())
+        .collect();
+    assert!(!completed.is_empty(), "the data has completed calls");
+    let mut client = WsClient::connect(&base, "graphql-transport-ws").await;
+    client
+        .subscribe(
+            "2",
+            RECORDED,
+            json!({ "after": "0", "f": { "callStatus": { "eq": "completed" } } }),
+        )
+        .await;
+    let replayed = client.drain(QUIET).await;
+    let expected: Vec<(i64, String)> = entries(&log)
+        .into_iter()
+        .filter(|(_, id)| completed.contains(id.as_str()))
+        .collect();
+    assert_eq!(recorded_cursors(&replayed), expected);
+
+    // A cursor that is not one is refused clearly.
+    client
+        .subscribe("9", RECORDED, json!({ "after": "last tuesday" }))
+        .await;
+    let message = client.next_message(QUIET).await.expect("an answer");
+    assert!(message["payload"]["data"].is_null(), "{message}");
+    assert!(
+        message
+            .to_string()
+            .contains("must be the `recordedCursor` of an Activity"),
+        "{message}"
+    );
+    // Outside the feed an activity has no cursor.
+    let outside = s
+        .query(
+            "{ activities(first: 1) { nodes { id recordedCursor } } }",
+            json!({}),
+        )
+        .await;
+    let node = &outside["activities"]["nodes"][0];
+    assert!(node["id"].is_string(), "{outside}");
+    assert_eq!(node["recordedCursor"], Value::Null, "{outside}");
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn both_websocket_protocols_deliver() {
     let db = TestDb::new().await;
     let s = TestServer::start(&db).await;
@@ -243,6 +374,7 @@ async fn a_subscriber_that_stops_reading_slows_nothing_and_misses_nothing() {
     let base = s.url("");
     let mut silent = WsClient::connect_small_buffer(&base, "graphql-transport-ws").await;
     silent.subscribe("1", FEED, json!({})).await;
+    silent.subscribe("2", RECORDED, json!({})).await;
     let mut reading = WsClient::connect(&base, "graphql-ws").await;
     reading.subscribe("1", FEED, json!({})).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -262,8 +394,13 @@ async fn a_subscriber_that_stops_reading_slows_nothing_and_misses_nothing() {
         ids.len()
     );
     let caught_up = silent.drain(QUIET).await;
-    assert_eq!(cursors(&caught_up), ids);
+    let (activities, events): (Vec<Value>, Vec<Value>) = caught_up
+        .into_iter()
+        .partition(|r| r.get("activityRecorded").is_some());
+    assert_eq!(cursors(&events), ids);
     assert_eq!(cursors(&read_live), ids);
+    // Its activities too, each once, in order.
+    assert_eq!(recorded_cursors(&activities), entries(&recorded(&s).await));
     // It did fall behind, and caught up from the database.
     let metrics = s.metrics().await;
     assert!(
@@ -300,8 +437,7 @@ async fn events_cross_between_two_server_processes_on_postgresql() {
     let (_b, base_b) = ServerProcess::start(&db.url, &[]).await;
     let mut on_a = WsClient::connect(&base_a, "graphql-transport-ws").await;
     on_a.subscribe("1", FEED, json!({})).await;
-    on_a.subscribe("2", "subscription { activityRecorded { id } }", json!({}))
-        .await;
+    on_a.subscribe("2", RECORDED, json!({})).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let payloads = leadql::generate::generate(60, 13);
     let (before, after) = payloads.split_at(payloads.len() / 2);
@@ -324,10 +460,6 @@ async fn events_cross_between_two_server_processes_on_postgresql() {
         .filter(|r| r.get("dispositionChanged").is_some())
         .cloned()
         .collect();
-    let activities = results
-        .iter()
-        .filter(|r| r.get("activityRecorded").is_some())
-        .count();
     let s = TestServer::start(&db).await;
     let ids: Vec<i64> = stored(&s).await.iter().map(|e| e.id).collect();
     assert!(!ids.is_empty());
@@ -336,6 +468,21 @@ async fn events_cross_between_two_server_processes_on_postgresql() {
         ids,
         "events ingested by B reach A's subscriber, in order"
     );
-    assert!(activities > 0, "recorded activities cross instances too");
+    let log = entries(&recorded(&s).await);
+    assert_eq!(
+        recorded_cursors(&results),
+        log,
+        "recorded activities cross instances too, each once, in order"
+    );
+    // A client that dropped off A resumes on B from A's cursor.
+    let (cut, _) = log[log.len() / 2].clone();
+    let mut on_b = WsClient::connect(&base_b, "graphql-transport-ws").await;
+    on_b.subscribe("3", RECORDED, json!({ "after": cut.to_string() }))
+        .await;
+    assert_eq!(
+        recorded_cursors(&on_b.drain(QUIET).await),
+        log[log.len() / 2 + 1..].to_vec(),
+        "resumed on the other instance: the rest, once"
+    );
     s.stop().await;
 }

@@ -255,6 +255,15 @@ impl Activity {
         }
         look_up::<Analysis>(ctx, analysis::Column::ActivityId, self.id.key()?).await
     }
+
+    /// Where this activity sits in the `activityRecorded` feed: pass it as
+    /// that subscription's `after` to resume after it. Null outside the
+    /// feed.
+    async fn recorded_cursor(&self) -> Option<String> {
+        self.joined
+            .attached::<super::live::Recorded>()
+            .map(|entry| entry.0.to_string())
+    }
 }
 
 /// The activity `id` (every stored row of an activity has one) of a row

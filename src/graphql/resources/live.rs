@@ -1,5 +1,5 @@
 //! Rows that arrived live: a published event's lead and activity, a
-//! committed batch's activities, read from the rows all their subscribers
+//! published page of recorded activities, read from the rows all their subscribers
 //! share ([`crate::feed::Shared`]) instead of once per subscriber. Each
 //! subscriber sees of them what its reader may see, by the lead's project,
 //! as [`crate::store::read::Scoped::visible`] decides in SQL.
@@ -78,14 +78,33 @@ pub(crate) fn live_activity(row: &activity::Model, shared: &Arc<Shared>) -> Acti
     activity
 }
 
-/// The activities of a committed batch that `reader` sees and `filter`
-/// (decided in memory: [`ActivityFilter::in_memory`]) passes, oldest
-/// first.
+/// Where an activity sent by `activityRecorded` sits in that feed: its
+/// entry in `activity_events` (`Activity.recordedCursor`).
+pub(crate) struct Recorded(pub i64);
+
+/// An activity as the `activityRecorded` feed sends it: with its cursor,
+/// and the rows it shares with the rest of its page when it arrived live.
+pub(crate) fn recorded_activity(
+    row: &activity::Model,
+    entry: i64,
+    shared: Option<&Arc<Shared>>,
+) -> (i64, Activity) {
+    let mut activity = match shared {
+        Some(shared) => live_activity(row, shared),
+        None => Activity::from(row.clone()),
+    };
+    activity.joined.attach(Arc::new(Recorded(entry)));
+    (entry, activity)
+}
+
+/// The activities of a published page of activity events that `reader`
+/// sees and `filter` (decided in memory: [`ActivityFilter::in_memory`])
+/// passes, in feed order, each with its entry id.
 pub(crate) async fn recorded(
     shared: &Arc<Shared>,
     reader: &Reader,
     filter: Option<&ActivityFilter>,
-) -> Result<Vec<Activity>> {
+) -> Result<Vec<(i64, Activity)>> {
     let activities = shared.activities().await.map_err(database)?;
     // Only a scoped reader needs the leads, for their projects.
     let leads = match reader.projects() {
@@ -100,10 +119,11 @@ pub(crate) async fn recorded(
             reader.sees_project(project)
         })
     };
-    Ok(activities
-        .ordered
+    Ok(shared
+        .entries()
         .iter()
-        .filter(|row| visible(row) && filter.is_none_or(|f| f.matches(row)))
-        .map(|row| live_activity(row, shared))
+        .filter_map(|(entry, id)| Some((*entry, activities.get(id)?)))
+        .filter(|(_, row)| visible(row) && filter.is_none_or(|f| f.matches(row)))
+        .map(|(entry, row)| recorded_activity(row, entry, Some(shared)))
         .collect())
 }

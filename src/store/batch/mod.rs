@@ -16,7 +16,7 @@ use entity::{disposition_event, lead_update};
 use read::{lead_facts, lock_leads, Stored};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr};
 use std::collections::{BTreeSet, HashMap, HashSet};
-use write::{insert_events, log_deliveries, write_activities, write_leads, write_updates, Script};
+use write::{log_deliveries, write_activities, write_feeds, write_leads, write_updates, Script};
 
 /// What happened to one delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,12 +39,15 @@ impl Status {
     }
 }
 
-/// The outcome of one batch: a status per delivery, in order, and the
-/// disposition events it recorded (with their ids), to publish after commit.
+/// The outcome of one batch: a status per delivery, in order, and what it
+/// added to the feeds' logs, to publish after commit.
 #[derive(Debug, Default)]
 pub struct BatchResult {
     pub statuses: Vec<Status>,
-    pub events: Vec<disposition_event::Model>,
+    /// Disposition events recorded (`dispositionChanged`).
+    pub events: usize,
+    /// Activities stored (`activityRecorded`).
+    pub activities: usize,
 }
 
 /// How a batch is applied.
@@ -60,7 +63,8 @@ pub enum Mode {
 ///
 /// Round trips are what a batch costs (each is a thread hop for SQLite and
 /// a network hop for PostgreSQL), so it reads in two queries and writes
-/// every row in one script of multi-row statements built by sea-query.
+/// every row, the feeds' logs included, in one script of multi-row
+/// statements built by sea-query.
 #[tracing::instrument(skip_all, fields(deliveries = deliveries.len()))]
 pub async fn apply_batch<C: ConnectionTrait>(
     txn: &C,
@@ -95,11 +99,17 @@ pub async fn apply_batch<C: ConnectionTrait>(
     write_activities(&mut script, &applied, &stored);
     write_updates(&mut script, &applied);
     write_leads(&mut script, &affected, &facts);
+    let (events, activities) = if live {
+        write_feeds(&mut script, &applied, received_at);
+        (applied.events.len(), applied.activities.len())
+    } else {
+        (0, 0)
+    };
     script.execute(txn).await?;
-    let events = insert_events(txn, applied.events).await?;
     Ok(BatchResult {
         statuses: decided.statuses,
         events,
+        activities,
     })
 }
 

@@ -1,14 +1,13 @@
 //! What a batch writes: one script of multi-row statements (the log, the
-//! activities and their parts, updates, leads), then the disposition
-//! events with their ids.
+//! activities and their parts, updates, leads, and the feeds' logs).
 
 use super::read::Stored;
 use super::{Applied, Decided, Status};
 use crate::ingest::payload::Delivery;
 use crate::store::projection::{project_lead, LeadFacts};
 use entity::{
-    activity, analysis, conversation, delivery, disposition_event, lead, lead_update, message,
-    tool_call, variable,
+    activity, activity_event, analysis, conversation, delivery, disposition_event, lead,
+    lead_update, message, tool_call, variable,
 };
 use sea_orm::sea_query::{
     Expr, ExprTrait, MysqlQueryBuilder, OnConflict, PostgresQueryBuilder, QueryStatementWriter,
@@ -16,7 +15,7 @@ use sea_orm::sea_query::{
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, IdenStatic,
-    IntoActiveModel, Iterable, NotSet, QueryFilter, QueryTrait,
+    IntoActiveModel, Iterable, NotSet, QueryFilter, QueryTrait, Set,
 };
 use std::collections::HashMap;
 
@@ -172,33 +171,63 @@ pub(super) fn write_leads(
     script.insert::<lead::Entity, _>(leads, Some(upsert::<lead::Entity>(lead::Column::Id)));
 }
 
-/// Insert the disposition events, with their ids (the subscription
-/// cursor).
-pub(super) async fn insert_events<C: ConnectionTrait>(
-    txn: &C,
-    events: Vec<disposition_event::Model>,
-) -> Result<Vec<disposition_event::Model>, DbErr> {
-    if events.is_empty() {
-        return Ok(events);
+/// The feeds' logs: an entry for each activity stored (the
+/// `activityRecorded` cursor) and the disposition events (the
+/// `dispositionChanged` cursor); on PostgreSQL a NOTIFY for each, which
+/// other instances receive at commit.
+///
+/// On PostgreSQL the entries take their ids one transaction at a time,
+/// under an advisory lock held to commit, so ids follow commit order
+/// across writers and instances: a subscriber that has seen id N has seen
+/// every entry below N. The lock is taken last in the batch's script, and
+/// nothing but the commit comes after it.
+pub(super) fn write_feeds(script: &mut Script, applied: &Applied, received_at: i64) {
+    // An event is caused by a stored activity: no activities, no events.
+    if applied.activities.is_empty() {
+        return;
     }
-    if txn.get_database_backend() == DbBackend::Postgres {
-        // Events take their ids one transaction at a time, held to
-        // commit, so ids follow commit order across writers and
-        // instances: a subscriber that has seen id N has seen every
-        // event below N. Nothing is waited for after this lock.
-        txn.execute_unprepared("SELECT pg_advisory_xact_lock(1818584177, 1)")
-            .await?;
+    let postgres = script.backend == DbBackend::Postgres;
+    if postgres {
+        script.push_sql("SELECT pg_advisory_xact_lock(1818584177, 1)");
     }
-    let rows: Vec<disposition_event::ActiveModel> = events
-        .into_iter()
-        .map(|e| disposition_event::ActiveModel {
-            id: NotSet,
-            ..e.into_active_model()
-        })
-        .collect();
-    disposition_event::Entity::insert_many(rows)
-        .exec_with_returning(txn)
-        .await
+    // Within a commit, in the order the activities happened.
+    let mut stored: Vec<&activity::Model> =
+        applied.activities.iter().map(|r| &r.activity).collect();
+    stored.sort_unstable_by(|a, b| (a.timestamp, &a.id).cmp(&(b.timestamp, &b.id)));
+    script.insert::<activity_event::Entity, _>(
+        stored
+            .into_iter()
+            .map(|a| activity_event::ActiveModel {
+                id: NotSet,
+                activity_id: Set(a.id.clone()),
+                recorded_at: Set(received_at),
+            })
+            .collect(),
+        None,
+    );
+    script.insert::<disposition_event::Entity, _>(
+        applied
+            .events
+            .iter()
+            .map(|e| disposition_event::ActiveModel {
+                id: NotSet,
+                ..e.clone().into_active_model()
+            })
+            .collect(),
+        None,
+    );
+    if postgres {
+        script.push_sql(&format!(
+            "SELECT pg_notify('{}', '')",
+            crate::feed::ACTIVITIES_CHANNEL
+        ));
+        if !applied.events.is_empty() {
+            script.push_sql(&format!(
+                "SELECT pg_notify('{}', '')",
+                crate::feed::EVENTS_CHANNEL
+            ));
+        }
+    }
 }
 
 /// `ON CONFLICT (key) DO UPDATE SET` every other column.
@@ -222,6 +251,12 @@ impl Script {
             backend,
             sql: String::new(),
         }
+    }
+
+    /// A statement sea-query does not build (a lock, a NOTIFY).
+    pub(super) fn push_sql(&mut self, sql: &str) {
+        self.sql.push_str(sql);
+        self.sql.push_str(";\n");
     }
 
     pub(super) fn push(&mut self, statement: impl QueryStatementWriter) {
