@@ -246,20 +246,15 @@ async fn pump(inner: std::sync::Weak<Inner>, wake: Arc<Notify>) {
 async fn publish_events(feed: &Inner) {
     loop {
         let last = feed.published.load(Ordering::SeqCst);
-        let rows = disposition_event::Entity::find()
-            .filter(disposition_event::Column::Id.gt(last))
-            .order_by_asc(disposition_event::Column::Id)
-            .limit(PAGE)
-            .all(&feed.db)
-            .await;
-        let rows = match rows {
-            Ok(rows) => rows,
-            Err(err) => {
-                tracing::warn!(error = %err, "reading new disposition events failed; retrying");
-                // Read again at the next wake or within a second.
-                feed.events_waiting.store(true, Ordering::SeqCst);
-                return;
-            }
+        let Some(rows) = page_after::<disposition_event::Entity>(
+            feed,
+            disposition_event::Column::Id,
+            last,
+            &feed.events_waiting,
+        )
+        .await
+        else {
+            return;
         };
         let full = rows.len() as u64 == PAGE;
         let shared = Shared::for_events(feed.db.clone(), &rows);
@@ -282,19 +277,15 @@ async fn publish_events(feed: &Inner) {
 async fn publish_activities(feed: &Inner) {
     loop {
         let last = feed.recorded.load(Ordering::SeqCst);
-        let rows = activity_event::Entity::find()
-            .filter(activity_event::Column::Id.gt(last))
-            .order_by_asc(activity_event::Column::Id)
-            .limit(PAGE)
-            .all(&feed.db)
-            .await;
-        let rows = match rows {
-            Ok(rows) => rows,
-            Err(err) => {
-                tracing::warn!(error = %err, "reading new activity events failed; retrying");
-                feed.activities_waiting.store(true, Ordering::SeqCst);
-                return;
-            }
+        let Some(rows) = page_after::<activity_event::Entity>(
+            feed,
+            activity_event::Column::Id,
+            last,
+            &feed.activities_waiting,
+        )
+        .await
+        else {
+            return;
         };
         let Some(newest) = rows.last().map(|r| r.id) else {
             return;
@@ -306,6 +297,31 @@ async fn publish_activities(feed: &Inner) {
         let _ = feed.activities.send(shared);
         if !full {
             return;
+        }
+    }
+}
+
+/// A page of a feed's log after entry `last`, in id order. None when the
+/// read fails: the log is marked `waiting`, to be read again at the next
+/// wake (within a second).
+async fn page_after<E: EntityTrait>(
+    feed: &Inner,
+    id: E::Column,
+    last: i64,
+    waiting: &AtomicBool,
+) -> Option<Vec<E::Model>> {
+    let rows = E::find()
+        .filter(id.gt(last))
+        .order_by_asc(id)
+        .limit(PAGE)
+        .all(&feed.db)
+        .await;
+    match rows {
+        Ok(rows) => Some(rows),
+        Err(err) => {
+            tracing::warn!(error = %err, table = E::default().table_name(), "reading a feed's new entries failed; retrying");
+            waiting.store(true, Ordering::SeqCst);
+            None
         }
     }
 }

@@ -28,6 +28,18 @@ fn feed<'a>(ctx: &'a Context<'_>) -> Result<&'a Feed> {
         .map_err(|_| async_graphql::Error::new("subscriptions are not available on this server"))
 }
 
+/// A feed's `after` argument: the entry id it names, or a clear error.
+fn cursor(after: Option<&str>, what: &str) -> Result<Option<i64>> {
+    after
+        .map(|cursor| {
+            cursor
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| bad_input(format!("`after` must be {what} (got {cursor:?})")))
+        })
+        .transpose()
+}
+
 /// Matching stored events after `last`, oldest first, one page.
 async fn stored_after(
     reader: &Reader,
@@ -64,12 +76,8 @@ impl Subscription {
         let feed = feed(ctx)?.clone();
         let reader = ctx.data::<Reader>()?.clone();
         let cond = condition_of(filter.as_ref(), &reader)?;
-        let start = match after.as_deref() {
-            Some(cursor) => cursor.trim().parse::<i64>().map_err(|_| {
-                bad_input(format!(
-                    "`after` must be the `cursor` of a DispositionEvent (got {cursor:?})"
-                ))
-            })?,
+        let start = match cursor(after.as_deref(), "the `cursor` of a DispositionEvent")? {
+            Some(cursor) => cursor,
             None => feed.published(),
         };
         // Listen before reading the table: an event committed in between is
@@ -147,12 +155,8 @@ impl Subscription {
         // asked of it for each page; any other is checked in memory on
         // the rows every subscriber shares.
         let in_memory = filter.as_ref().is_none_or(ActivityFilter::in_memory);
-        let start = match after.as_deref() {
-            Some(cursor) => cursor.trim().parse::<i64>().map_err(|_| {
-                bad_input(format!(
-                    "`after` must be the `recordedCursor` of an Activity (got {cursor:?})"
-                ))
-            })?,
+        let start = match cursor(after.as_deref(), "the `recordedCursor` of an Activity")? {
+            Some(cursor) => cursor,
             None => feed.recorded(),
         };
         // Listen before reading the table: an activity committed in

@@ -1,5 +1,6 @@
 //! Rebuilding every projection from the raw delivery log, after a parser
-//! fix or a schema change. Disposition events are history and are kept.
+//! fix or a schema change. The feeds' logs (disposition events, recorded
+//! activities) are history and are kept.
 
 use super::batch::{apply_batch, Mode};
 use crate::ingest::payload::parse;

@@ -410,6 +410,59 @@ async fn a_subscriber_that_stops_reading_slows_nothing_and_misses_nothing() {
     s.stop().await;
 }
 
+/// `activityRecorded` behind its buffer: the feed here keeps one page of
+/// activities, and five are published while the subscriber reads nothing.
+/// It then reads every activity once, in order, from the log. (Driven
+/// through the schema, so the subscriber surely stops reading: a silent
+/// socket drains into kernel buffers for a while.)
+#[tokio::test]
+async fn a_recorded_activities_subscriber_behind_its_buffer_catches_up_from_the_log() {
+    let db = TestDb::new().await;
+    let s = TestServer::start(&db).await;
+    let base = s.url("");
+    // A second instance's feed on the same database, buffer 8 events and
+    // so one page of activities.
+    let feed = leadql::feed::Feed::start(s.db().clone(), 8, leadql::telemetry::Metrics::new())
+        .await
+        .unwrap();
+    let schema = leadql::graphql::schema(Default::default(), Some(feed.clone()));
+    let request =
+        async_graphql::Request::new("subscription { activityRecorded { recordedCursor id } }")
+            .data(leadql::store::read::Reader::new(s.db().clone()));
+    let mut stream = schema.execute_stream(request);
+    // The first poll subscribes; nothing has been stored yet.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), stream.next())
+            .await
+            .is_err()
+    );
+
+    let payloads = leadql::generate::generate(50, 17);
+    for part in payloads.chunks(payloads.len() / 5 + 1) {
+        post_all(&base, part.to_vec()).await;
+        // Published by this feed (its pump reads the log at least once a
+        // second) before the next part is stored: a page each.
+        let newest = recorded(&s).await.last().unwrap().id;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while feed.recorded() < newest {
+            assert!(std::time::Instant::now() < deadline, "the feed publishes");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    let mut got = Vec::new();
+    while let Ok(Some(response)) = tokio::time::timeout(QUIET, stream.next()).await {
+        assert!(response.errors.is_empty(), "{:?}", response.errors);
+        got.push(response.data.into_json().unwrap());
+    }
+    assert_eq!(
+        recorded_cursors(&got),
+        entries(&recorded(&s).await),
+        "every stored activity once, in order, after falling behind"
+    );
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn shutdown_closes_subscriptions_with_a_close_frame() {
     let db = TestDb::new().await;
