@@ -13,6 +13,9 @@
 //! default postgres://postgres@127.0.0.1:5432/postgres; "off" to skip),
 //! LEADQL_BENCH_TRACES (`off`, `on`: OpenTelemetry traces exported to a
 //! receiver in the benchmark, or `both`: each HTTP run with and without).
+//! Senders send a delivery refused with 503 and `Retry-After` again after
+//! it (overload: `LEADQL_BENCH_SENDERS=256`); p50/p99 are those of the
+//! accepted tries.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -55,33 +58,53 @@ async fn http_run(
             (client.clone(), next.clone(), url.clone(), payloads.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
+            let mut refusals = Vec::new();
             let mut acknowledged = 0usize;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(body) = payloads.get(i) else { break };
-                let sent = Instant::now();
-                let response = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await
-                    .expect("send");
-                let ok = response.status().is_success();
-                let _ = response.bytes().await;
-                latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
-                if ok {
-                    acknowledged += 1;
+                // As a platform would: a 503 is sent again after its
+                // Retry-After; the latency counted is the accepted try's.
+                loop {
+                    let sent = Instant::now();
+                    let response = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .expect("send");
+                    let status = response.status();
+                    let retry_after = response
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                    let _ = response.bytes().await;
+                    let took = sent.elapsed().as_secs_f64() * 1000.0;
+                    if status == 503 {
+                        if let Some(seconds) = retry_after {
+                            refusals.push(took);
+                            tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+                            continue;
+                        }
+                    }
+                    latencies.push(took);
+                    if status.is_success() {
+                        acknowledged += 1;
+                    }
+                    break;
                 }
             }
-            (latencies, acknowledged)
+            (latencies, refusals, acknowledged)
         }));
     }
     let mut latencies = Vec::new();
+    let mut refusals = Vec::new();
     let mut acknowledged = 0;
     for task in tasks {
-        let (l, a) = task.await.unwrap();
+        let (l, r, a) = task.await.unwrap();
         latencies.extend(l);
+        refusals.extend(r);
         acknowledged += a;
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -98,9 +121,24 @@ async fn http_run(
         p99_ms: pct(0.99),
         rss_mib: rss,
         note: format!(
-            "{acknowledged} acknowledged, {senders} senders, server CPU {cpu_ms:.3} ms/payload"
+            "{acknowledged} acknowledged, {senders} senders, server CPU {cpu_ms:.3} ms/payload{}",
+            refused(&mut refusals)
         ),
     }
+}
+
+/// How many tries were refused (503 with Retry-After, sent again after
+/// it) and how soon the refusals came, when there were any.
+fn refused(refusals: &mut [f64]) -> String {
+    if refusals.is_empty() {
+        return String::new();
+    }
+    refusals.sort_by(|a, b| a.total_cmp(b));
+    let p99 = refusals[((refusals.len() as f64 * 0.99) as usize).min(refusals.len() - 1)];
+    format!(
+        "; {} tries refused with 503 (answered in p99 {p99:.1} ms) and sent again",
+        refusals.len()
+    )
 }
 
 fn import_run(name: &str, database_url: &str, file: &std::path::Path, payloads: usize) -> Row {

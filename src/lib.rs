@@ -36,6 +36,8 @@ use tokio::net::TcpListener;
 pub struct AppState {
     pub db: DatabaseConnection,
     pub ingestor: Ingestor,
+    /// Room for webhook deliveries being stored (`LEADQL_INGEST_QUEUE`).
+    pub ingest_room: Arc<tokio::sync::Semaphore>,
     pub config: Arc<Config>,
     pub schema: graphql::LeadqlSchema,
     /// The same schema for query texts validated before (see
@@ -92,6 +94,7 @@ impl AppState {
         Ok(AppState {
             db,
             ingestor,
+            ingest_room: Arc::new(tokio::sync::Semaphore::new(config.ingest_queue.max(1))),
             schema: graphql::schema(limits, Some(feed.clone())),
             known_schema: graphql::known_schema(limits, Some(feed.clone())),
             feed,

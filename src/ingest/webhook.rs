@@ -57,6 +57,17 @@ async fn store_delivery(state: &AppState, headers: &HeaderMap, body: Body) -> Re
             .verify(headers, &body, crate::store::now_ms() / 1000)
             .map_err(|why| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why))?;
     }
+    // Held until answered: deliveries past the queue's room are refused at
+    // once rather than queued without limit.
+    let _room = state.ingest_room.clone().try_acquire_owned().map_err(|_| {
+        let mut refused = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "leadql is receiving more deliveries than it can store right now; nothing was stored, retry after the Retry-After seconds",
+        );
+        refused.retry_after = Some(1);
+        refused
+    })?;
     match accept(&state.db, &state.ingestor, &body, content_type.as_deref()).await {
         Ok(status) => Ok(status),
         Err(NotAccepted::Rejected {

@@ -16,6 +16,7 @@ mod import;
 mod keys;
 mod metrics;
 mod outage;
+mod overload;
 mod persisted;
 mod reproject;
 mod roles;

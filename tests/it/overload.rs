@@ -1,0 +1,113 @@
+//! Overload: past `LEADQL_INGEST_QUEUE` deliveries being stored, a
+//! delivery is refused at once (503, `Retry-After`), nothing of it stored;
+//! every acknowledged delivery is stored, and a refused one sent again is.
+
+use crate::common::*;
+use futures::StreamExt;
+use leadql::config::Config;
+use sea_orm::EntityTrait;
+use std::collections::HashSet;
+
+/// The body's identity as leadql logs it.
+fn hash(body: &str) -> String {
+    leadql::ingest::payload::parse(body.as_bytes())
+        .expect("generated payloads parse")
+        .body_hash
+}
+
+async fn logged(s: &TestServer) -> HashSet<String> {
+    entity::delivery::Entity::find()
+        .all(s.db())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.body_hash)
+        .collect()
+}
+
+#[tokio::test]
+async fn past_the_queue_deliveries_are_refused_at_once_and_nothing_acknowledged_is_lost() {
+    let db = TestDb::new().await;
+    let mut config = Config::for_database(&db.url);
+    // Room for two deliveries being stored; 48 senders offer far more.
+    config.ingest_queue = 2;
+    let s = TestServer::start_with(config).await;
+    let url = s.url("/webhooks/activity");
+    let payloads = leadql::generate::generate(120, 41);
+    let answers: Vec<(String, u16, Option<String>, serde_json::Value)> =
+        futures::stream::iter(payloads.clone())
+            .map(|body| {
+                let (client, url) = (s.client.clone(), url.clone());
+                async move {
+                    let response = client
+                        .post(url)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .expect("an answer");
+                    let status = response.status().as_u16();
+                    let retry_after = response
+                        .headers()
+                        .get("retry-after")
+                        .map(|v| v.to_str().unwrap().to_string());
+                    let json = response.json().await.unwrap_or_default();
+                    (body, status, retry_after, json)
+                }
+            })
+            .buffer_unordered(48)
+            .collect()
+            .await;
+
+    let mut acknowledged = HashSet::new();
+    let mut refused = Vec::new();
+    for (body, status, retry_after, json) in answers {
+        match status {
+            200 => {
+                acknowledged.insert(hash(&body));
+            }
+            503 => {
+                assert_eq!(json["error"], "overloaded", "{json}");
+                assert!(
+                    json["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("nothing was stored"),
+                    "{json}"
+                );
+                assert_eq!(retry_after.as_deref(), Some("1"), "{json}");
+                refused.push(body);
+            }
+            other => panic!("unexpected status {other}: {json}"),
+        }
+    }
+    assert!(!refused.is_empty(), "48 senders overflow a room of 2");
+    assert!(
+        !acknowledged.is_empty(),
+        "deliveries within the room are stored"
+    );
+
+    // Every acknowledged delivery is stored; a refused one is not (unless
+    // the same body was also sent and acknowledged).
+    let stored = logged(&s).await;
+    assert!(acknowledged.is_subset(&stored));
+    for body in &refused {
+        let h = hash(body);
+        assert_eq!(stored.contains(&h), acknowledged.contains(&h), "{body}");
+    }
+    let metrics = s.metrics().await;
+    assert_eq!(
+        sample(&metrics, "leadql_deliveries_total{outcome=\"overloaded\"}") as usize,
+        refused.len(),
+        "{metrics}"
+    );
+
+    // Sent again one at a time, as a sender honouring Retry-After would,
+    // each is stored: in the end every body is.
+    for body in refused {
+        assert_eq!(s.deliver(body).await.0, 200);
+    }
+    let all: HashSet<String> = payloads.iter().map(|b| hash(b)).collect();
+    assert_eq!(logged(&s).await, all);
+    s.stop().await;
+}
