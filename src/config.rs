@@ -41,7 +41,7 @@ pub struct Config {
     /// commit). Past that a delivery is answered 503 with `Retry-After: 1`
     /// at once, and nothing of it is stored, so an overloaded server keeps
     /// its latency and memory instead of queueing without limit.
-    #[arg(long, env = "LEADQL_INGEST_QUEUE", default_value_t = 256)]
+    #[arg(long, env = "LEADQL_INGEST_QUEUE", default_value_t = 128)]
     pub ingest_queue: usize,
 
     /// Database connections in the pool (default: 8 on SQLite, 16 on
@@ -139,7 +139,7 @@ impl Config {
             body_limit: 1024 * 1024,
             ingest_batch: None,
             ingest_workers: None,
-            ingest_queue: 256,
+            ingest_queue: 128,
             db_connections: None,
             subscription_buffer: 4096,
             socket_send_buffer: 128 * 1024,

@@ -13,7 +13,8 @@ use std::time::Duration;
 /// Webhook deliveries answered, by `outcome`: `stored`, `duplicate`, `stale`,
 /// or the error code of the answer (`malformed_json`, `invalid_payload`,
 /// `unauthorized`, `payload_too_large`, `unsupported_media_type`,
-/// `database_unavailable`, `shutting_down`, `storage_failed`, `unreadable_body`).
+/// `database_unavailable`, `overloaded`, `shutting_down`, `storage_failed`,
+/// `unreadable_body`).
 pub const DELIVERIES: &str = "leadql_deliveries_total";
 /// Seconds from a delivery's body being read to its answer.
 pub const INGEST_SECONDS: &str = "leadql_ingest_seconds";
