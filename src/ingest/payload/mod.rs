@@ -302,10 +302,11 @@ fn sanitize(value: Value) -> Value {
     }
 }
 
+mod activity_rows;
+pub mod callback;
 /// The fields of one JSON object not yet read into a column. Each accessor
 /// takes a field only when it has the expected type; whatever is left at the
 /// end goes to an `extra` column.
-mod activity_rows;
 mod fields;
 mod parts;
 #[cfg(test)]
