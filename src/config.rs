@@ -49,6 +49,13 @@ pub struct Config {
     #[arg(long, env = "LEADQL_DB_CONNECTIONS")]
     pub db_connections: Option<u32>,
 
+    /// SQLite's page cache per pooled connection, MiB: with
+    /// `--db-connections` it bounds what the cache may hold (8 × 32 MiB by
+    /// default). Smaller saves memory; reads of a large database that no
+    /// longer fit go to the operating system's file cache instead.
+    #[arg(long, env = "LEADQL_SQLITE_CACHE_MIB", default_value_t = crate::store::DEFAULT_SQLITE_CACHE_MIB)]
+    pub sqlite_cache_mib: u32,
+
     /// Disposition events buffered per subscriber; one that falls further
     /// behind catches up from the database.
     #[arg(long, env = "LEADQL_SUBSCRIPTION_BUFFER", default_value_t = 4096)]
@@ -141,6 +148,7 @@ impl Config {
             ingest_workers: None,
             ingest_queue: 128,
             db_connections: None,
+            sqlite_cache_mib: crate::store::DEFAULT_SQLITE_CACHE_MIB,
             subscription_buffer: 4096,
             socket_send_buffer: 128 * 1024,
             rate_limit: 100,

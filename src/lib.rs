@@ -66,7 +66,12 @@ impl AppState {
     /// Connect, migrate and start the ingest pipeline.
     pub async fn open(config: Config) -> anyhow::Result<Self> {
         let metrics = telemetry::Metrics::new();
-        let mut db = store::connect_with(&config.database_url, config.db_connections).await?;
+        let mut db = store::connect_with(
+            &config.database_url,
+            config.db_connections,
+            config.sqlite_cache_mib,
+        )
+        .await?;
         db.set_metric_callback(metrics.statement_callback());
         store::migrate(&db).await?;
         store::case::check_postgres(&db).await;

@@ -11,8 +11,12 @@ use std::time::Duration;
 /// SQLite runs in WAL mode with `synchronous = FULL`, so a committed
 /// delivery survives a power cut, and waits for locks instead of failing.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
-    connect_with(url, None).await
+    connect_with(url, None, DEFAULT_SQLITE_CACHE_MIB).await
 }
+
+/// SQLite's page cache per connection, MiB, when not configured: enough
+/// for a batch's writes not to spill mid-transaction.
+pub const DEFAULT_SQLITE_CACHE_MIB: u32 = 32;
 
 /// Connections in the pool when not configured: SQLite runs each
 /// connection on a thread of its own, so a few more than the cores;
@@ -26,8 +30,13 @@ pub fn default_pool_size(url: &str) -> u32 {
 }
 
 /// [`connect`] with a pool of `pool_size` connections (default:
-/// [`default_pool_size`]).
-pub async fn connect_with(url: &str, pool_size: Option<u32>) -> Result<DatabaseConnection, DbErr> {
+/// [`default_pool_size`]) and, on SQLite, a page cache of
+/// `sqlite_cache_mib` per connection (at least 1).
+pub async fn connect_with(
+    url: &str,
+    pool_size: Option<u32>,
+    sqlite_cache_mib: u32,
+) -> Result<DatabaseConnection, DbErr> {
     if url.starts_with("sqlite:") {
         static SQLITE_SETUP: std::sync::Once = std::sync::Once::new();
         SQLITE_SETUP.call_once(without_memory_statistics);
@@ -48,15 +57,18 @@ pub async fn connect_with(url: &str, pool_size: Option<u32>) -> Result<DatabaseC
         options
             .max_connections(pool_size)
             .min_connections(1)
-            .map_sqlx_sqlite_opts(|o| {
+            .map_sqlx_sqlite_opts(move |o| {
                 o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                     .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
                     .busy_timeout(Duration::from_secs(10))
                     .create_if_missing(true)
-                    // Statement journals in memory, and a 32 MiB page cache so a
-                    // batch's writes do not spill mid-transaction.
+                    // Statement journals in memory, and a page cache (negative:
+                    // KiB) so a batch's writes do not spill mid-transaction.
                     .pragma("temp_store", "memory")
-                    .pragma("cache_size", "-32768")
+                    .pragma(
+                        "cache_size",
+                        format!("-{}", u64::from(sqlite_cache_mib.max(1)) * 1024),
+                    )
                     // Checkpoints run in the background (see `spawn_checkpointer`);
                     // a writer only checkpoints itself if the WAL reaches 64 MiB.
                     .pragma("wal_autocheckpoint", "16384")

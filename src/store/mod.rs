@@ -15,7 +15,7 @@ pub mod read;
 mod reproject;
 
 pub use batch::{apply_batch, BatchResult, Mode, Status};
-pub use connect::{connect, connect_with, default_pool_size};
+pub use connect::{connect, connect_with, default_pool_size, DEFAULT_SQLITE_CACHE_MIB};
 pub use reproject::{reproject, ReprojectSummary};
 
 use entity::rejected_delivery;

@@ -1,6 +1,8 @@
-//! Overload: past `LEADQL_INGEST_QUEUE` deliveries being stored, a
-//! delivery is refused at once (503, `Retry-After`), nothing of it stored;
-//! every acknowledged delivery is stored, and a refused one sent again is.
+//! Bounded resources. Overload: past `LEADQL_INGEST_QUEUE` deliveries
+//! being stored, a delivery is refused at once (503, `Retry-After`),
+//! nothing of it stored; every acknowledged delivery is stored, and a
+//! refused one sent again is. Memory: SQLite's page cache per connection
+//! is what `LEADQL_SQLITE_CACHE_MIB` says.
 
 use crate::common::*;
 use futures::StreamExt;
@@ -109,5 +111,35 @@ async fn past_the_queue_deliveries_are_refused_at_once_and_nothing_acknowledged_
     }
     let all: HashSet<String> = payloads.iter().map(|b| hash(b)).collect();
     assert_eq!(logged(&s).await, all);
+    s.stop().await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    leadql_test_postgres,
+    ignore = "SQLite only (PostgreSQL's cache is the database server's)"
+)]
+async fn every_sqlite_connection_has_the_configured_page_cache() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = TestDb::new().await;
+    let mut config = Config::for_database(&db.url);
+    config.sqlite_cache_mib = 4;
+    let s = TestServer::start_with(config).await;
+    // Several at once, so the pool opens several connections.
+    let sizes = futures::future::join_all((0..6).map(|_| async {
+        let row = s
+            .db()
+            .query_one_raw(Statement::from_string(
+                s.db().get_database_backend(),
+                "SELECT cache_size FROM pragma_cache_size(), (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) SELECT count(*) FROM n)",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index::<i64>(0).unwrap()
+    }))
+    .await;
+    // Negative: KiB.
+    assert_eq!(sizes, vec![-4096; 6]);
     s.stop().await;
 }
