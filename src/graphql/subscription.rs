@@ -237,14 +237,13 @@ struct RecordedPage {
 /// The activities stored after entry `last` that `reader` sees and `cond`
 /// passes, one page of entries (two statements).
 async fn recorded_after(reader: &Reader, cond: &Condition, last: i64) -> Result<RecordedPage> {
-    let database = |e: sea_orm::DbErr| async_graphql::Error::from(ApiError::database(&e));
     let entries = activity_event::Entity::find()
         .filter(activity_event::Column::Id.gt(last))
         .order_by_asc(activity_event::Column::Id)
         .limit(CATCH_UP_PAGE)
         .all(reader.db())
         .await
-        .map_err(database)?;
+        .map_err(|e| ApiError::database(&e))?;
     let Some(newest) = entries.last().map(|e| e.id) else {
         return Ok(RecordedPage {
             activities: Vec::new(),
@@ -252,30 +251,9 @@ async fn recorded_after(reader: &Reader, cond: &Condition, last: i64) -> Result<
             full: false,
         });
     };
-    let mut ids: Vec<&str> = entries.iter().map(|e| e.activity_id.as_str()).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let rows: HashMap<String, activity::Model> = reader
-        .find::<activity::Entity>()
-        .filter(activity::Column::Id.is_in(ids))
-        .filter(cond.clone())
-        .all(reader.db())
-        .await
-        .map_err(database)?
-        .into_iter()
-        .map(|row| (row.id.clone(), row))
-        .collect();
+    let entries: Vec<(i64, String)> = entries.into_iter().map(|e| (e.id, e.activity_id)).collect();
     Ok(RecordedPage {
-        activities: entries
-            .iter()
-            .filter_map(|e| {
-                Some(live::recorded_activity(
-                    rows.get(&e.activity_id)?,
-                    e.id,
-                    None,
-                ))
-            })
-            .collect(),
+        activities: matching(reader, cond, &entries, None).await?,
         last: newest,
         full: entries.len() as u64 == CATCH_UP_PAGE,
     })
@@ -288,9 +266,24 @@ async fn asked_of_the_database(
     reader: &Reader,
     cond: &Condition,
 ) -> Result<Vec<(i64, Activity)>> {
+    matching(reader, cond, page.entries(), Some(page)).await
+}
+
+/// The activities of feed `entries` (entry id, activity id) that `reader`
+/// sees and `cond` passes, in feed order, carrying `shared` when they
+/// arrived live (one statement).
+async fn matching(
+    reader: &Reader,
+    cond: &Condition,
+    entries: &[(i64, String)],
+    shared: Option<&Arc<Shared>>,
+) -> Result<Vec<(i64, Activity)>> {
+    let mut ids: Vec<&str> = entries.iter().map(|(_, id)| id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
     let rows: HashMap<String, activity::Model> = reader
         .find::<activity::Entity>()
-        .filter(activity::Column::Id.is_in(page.activity_ids().iter().cloned()))
+        .filter(activity::Column::Id.is_in(ids))
         .filter(cond.clone())
         .all(reader.db())
         .await
@@ -298,9 +291,8 @@ async fn asked_of_the_database(
         .into_iter()
         .map(|row| (row.id.clone(), row))
         .collect();
-    Ok(page
-        .entries()
+    Ok(entries
         .iter()
-        .filter_map(|(entry, id)| Some(live::recorded_activity(rows.get(id)?, *entry, Some(page))))
+        .filter_map(|(entry, id)| Some(live::recorded_activity(rows.get(id)?, *entry, shared)))
         .collect())
 }
