@@ -2,6 +2,8 @@
 //! environment variable, with a default that runs out of the box.
 
 use crate::ingest::auth::WebhookSecret;
+use crate::ingest::payload::callback::{Rules, Zone};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 /// The default database: an embedded SQLite file in the working directory.
@@ -115,6 +117,61 @@ pub struct Config {
         default_value_t = false
     )]
     pub persisted_cache_authorized: bool,
+
+    #[command(flatten)]
+    pub callbacks: CallbackConfig,
+
+    /// What callbacks are judged against: the system's clock, or in tests
+    /// one they move.
+    #[arg(skip)]
+    pub clock: crate::clock::Clock,
+}
+
+/// How promised callbacks are found and read (shared by `serve`, `import`
+/// and `reproject`, which must read them alike).
+#[derive(Clone, Debug, clap::Args)]
+pub struct CallbackConfig {
+    /// The zone a callback's local time is read in when neither its
+    /// project's zone nor the payload's own offset applies: an IANA name
+    /// (Asia/Kolkata) or an offset (+05:30).
+    #[arg(long, env = "LEADQL_TIMEZONE", default_value = "UTC", value_parser = Zone::parse)]
+    pub timezone: Zone,
+
+    /// Each project's zone, which comes first:
+    /// `projectId=Area/City,projectId=Area/City`.
+    #[arg(long, env = "LEADQL_PROJECT_TIMEZONES", default_value = "", value_parser = Zone::parse_projects)]
+    pub project_timezones: HashMap<String, Zone>,
+
+    /// A tool call whose name contains one of these (ignoring case,
+    /// comma-separated) records a promised callback.
+    #[arg(
+        long,
+        env = "LEADQL_CALLBACK_TOOLS",
+        default_value = "callback",
+        value_delimiter = ','
+    )]
+    pub callback_tools: Vec<String>,
+}
+
+impl Default for CallbackConfig {
+    fn default() -> Self {
+        CallbackConfig {
+            timezone: Zone::Named(chrono_tz::UTC),
+            project_timezones: HashMap::new(),
+            callback_tools: vec!["callback".to_string()],
+        }
+    }
+}
+
+impl CallbackConfig {
+    /// The rules ingest reads promises by.
+    pub fn rules(&self) -> Rules {
+        Rules::new(
+            &self.callback_tools,
+            self.project_timezones.clone(),
+            self.timezone.clone(),
+        )
+    }
 }
 
 fn parse_secret(s: &str) -> Result<WebhookSecret, String> {
@@ -159,6 +216,8 @@ impl Config {
             persisted_queries: 10_000,
             persisted_max_age: 60,
             persisted_cache_authorized: false,
+            callbacks: CallbackConfig::default(),
+            clock: crate::clock::Clock::default(),
         }
     }
 }

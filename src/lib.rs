@@ -6,6 +6,7 @@
 //! transaction) → answer.
 
 pub mod access;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
@@ -93,7 +94,13 @@ impl AppState {
                 governor::Quota::per_second(rate).allow_burst(burst),
             ))
         });
-        let ingestor = Ingestor::start(db.clone(), pipeline, feed.clone(), metrics.clone());
+        let ingestor = Ingestor::start(
+            db.clone(),
+            pipeline,
+            feed.clone(),
+            metrics.clone(),
+            Arc::new(config.callbacks.rules()),
+        );
         let limits = config.limits();
         let spares = store::read::Spares::for_pool(&db);
         Ok(AppState {

@@ -1,7 +1,7 @@
 //! The `leadql` command line: parse arguments, set up logging, call into the library.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use leadql::config::{Config, DEFAULT_DATABASE_URL};
+use leadql::config::{CallbackConfig, Config, DEFAULT_DATABASE_URL};
 use leadql::{store, AppState};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -83,12 +83,16 @@ enum Command {
         files: Vec<PathBuf>,
         #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
         database_url: String,
+        #[command(flatten)]
+        callbacks: CallbackConfig,
     },
     /// Rebuild every projection (leads, activities, conversations, …) from
     /// the raw delivery log, e.g. after an upgrade that reads payloads better.
     Reproject {
         #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
         database_url: String,
+        #[command(flatten)]
+        callbacks: CallbackConfig,
     },
     /// List rejected deliveries (malformed, or without identity fields), or
     /// with --replay try them again, e.g. after an upgrade that reads more.
@@ -98,6 +102,8 @@ enum Command {
         replay: bool,
         #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
         database_url: String,
+        #[command(flatten)]
+        callbacks: CallbackConfig,
     },
     /// Write realistic synthetic payloads as NDJSON (to stdout or --output).
     Generate {
@@ -286,8 +292,13 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         Command::Import {
             files,
             database_url,
+            callbacks,
         } => {
-            let state = AppState::open(Config::for_database(database_url)).await?;
+            let state = AppState::open(Config {
+                callbacks,
+                ..Config::for_database(database_url)
+            })
+            .await?;
             let mut total = leadql::import::ImportSummary::default();
             for file in &files {
                 let bodies = leadql::import::read_bodies(file)?;
@@ -322,10 +333,13 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Reproject { database_url } => {
+        Command::Reproject {
+            database_url,
+            callbacks,
+        } => {
             let db = store::connect(&database_url).await?;
             store::migrate(&db).await?;
-            let summary = store::reproject(&db, |_| {}).await?;
+            let summary = store::reproject(&db, &callbacks.rules(), |_| {}).await?;
             println!(
                 "replayed {} deliveries into {} leads ({} no longer readable)",
                 summary.replayed, summary.leads, summary.unreadable
@@ -334,8 +348,13 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         Command::Rejected {
             replay,
             database_url,
+            callbacks,
         } => {
-            let state = AppState::open(Config::for_database(database_url)).await?;
+            let state = AppState::open(Config {
+                callbacks,
+                ..Config::for_database(database_url)
+            })
+            .await?;
             if replay {
                 let summary = leadql::import::replay_rejected(&state).await?;
                 println!(

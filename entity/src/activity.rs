@@ -52,6 +52,15 @@ pub struct Model {
     pub has_conversation: bool,
     /// The language the platform inferred (`variables.variables.inferredLanguage`).
     pub language: Option<String>,
+    /// Whether the agent promised a callback in this activity (a tool call
+    /// whose name says callback, or callback variables), and the promise as
+    /// sent: the facts the `callbacks` projection is computed from.
+    pub callback_promised: bool,
+    pub callback_tool_call_id: Option<String>,
+    pub callback_date: Option<String>,
+    pub callback_time: Option<String>,
+    /// The payload's own offset from UTC, minutes east (see `Promise`).
+    pub callback_offset: Option<i32>,
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub input: Option<Json>,
     #[sea_orm(column_type = "JsonBinary", nullable)]

@@ -8,6 +8,7 @@ pub mod activity;
 pub mod activity_event;
 pub mod analysis;
 pub mod api_key;
+pub mod callback;
 pub mod conversation;
 pub mod delivery;
 pub mod disposition_event;
@@ -23,6 +24,7 @@ pub mod prelude {
     pub use super::activity_event::Entity as ActivityEvent;
     pub use super::analysis::Entity as Analysis;
     pub use super::api_key::Entity as ApiKey;
+    pub use super::callback::Entity as Callback;
     pub use super::conversation::Entity as Conversation;
     pub use super::delivery::Entity as Delivery;
     pub use super::disposition_event::Entity as DispositionEvent;

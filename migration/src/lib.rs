@@ -11,6 +11,7 @@ mod m20261201_000005_activity_language;
 mod m20261201_000006_sqlite_case_index;
 mod m20261201_000007_api_key_role;
 mod m20261206_000008_activity_events;
+mod m20261207_000009_callbacks;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000006_sqlite_case_index::Migration),
             Box::new(m20261201_000007_api_key_role::Migration),
             Box::new(m20261206_000008_activity_events::Migration),
+            Box::new(m20261207_000009_callbacks::Migration),
         ]
     }
 }

@@ -7,6 +7,7 @@
 //! means durable. While one batch commits, the next one fills, so the cost
 //! of a commit is shared by every delivery that arrived meanwhile.
 
+use super::payload::callback::Rules;
 use super::payload::Delivery;
 use crate::feed::Feed;
 use crate::store::{self, Mode, Status};
@@ -88,6 +89,7 @@ impl Ingestor {
         config: PipelineConfig,
         feed: Feed,
         metrics: crate::telemetry::Metrics,
+        rules: Arc<Rules>,
     ) -> Self {
         let jobs: Vec<mpsc::Sender<Job>> = (0..config.workers.max(1))
             .map(|_| {
@@ -98,6 +100,7 @@ impl Ingestor {
                     config.max_batch,
                     feed.clone(),
                     metrics.clone(),
+                    rules.clone(),
                 ));
                 jobs
             })
@@ -131,6 +134,7 @@ async fn writer(
     max_batch: usize,
     feed: Feed,
     metrics: crate::telemetry::Metrics,
+    rules: Arc<Rules>,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while next_batch(&mut rx, &mut batch, max_batch).await {
@@ -142,7 +146,7 @@ async fn writer(
             batch.len(),
             batch.iter().map(|j| j.span.as_ref().and_then(|s| s.id())),
         );
-        let committed = commit(&db, &deliveries)
+        let committed = commit(&db, &deliveries, &rules)
             .instrument(crate::otel::commit(&span))
             .await;
         match committed {
@@ -156,7 +160,7 @@ async fn writer(
                 // One bad delivery must not fail its neighbours: retry alone.
                 tracing::warn!(error = %err, size = batch.len(), "batch failed; storing its deliveries one by one");
                 for job in batch.drain(..) {
-                    let answer = match commit(&db, &[&job.delivery]).await {
+                    let answer = match commit(&db, &[&job.delivery], &rules).await {
                         Ok(result) => {
                             feed.committed(result.events > 0, result.activities > 0);
                             Ok(result.statuses[0])
@@ -221,6 +225,7 @@ fn log_failure(err: DbErr, delivery: &Delivery) -> IngestError {
 async fn commit(
     db: &DatabaseConnection,
     deliveries: &[&Delivery],
+    rules: &Rules,
 ) -> Result<store::BatchResult, DbErr> {
     let txn = db
         .begin_with_options(TransactionOptions {
@@ -228,7 +233,7 @@ async fn commit(
             ..Default::default()
         })
         .await?;
-    let result = store::apply_batch(&txn, deliveries, store::now_ms(), Mode::Live).await?;
+    let result = store::apply_batch(&txn, deliveries, store::now_ms(), Mode::Live, rules).await?;
     txn.commit().await?;
     Ok(result)
 }

@@ -6,6 +6,7 @@
 //! `feed`, the API keys in `access`.
 
 mod batch;
+pub mod callbacks;
 pub mod case;
 mod connect;
 pub mod held;

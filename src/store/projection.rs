@@ -1,7 +1,8 @@
 //! The lead projection: a lead row is a pure function of its activities, so
 //! delivering payloads in any order, any number of times, gives the same
 //! lead. Each field comes from the newest activity (by timestamp, then id)
-//! that carries a value for it.
+//! that carries a value for it. The lead's callbacks are projected from
+//! the same facts (see `store::callbacks`).
 
 use entity::{activity, lead};
 use sea_orm::DerivePartialModel;
@@ -24,6 +25,12 @@ pub struct LeadFacts {
     pub process_id: Option<String>,
     pub reference_id: Option<String>,
     pub lead_name: Option<String>,
+    pub r#type: Option<String>,
+    pub callback_promised: bool,
+    pub callback_tool_call_id: Option<String>,
+    pub callback_date: Option<String>,
+    pub callback_time: Option<String>,
+    pub callback_offset: Option<i32>,
 }
 
 impl From<&activity::Model> for LeadFacts {
@@ -42,6 +49,12 @@ impl From<&activity::Model> for LeadFacts {
             process_id: a.process_id.clone(),
             reference_id: a.reference_id.clone(),
             lead_name: a.lead_name.clone(),
+            r#type: a.r#type.clone(),
+            callback_promised: a.callback_promised,
+            callback_tool_call_id: a.callback_tool_call_id.clone(),
+            callback_date: a.callback_date.clone(),
+            callback_time: a.callback_time.clone(),
+            callback_offset: a.callback_offset,
         }
     }
 }
@@ -116,6 +129,12 @@ mod tests {
             process_id: None,
             reference_id: None,
             lead_name: None,
+            r#type: Some("call".into()),
+            callback_promised: false,
+            callback_tool_call_id: None,
+            callback_date: None,
+            callback_time: None,
+            callback_offset: None,
         }
     }
 

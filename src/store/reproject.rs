@@ -3,9 +3,11 @@
 //! activities) are history and are kept.
 
 use super::batch::{apply_batch, Mode};
+use crate::ingest::payload::callback::Rules;
 use crate::ingest::payload::parse;
 use entity::{
-    activity, analysis, conversation, delivery, lead, lead_update, message, tool_call, variable,
+    activity, analysis, callback, conversation, delivery, lead, lead_update, message, tool_call,
+    variable,
 };
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
@@ -24,8 +26,10 @@ pub struct ReprojectSummary {
 
 /// Replay the whole delivery log, in arrival order, into empty projections,
 /// in one transaction: readers see the old projections until it commits.
+/// `rules` read promised callbacks, as ingest does.
 pub async fn reproject(
     db: &DatabaseConnection,
+    rules: &Rules,
     mut progress: impl FnMut(u64) + Send,
 ) -> Result<ReprojectSummary, DbErr> {
     const PAGE: u64 = 500;
@@ -38,6 +42,7 @@ pub async fn reproject(
     activity::Entity::delete_many().exec(&txn).await?;
     lead_update::Entity::delete_many().exec(&txn).await?;
     lead::Entity::delete_many().exec(&txn).await?;
+    callback::Entity::delete_many().exec(&txn).await?;
 
     let mut summary = ReprojectSummary::default();
     let mut after = 0_i64;
@@ -65,7 +70,7 @@ pub async fn reproject(
             }
         }
         let refs: Vec<_> = parsed.iter().collect();
-        apply_batch(&txn, &refs, super::now_ms(), Mode::Replay).await?;
+        apply_batch(&txn, &refs, super::now_ms(), Mode::Replay, rules).await?;
         summary.replayed += parsed.len() as u64;
         progress(summary.replayed + summary.unreadable);
     }

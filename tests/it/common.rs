@@ -272,6 +272,7 @@ pub async fn snapshot(db: &DatabaseConnection) -> BTreeMap<&'static str, Vec<Str
         ("analyses", rows::<analysis::Entity>(db).await),
         ("variables", rows::<variable::Entity>(db).await),
         ("lead_updates", rows::<lead_update::Entity>(db).await),
+        ("callbacks", rows::<callback::Entity>(db).await),
     ])
 }
 

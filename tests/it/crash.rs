@@ -57,7 +57,9 @@ async fn sigkill_loses_no_acknowledged_delivery() {
     let conn = leadql::store::connect(&db.url).await.unwrap();
     // The projections are exactly what the log implies.
     let before = snapshot(&conn).await;
-    leadql::store::reproject(&conn, |_| {}).await.unwrap();
+    leadql::store::reproject(&conn, &Default::default(), |_| {})
+        .await
+        .unwrap();
     assert_same_state(&before, &snapshot(&conn).await);
     conn.close().await.unwrap();
 }

@@ -37,7 +37,9 @@ async fn reproject_rebuilds_identical_projections() {
         .unwrap();
     assert_ne!(snapshot(server.db()).await, before);
 
-    let summary = leadql::store::reproject(server.db(), |_| {}).await.unwrap();
+    let summary = leadql::store::reproject(server.db(), &Default::default(), |_| {})
+        .await
+        .unwrap();
     assert_eq!(
         summary.replayed as i64,
         count(server.db(), "deliveries").await

@@ -94,7 +94,15 @@ mod tests {
     #[test]
     fn every_column_is_declared_or_internal() {
         declared_or_internal::<lead::Lead>(&[]);
-        declared_or_internal::<activity::Activity>(&["version_hash", "analysis_summary"]);
+        declared_or_internal::<activity::Activity>(&[
+            "version_hash",
+            "analysis_summary",
+            "callback_promised",
+            "callback_tool_call_id",
+            "callback_date",
+            "callback_time",
+            "callback_offset",
+        ]);
         declared_or_internal::<conversation::Conversation>(&[]);
         declared_or_internal::<message::Message>(&["lead_id"]);
         declared_or_internal::<tool_call::ToolCall>(&[]);

@@ -14,6 +14,7 @@
 use super::ActivityRows;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 
 /// One promised callback of an activity.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +52,106 @@ fn offset_name(offset: &FixedOffset) -> String {
     let minutes = offset.local_minus_utc() / 60;
     let sign = if minutes < 0 { '-' } else { '+' };
     format!("{sign}{:02}:{:02}", minutes.abs() / 60, minutes.abs() % 60)
+}
+
+/// How promises are found and read: which tool names record one
+/// (`LEADQL_CALLBACK_TOOLS`), each project's zone
+/// (`LEADQL_PROJECT_TIMEZONES`) and the default (`LEADQL_TIMEZONE`).
+#[derive(Clone, Debug)]
+pub struct Rules {
+    /// Lower-case fragments: a tool call whose name contains one records
+    /// a promise.
+    tools: Vec<String>,
+    projects: HashMap<String, Zone>,
+    default: Zone,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            tools: vec!["callback".to_string()],
+            projects: HashMap::new(),
+            default: Zone::Named(chrono_tz::UTC),
+        }
+    }
+}
+
+impl Rules {
+    pub fn new(tools: &[String], projects: HashMap<String, Zone>, default: Zone) -> Rules {
+        let tools: Vec<String> = tools
+            .iter()
+            .map(|t| t.trim().to_lowercase())
+            .filter(|t| !t.is_empty())
+            .collect();
+        Rules {
+            tools,
+            projects,
+            default,
+        }
+    }
+
+    /// Whether a tool call of this name records a promise (ignoring case).
+    pub fn is_callback_tool(&self, name: &str) -> bool {
+        let name = name.to_lowercase();
+        self.tools.iter().any(|t| name.contains(t.as_str()))
+    }
+
+    /// The promise `rows` made, if any, by these rules.
+    pub fn promise_of(&self, rows: &ActivityRows) -> Option<Promise> {
+        Promise::of(rows, |name| self.is_callback_tool(name))
+    }
+
+    /// The promised moment and the zone used, for a promise of `project`.
+    pub fn due_at(
+        &self,
+        promise: &Promise,
+        project: Option<&str>,
+    ) -> (Option<DateTime<Utc>>, Zone) {
+        let zone = project.and_then(|p| self.projects.get(p));
+        promise.due_at(zone, &self.default)
+    }
+}
+
+impl Zone {
+    /// An IANA name (`Asia/Kolkata`, `UTC`) or an offset (`+05:30`).
+    pub fn parse(text: &str) -> Result<Zone, String> {
+        let text = text.trim();
+        if let Ok(tz) = text.parse::<chrono_tz::Tz>() {
+            return Ok(Zone::Named(tz));
+        }
+        let offset = (|| {
+            let (sign, rest) = match text.as_bytes().first()? {
+                b'+' => (1, &text[1..]),
+                b'-' => (-1, &text[1..]),
+                _ => return None,
+            };
+            let (hours, minutes) = rest.split_once(':').unwrap_or((rest, "0"));
+            let (hours, minutes): (i32, i32) = (hours.parse().ok()?, minutes.parse().ok()?);
+            if !(0..60).contains(&minutes) {
+                return None;
+            }
+            FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
+        })();
+        offset.map(Zone::Offset).ok_or_else(|| {
+            format!("`{text}` is not a time zone: give an IANA name such as Asia/Kolkata, or an offset such as +05:30")
+        })
+    }
+
+    /// `projectId=Area/City,…` (as `LEADQL_PROJECT_TIMEZONES` holds it).
+    pub fn parse_projects(text: &str) -> Result<HashMap<String, Zone>, String> {
+        let mut projects = HashMap::new();
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (project, zone) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("`{entry}` is not projectId=Area/City"))?;
+            let project = project.trim();
+            if project.is_empty() {
+                return Err(format!("`{entry}` has no project id before `=`"));
+            }
+            projects.insert(project.to_string(), Zone::parse(zone)?);
+        }
+        Ok(projects)
+    }
 }
 
 impl Promise {
@@ -501,5 +602,43 @@ mod tests {
         // No project zone, no payload offset: the default.
         let (_, zone) = promise.due_at(None, &ny);
         assert_eq!(zone.name(), "America/New_York");
+    }
+
+    #[test]
+    fn zones_are_iana_names_or_offsets_and_anything_else_is_refused_with_the_reason() {
+        assert_eq!(Zone::parse("Asia/Kolkata").unwrap().name(), "Asia/Kolkata");
+        assert_eq!(Zone::parse("UTC").unwrap().name(), "UTC");
+        assert_eq!(Zone::parse("+05:30").unwrap().name(), "+05:30");
+        assert_eq!(Zone::parse("-04").unwrap().name(), "-04:00");
+        let err = Zone::parse("Mars/Olympus").unwrap_err();
+        assert!(
+            err.contains("Mars/Olympus") && err.contains("IANA"),
+            "{err}"
+        );
+        assert!(Zone::parse("+05:75").is_err());
+        let projects = Zone::parse_projects("p1=Asia/Kolkata, p2=+01:00,").unwrap();
+        assert_eq!(projects["p1"].name(), "Asia/Kolkata");
+        assert_eq!(projects["p2"].name(), "+01:00");
+        assert!(Zone::parse_projects("").unwrap().is_empty());
+        assert!(Zone::parse_projects("p1")
+            .unwrap_err()
+            .contains("projectId=Area/City"));
+        assert!(Zone::parse_projects("=UTC").is_err());
+    }
+
+    #[test]
+    fn the_tool_names_that_record_a_promise_are_configurable_and_ignore_case() {
+        let default = Rules::default();
+        assert!(default.is_callback_tool("scheduleExpertCallback"));
+        assert!(default.is_callback_tool("CALLBACK_LATER"));
+        assert!(!default.is_callback_tool("endCall"));
+        let custom = Rules::new(
+            &[" FollowUp".to_string(), String::new()],
+            HashMap::new(),
+            Zone::Named(chrono_tz::UTC),
+        );
+        assert!(custom.is_callback_tool("bookFollowup"));
+        assert!(!custom.is_callback_tool("scheduleExpertCallback"));
+        assert!(!custom.is_callback_tool("endCall"));
     }
 }

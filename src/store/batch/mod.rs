@@ -11,8 +11,9 @@ mod read;
 mod write;
 
 use super::projection::{project_lead, LeadFacts};
+use crate::ingest::payload::callback::{Promise, Rules};
 use crate::ingest::payload::{ActivityRows, Delivery, Kind, Projection};
-use entity::{disposition_event, lead_update};
+use entity::{activity, disposition_event, lead_update};
 use read::{lead_facts, lock_leads, Stored};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -59,7 +60,8 @@ pub enum Mode {
     Replay,
 }
 
-/// Store `deliveries` inside the caller's transaction.
+/// Store `deliveries` inside the caller's transaction; `rules` say how
+/// promised callbacks are found and read.
 ///
 /// Round trips are what a batch costs (each is a thread hop for SQLite and
 /// a network hop for PostgreSQL), so it reads in two queries and writes
@@ -71,6 +73,7 @@ pub async fn apply_batch<C: ConnectionTrait>(
     deliveries: &[&Delivery],
     received_at: i64,
     mode: Mode,
+    rules: &Rules,
 ) -> Result<BatchResult, DbErr> {
     let live = mode == Mode::Live;
     if deliveries.is_empty() {
@@ -90,6 +93,7 @@ pub async fn apply_batch<C: ConnectionTrait>(
         &mut facts,
         live,
         received_at,
+        rules,
     );
 
     let mut script = Script::new(txn.get_database_backend());
@@ -98,7 +102,7 @@ pub async fn apply_batch<C: ConnectionTrait>(
     }
     write_activities(&mut script, &applied, &stored);
     write_updates(&mut script, &applied);
-    write_leads(&mut script, &affected, &facts);
+    write_leads(&mut script, &affected, &facts, rules);
     let (events, activities) = if live {
         write_feeds(&mut script, &applied, received_at);
         (applied.events.len(), applied.activities.len())
@@ -171,9 +175,32 @@ fn affected_leads(deliveries: &[&Delivery], statuses: &[Status], stored: &Stored
 /// What the stored deliveries of a batch write: the winning version of
 /// each activity and update, and the disposition changes they cause.
 struct Applied<'a> {
-    activities: Vec<&'a ActivityRows>,
+    activities: Vec<Winner<'a>>,
     updates: Vec<&'a lead_update::Model>,
     events: Vec<disposition_event::Model>,
+}
+
+/// The winning version of an activity: its row, with the promise it made
+/// noted (see [`note_promise`]), and its parts.
+struct Winner<'a> {
+    activity: activity::Model,
+    rows: &'a ActivityRows,
+}
+
+/// Note on the activity row the callback it promised, by `rules`: the
+/// facts the callbacks projection is computed from.
+fn note_promise(activity: &mut activity::Model, promise: Option<Promise>) {
+    activity.callback_promised = promise.is_some();
+    let promise = promise.unwrap_or(Promise {
+        tool_call_id: None,
+        local_date: None,
+        local_time: None,
+        payload_offset: None,
+    });
+    activity.callback_tool_call_id = promise.tool_call_id;
+    activity.callback_date = promise.local_date;
+    activity.callback_time = promise.local_time;
+    activity.callback_offset = promise.payload_offset;
 }
 
 /// Apply the stored deliveries to the leads' facts in arrival order,
@@ -185,6 +212,7 @@ fn apply_in_order<'a>(
     facts: &mut HashMap<String, Vec<LeadFacts>>,
     live: bool,
     received_at: i64,
+    rules: &Rules,
 ) -> Applied<'a> {
     // A lead row is a function of its activities, so its stored
     // disposition is the projection of what is stored now.
@@ -192,7 +220,7 @@ fn apply_in_order<'a>(
         .iter()
         .map(|(id, list)| (id.clone(), project_lead(id, list).disposition))
         .collect();
-    let mut activities: HashMap<&str, &ActivityRows> = HashMap::new();
+    let mut activities: HashMap<&str, Winner<'a>> = HashMap::new();
     let mut updates: HashMap<&str, &lead_update::Model> = HashMap::new();
     let mut events = Vec::new();
     for (d, status) in deliveries.iter().zip(statuses) {
@@ -206,7 +234,8 @@ fn apply_in_order<'a>(
             }
             Projection::Activity(rows) => rows,
         };
-        activities.insert(d.source_id.as_str(), rows);
+        let mut activity = rows.activity.clone();
+        note_promise(&mut activity, rules.promise_of(rows));
         if let Some(previous) = stored.lead_of.get(&d.source_id) {
             if let Some(list) = facts.get_mut(previous) {
                 list.retain(|f| f.id != d.source_id);
@@ -214,7 +243,8 @@ fn apply_in_order<'a>(
         }
         let list = facts.entry(d.lead_id.clone()).or_default();
         list.retain(|f| f.id != d.source_id);
-        list.push(LeadFacts::from(&rows.activity));
+        list.push(LeadFacts::from(&activity));
+        activities.insert(d.source_id.as_str(), Winner { activity, rows });
         if !live {
             continue;
         }
@@ -240,7 +270,7 @@ fn apply_in_order<'a>(
         }
         dispositions.insert(d.lead_id.clone(), projected.disposition);
     }
-    let mut activities: Vec<&ActivityRows> = activities.into_values().collect();
+    let mut activities: Vec<Winner> = activities.into_values().collect();
     activities.sort_unstable_by(|a, b| a.activity.id.cmp(&b.activity.id));
     let mut updates: Vec<&lead_update::Model> = updates.into_values().collect();
     updates.sort_unstable_by(|a, b| a.id.cmp(&b.id));

@@ -3,10 +3,12 @@
 
 use super::read::Stored;
 use super::{Applied, Decided, Status};
+use crate::ingest::payload::callback::Rules;
 use crate::ingest::payload::Delivery;
+use crate::store::callbacks::project_callbacks;
 use crate::store::projection::{project_lead, LeadFacts};
 use entity::{
-    activity, activity_event, analysis, conversation, delivery, disposition_event, lead,
+    activity, activity_event, analysis, callback, conversation, delivery, disposition_event, lead,
     lead_update, message, tool_call, variable,
 };
 use sea_orm::sea_query::{
@@ -83,7 +85,7 @@ pub(super) fn write_activities(script: &mut Script, applied: &Applied, stored: &
     let replaced: Vec<&str> = applied
         .activities
         .iter()
-        .map(|r| r.activity.id.as_str())
+        .map(|w| w.activity.id.as_str())
         .filter(|id| stored.lead_of.contains_key(*id))
         .collect();
     if !replaced.is_empty() {
@@ -97,14 +99,14 @@ pub(super) fn write_activities(script: &mut Script, applied: &Applied, stored: &
     script.insert::<activity::Entity, _>(
         winners
             .iter()
-            .map(|r| r.activity.clone().into_active_model())
+            .map(|w| w.activity.clone().into_active_model())
             .collect(),
         Some(upsert::<activity::Entity>(activity::Column::Id)),
     );
     script.insert::<conversation::Entity, _>(
         winners
             .iter()
-            .filter_map(|r| r.conversation.clone())
+            .filter_map(|w| w.rows.conversation.clone())
             .map(IntoActiveModel::into_active_model)
             .collect(),
         None,
@@ -112,7 +114,7 @@ pub(super) fn write_activities(script: &mut Script, applied: &Applied, stored: &
     script.insert::<message::Entity, _>(
         winners
             .iter()
-            .flat_map(|r| r.messages.iter().cloned())
+            .flat_map(|w| w.rows.messages.iter().cloned())
             .map(IntoActiveModel::into_active_model)
             .collect(),
         None,
@@ -120,7 +122,7 @@ pub(super) fn write_activities(script: &mut Script, applied: &Applied, stored: &
     script.insert::<tool_call::Entity, _>(
         winners
             .iter()
-            .flat_map(|r| r.tool_calls.iter().cloned())
+            .flat_map(|w| w.rows.tool_calls.iter().cloned())
             .map(IntoActiveModel::into_active_model)
             .collect(),
         None,
@@ -128,7 +130,7 @@ pub(super) fn write_activities(script: &mut Script, applied: &Applied, stored: &
     script.insert::<analysis::Entity, _>(
         winners
             .iter()
-            .filter_map(|r| r.analysis.clone())
+            .filter_map(|w| w.rows.analysis.clone())
             .map(IntoActiveModel::into_active_model)
             .collect(),
         None,
@@ -136,7 +138,7 @@ pub(super) fn write_activities(script: &mut Script, applied: &Applied, stored: &
     script.insert::<variable::Entity, _>(
         winners
             .iter()
-            .flat_map(|r| r.variables.iter().cloned())
+            .flat_map(|w| w.rows.variables.iter().cloned())
             .map(IntoActiveModel::into_active_model)
             .collect(),
         None,
@@ -155,20 +157,39 @@ pub(super) fn write_updates(script: &mut Script, applied: &Applied) {
     );
 }
 
-/// The changed leads, recomputed from their activities.
+/// The changed leads and their callbacks, recomputed from their
+/// activities (a lead's callbacks are replaced as a whole: a promise can
+/// disappear with a newer version of its activity).
 pub(super) fn write_leads(
     script: &mut Script,
     affected: &[String],
     facts: &HashMap<String, Vec<LeadFacts>>,
+    rules: &Rules,
 ) {
-    let leads: Vec<lead::ActiveModel> = affected
-        .iter()
-        .map(|id| {
-            project_lead(id, facts.get(id).map(Vec::as_slice).unwrap_or_default())
-                .into_active_model()
-        })
-        .collect();
+    let mut leads = Vec::with_capacity(affected.len());
+    let mut callbacks = Vec::new();
+    for id in affected {
+        let facts = facts.get(id).map(Vec::as_slice).unwrap_or_default();
+        let lead = project_lead(id, facts);
+        callbacks.extend(
+            project_callbacks(id, lead.project_id.as_deref(), facts, rules)
+                .into_iter()
+                .map(IntoActiveModel::into_active_model),
+        );
+        leads.push(lead.into_active_model());
+    }
     script.insert::<lead::Entity, _>(leads, Some(upsert::<lead::Entity>(lead::Column::Id)));
+    if !affected.is_empty() {
+        script.push(
+            callback::Entity::delete_many()
+                .filter(callback::Column::LeadId.is_in(affected.iter().map(String::as_str)))
+                .into_query(),
+        );
+    }
+    script.insert::<callback::Entity, _>(
+        callbacks,
+        Some(upsert::<callback::Entity>(callback::Column::Id)),
+    );
 }
 
 /// The feeds' logs: an entry for each activity stored (the
@@ -192,7 +213,7 @@ pub(super) fn write_feeds(script: &mut Script, applied: &Applied, received_at: i
     }
     // Within a commit, in the order the activities happened.
     let mut stored: Vec<&activity::Model> =
-        applied.activities.iter().map(|r| &r.activity).collect();
+        applied.activities.iter().map(|w| &w.activity).collect();
     stored.sort_unstable_by(|a, b| (a.timestamp, &a.id).cmp(&(b.timestamp, &b.id)));
     script.insert::<activity_event::Entity, _>(
         stored
