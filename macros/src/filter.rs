@@ -47,7 +47,7 @@ pub(crate) fn filter_input(
                 conditions.push(quote! {
                     if let ::core::option::Option::Some(f) = &self.#ident {
                         out.push(<#ty as #r::Filterable>::condition(
-                            ::sea_orm::IntoSimpleExpr::into_simple_expr(#col), f, #fold_case, backend,
+                            ::sea_orm::IntoSimpleExpr::into_simple_expr(#col), f, #fold_case, at.backend,
                         ));
                     }
                 });
@@ -73,7 +73,7 @@ pub(crate) fn filter_input(
                 });
                 conditions.push(quote! {
                     if let ::core::option::Option::Some(v) = &self.#ident {
-                        out.push(#with(v, backend));
+                        out.push(#with(v, at));
                     }
                 });
                 tests.push(quote! {
@@ -103,7 +103,7 @@ pub(crate) fn filter_input(
         }
 
         impl #f::Filter for #filter {
-            fn fields(&self, backend: ::sea_orm::DbBackend) -> ::std::vec::Vec<::sea_orm::Condition> {
+            fn fields(&self, at: #f::Against) -> ::std::vec::Vec<::sea_orm::Condition> {
                 let mut out = ::std::vec::Vec::new();
                 #(#conditions)*
                 out

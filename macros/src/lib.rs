@@ -29,7 +29,8 @@
 //! filters and sorts on it; the field must be an `Option`), `column = name`
 //! (the model field, when it differs), `name = "…"` (the GraphQL name,
 //! when it differs). `#[filter_only(with = f)]` declares a filter input
-//! field of its own type with `f(&value, backend) -> Condition`, evaluated
+//! field of its own type with `f(&value, at: Against) -> Condition` (`at`:
+//! the backend and the request's moment), evaluated
 //! by the database only; `#[filter_only(with = f, personal)]` one over
 //! personal data.
 //!

@@ -207,7 +207,8 @@ async fn execute(
         state.spares.clone(),
         access.projects.clone(),
     )
-    .with_role(access.role);
+    .with_role(access.role)
+    .with_clock(&state.config.clock, true);
     let prepared = super::prepare(&request);
     let limit = state.limits.timeout;
     let run = async {

@@ -150,8 +150,9 @@ fn connection_init(
                 .authorize(authorization.as_deref())
                 .await
                 .map_err(|refusal| async_graphql::Error::new(refusal.message()))?;
-            let reader =
-                Reader::scoped(state.db.clone(), access.projects.clone()).with_role(access.role);
+            let reader = Reader::scoped(state.db.clone(), access.projects.clone())
+                .with_role(access.role)
+                .with_clock(&state.config.clock, false);
             if let Ok(mut slot) = granted.lock() {
                 *slot = Some(access);
             }

@@ -7,6 +7,7 @@
 //! search and subscriptions alike.
 
 use crate::access::Role;
+use crate::clock::Clock;
 use entity::{
     activity, analysis, conversation, disposition_event, lead, lead_update, message, tool_call,
     variable,
@@ -23,6 +24,11 @@ pub struct Reader {
     db: ReadDb,
     projects: Option<Arc<Vec<String>>>,
     role: Role,
+    clock: Clock,
+    /// The moment a request reads at, so every field of one answer agrees
+    /// on what is due (None: the clock's time at each question, for
+    /// long-lived readers).
+    moment: Option<i64>,
 }
 
 /// A table whose rows belong to projects.
@@ -89,6 +95,8 @@ impl Reader {
             db: ReadDb::pooled(db),
             projects,
             role: Role::Full,
+            clock: Clock::System,
+            moment: None,
         }
     }
 
@@ -103,6 +111,8 @@ impl Reader {
             db: ReadDb::held(db, spares),
             projects,
             role: Role::Full,
+            clock: Clock::System,
+            moment: None,
         }
     }
 
@@ -111,6 +121,24 @@ impl Reader {
     pub fn with_role(mut self, role: Role) -> Self {
         self.role = role;
         self
+    }
+
+    /// This reader, telling the time by `clock`; `frozen`: at the moment
+    /// it was made, for all its questions (one request's answer).
+    pub fn with_clock(mut self, clock: &Clock, frozen: bool) -> Self {
+        self.moment = frozen.then(|| clock.now_ms());
+        self.clock = clock.clone();
+        self
+    }
+
+    /// Now, epoch ms: what PENDING and DUE are judged against.
+    pub fn now_ms(&self) -> i64 {
+        self.moment.unwrap_or_else(|| self.clock.now_ms())
+    }
+
+    /// The clock this reader tells the time by.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// What this reader may read of the rows it sees.

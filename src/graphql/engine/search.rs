@@ -9,7 +9,7 @@
 //!
 //! Trigram indexes need three characters; shorter terms scan.
 
-use super::filter::{like, like_pattern};
+use super::filter::{like, like_pattern, Against};
 use entity::{activity, analysis, conversation, lead, message};
 use sea_orm::sea_query::{Expr, Query, SelectStatement};
 use sea_orm::{ColumnTrait, Condition, DbBackend, IntoSimpleExpr};
@@ -72,7 +72,8 @@ fn messages_with(id: message::Column, text: &str, backend: DbBackend) -> SelectS
 
 /// Leads whose summary, any analysis summary or any transcript message
 /// contains the text.
-pub fn leads(text: &str, backend: DbBackend) -> Condition {
+pub fn leads(text: &str, at: Against) -> Condition {
+    let backend = at.backend;
     match lookup(text, backend) {
         Lookup::Everything => Condition::all(),
         Lookup::Index(phrase) => Condition::all().add(lead::Column::Id.in_subquery(documents(
@@ -99,7 +100,8 @@ pub fn leads(text: &str, backend: DbBackend) -> Condition {
 }
 
 /// Activities whose analysis summary or transcript contains the text.
-pub fn activities(text: &str, backend: DbBackend) -> Condition {
+pub fn activities(text: &str, at: Against) -> Condition {
+    let backend = at.backend;
     match lookup(text, backend) {
         Lookup::Everything => Condition::all(),
         Lookup::Index(phrase) => Condition::all().add(activity::Column::Id.in_subquery(documents(
@@ -125,7 +127,8 @@ pub fn activities(text: &str, backend: DbBackend) -> Condition {
 }
 
 /// Conversations with a transcript message containing the text.
-pub fn conversations(text: &str, backend: DbBackend) -> Condition {
+pub fn conversations(text: &str, at: Against) -> Condition {
+    let backend = at.backend;
     match lookup(text, backend) {
         Lookup::Everything => Condition::all(),
         Lookup::Index(phrase) => Condition::all().add(
@@ -142,7 +145,8 @@ pub fn conversations(text: &str, backend: DbBackend) -> Condition {
 }
 
 /// Analyses whose summary contains the text.
-pub fn analyses(text: &str, backend: DbBackend) -> Condition {
+pub fn analyses(text: &str, at: Against) -> Condition {
+    let backend = at.backend;
     match lookup(text, backend) {
         Lookup::Everything => Condition::all(),
         Lookup::Index(phrase) => Condition::all().add(

@@ -6,7 +6,7 @@ use super::conversation::Conversation;
 use super::lead::{lead_of, Lead};
 use super::{condition, look_up, reader};
 use crate::graphql::engine::connection::{connection, cost, one, root};
-use crate::graphql::engine::filter::{like, like_pattern};
+use crate::graphql::engine::filter::{like, like_pattern, Against};
 use crate::graphql::engine::join::Join;
 use crate::graphql::engine::order::order_input;
 use crate::graphql::engine::page::{PageArgs, SortKey};
@@ -16,7 +16,7 @@ use async_graphql::{ComplexObject, Context, InputObject, Json, Object, Result, I
 use chrono::{DateTime, Utc};
 use entity::{activity, analysis, conversation, lead, variable};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ColumnTrait, Condition, DbBackend, IntoSimpleExpr, QueryFilter};
+use sea_orm::{ColumnTrait, Condition, IntoSimpleExpr, QueryFilter};
 use std::sync::Arc;
 
 /// One thing the platform did for a lead: a call attempt, a schedule, a
@@ -167,7 +167,7 @@ pub struct VariableFilter {
 }
 
 /// `id IN (SELECT activity_id FROM variables WHERE name = … AND …)`.
-fn variable_condition(f: &VariableFilter, backend: DbBackend) -> Condition {
+fn variable_condition(f: &VariableFilter, at: Against) -> Condition {
     let mut sub = Query::select();
     sub.column(variable::Column::ActivityId)
         .from(variable::Entity)
@@ -180,7 +180,7 @@ fn variable_condition(f: &VariableFilter, backend: DbBackend) -> Condition {
         sub.and_where(value.clone().is_in(vs.iter().cloned()));
     }
     if let Some(v) = &f.contains {
-        sub.and_where(like(value, like_pattern("%", v, "%"), backend));
+        sub.and_where(like(value, like_pattern("%", v, "%"), at.backend));
     }
     Condition::all().add(activity::Column::Id.into_simple_expr().in_subquery(sub))
 }

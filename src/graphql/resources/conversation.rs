@@ -17,7 +17,7 @@ use async_graphql::{ComplexObject, Context, Json, Object, Result, ID};
 use chrono::{DateTime, Utc};
 use entity::{conversation, message, tool_call};
 use sea_orm::sea_query::{Expr, Func};
-use sea_orm::{ColumnTrait, Condition, DbBackend, QueryFilter};
+use sea_orm::{ColumnTrait, Condition, QueryFilter};
 use std::sync::Arc;
 
 /// The conversation of a connected call.
@@ -83,13 +83,13 @@ pub struct Conversation {
 }
 
 /// The conversation id as stored: `conversationId`, else the activity id.
-fn id_condition(f: &filter::StringFilter, backend: DbBackend) -> Condition {
+fn id_condition(f: &filter::StringFilter, at: filter::Against) -> Condition {
     let id: Expr = Func::coalesce([
         Expr::col(conversation::Column::ConversationId),
         Expr::col(conversation::Column::ActivityId),
     ])
     .into();
-    filter::string(id, f, false, backend)
+    filter::string(id, f, false, at.backend)
 }
 
 order_input!(

@@ -91,10 +91,19 @@ pub struct BooleanFilter {
     pub is_null: Option<bool>,
 }
 
+/// What a filter is evaluated against: the database (how text compares),
+/// and the moment of the request (what "due" means, for a callback).
+#[derive(Clone, Copy, Debug)]
+pub struct Against {
+    pub backend: DbBackend,
+    /// Now, epoch ms.
+    pub now_ms: i64,
+}
+
 /// What a filter level contributes besides `and` / `or` / `not`.
 pub trait Filter: Sized {
     /// The conditions on this level's own fields.
-    fn fields(&self, backend: DbBackend) -> Vec<Condition>;
+    fn fields(&self, at: Against) -> Vec<Condition>;
     fn and(&self) -> &[Self];
     fn or(&self) -> &[Self];
     fn not(&self) -> Option<&Self>;
@@ -112,12 +121,22 @@ pub fn condition<F: Filter>(
     backend: DbBackend,
     role: Role,
 ) -> async_graphql::Result<Condition> {
-    fold(filter, backend, role, 0)
+    let now_ms = crate::store::now_ms();
+    condition_at(filter, Against { backend, now_ms }, role)
+}
+
+/// [`condition`] at a given moment.
+pub fn condition_at<F: Filter>(
+    filter: &F,
+    at: Against,
+    role: Role,
+) -> async_graphql::Result<Condition> {
+    fold(filter, at, role, 0)
 }
 
 fn fold<F: Filter>(
     filter: &F,
-    backend: DbBackend,
+    at: Against,
     role: Role,
     depth: usize,
 ) -> async_graphql::Result<Condition> {
@@ -132,21 +151,21 @@ fn fold<F: Filter>(
         }
     }
     let mut all = Condition::all();
-    for c in filter.fields(backend) {
+    for c in filter.fields(at) {
         all = all.add(c);
     }
     for f in filter.and() {
-        all = all.add(fold(f, backend, role, depth + 1)?);
+        all = all.add(fold(f, at, role, depth + 1)?);
     }
     if !filter.or().is_empty() {
         let mut any = Condition::any();
         for f in filter.or() {
-            any = any.add(fold(f, backend, role, depth + 1)?);
+            any = any.add(fold(f, at, role, depth + 1)?);
         }
         all = all.add(any);
     }
     if let Some(f) = filter.not() {
-        all = all.add(fold(f, backend, role, depth + 1)?.not());
+        all = all.add(fold(f, at, role, depth + 1)?.not());
     }
     Ok(all)
 }
@@ -158,7 +177,14 @@ pub fn condition_of<F: Filter>(
     reader: &crate::store::read::Reader,
 ) -> async_graphql::Result<Condition> {
     match filter {
-        Some(f) => condition(f, reader.db().get_database_backend(), reader.role()),
+        Some(f) => condition_at(
+            f,
+            Against {
+                backend: reader.db().get_database_backend(),
+                now_ms: reader.now_ms(),
+            },
+            reader.role(),
+        ),
         None => Ok(Condition::all()),
     }
 }
