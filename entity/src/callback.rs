@@ -25,10 +25,14 @@ pub struct Model {
     pub local_date: Option<String>,
     pub local_time: Option<String>,
     /// The IANA zone or UTC offset the local text was read in.
-    pub timezone: String,
+    pub timezone: Option<String>,
     /// `open` (PENDING or DUE, by `due_at` against the clock), `done` or
     /// `superseded`.
     pub state: String,
+    /// The lead's id while the callback is open, else null: a lead has at
+    /// most one open callback (of two promises, the older is done or
+    /// superseded), found by this column.
+    pub open_lead_id: Option<String>,
     /// The call attempt that honoured it (state `done`).
     pub fulfilled_by: Option<String>,
     /// The activity whose newer promise replaced it (state `superseded`).

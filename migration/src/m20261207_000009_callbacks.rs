@@ -1,7 +1,8 @@
 //! Callbacks: the promise each activity made (columns of `activities`, the
 //! facts) and the `callbacks` projection computed from them, with an index
 //! for each way the API lists callbacks: by project and status in due
-//! order (the sales floor's question), by status alone, by lead, and all.
+//! order (the sales floor's question), by status alone, by lead, all, and
+//! a lead's open one (`Lead.nextCallback`).
 //!
 //! Activities stored before this migration have no promise noted:
 //! `leadql reproject` reads them again from the delivery log.
@@ -70,15 +71,16 @@ impl MigrationTrait for Migration {
                     .col(big_integer("due_order"))
                     .col(text_null("local_date"))
                     .col(text_null("local_time"))
-                    .col(text("timezone"))
+                    .col(text_null("timezone"))
                     .col(text("state"))
+                    .col(text_null("open_lead_id"))
                     .col(text_null("fulfilled_by"))
                     .col(text_null("superseded_by"))
                     .col(big_integer_null("closed_at"))
                     .take(),
             )
             .await?;
-        let indexes: [(&str, &[&str]); 4] = [
+        let indexes: [(&str, &[&str]); 5] = [
             (
                 "callbacks_project_state_due",
                 &["project_id", "state", "due_order", "id"],
@@ -86,6 +88,7 @@ impl MigrationTrait for Migration {
             ("callbacks_state_due", &["state", "due_order", "id"]),
             ("callbacks_lead_due", &["lead_id", "due_order", "id"]),
             ("callbacks_due", &["due_order", "id"]),
+            ("callbacks_open_lead", &["open_lead_id"]),
         ];
         for (name, columns) in indexes {
             let mut index = Index::create();

@@ -3,6 +3,7 @@
 use super::aggregate::AggregateQuery;
 use super::resources::activity::ActivityQuery;
 use super::resources::analysis::AnalysisQuery;
+use super::resources::callback::CallbackQuery;
 use super::resources::conversation::ConversationQuery;
 use super::resources::lead::LeadQuery;
 use super::resources::tool_call::ToolCallQuery;
@@ -16,5 +17,6 @@ pub struct Query(
     ConversationQuery,
     AnalysisQuery,
     ToolCallQuery,
+    CallbackQuery,
     AggregateQuery,
 );

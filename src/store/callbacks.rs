@@ -65,11 +65,10 @@ pub fn project_callbacks(
             let project_id = made.project_id.as_deref().or(project);
             let (due, zone) = rules.due_at(promise, project_id);
             let due_at = due.map(|d| d.timestamp_millis());
-            let honoured_from =
-                due_at.map_or(made.timestamp, |d| (d - EARLY_MS).max(made.timestamp));
-            let fulfilled = calls
-                .iter()
-                .find(|c| c.id != made.id && c.timestamp >= honoured_from);
+            // A call after the promise, from 15 minutes before its moment.
+            let fulfilled = calls.iter().find(|c| {
+                c.timestamp > made.timestamp && due_at.is_none_or(|d| c.timestamp >= d - EARLY_MS)
+            });
             let newer = promises[i + 1..]
                 .iter()
                 .map(|(f, _)| *f)
@@ -95,8 +94,9 @@ pub fn project_callbacks(
                 due_order: due_at.unwrap_or(i64::MAX),
                 local_date: promise.local_date.clone(),
                 local_time: promise.local_time.clone(),
-                timezone: zone.name(),
+                timezone: Some(zone.name()),
                 state: state.to_string(),
+                open_lead_id: (state == OPEN).then(|| lead_id.to_string()),
                 fulfilled_by,
                 superseded_by,
                 closed_at,
@@ -161,7 +161,7 @@ mod tests {
         assert_eq!(row.state, OPEN);
         assert_eq!(row.due_at, Some(DUE));
         assert_eq!(row.due_order, DUE);
-        assert_eq!(row.timezone, "+05:30");
+        assert_eq!(row.timezone.as_deref(), Some("+05:30"));
         assert_eq!(row.requested_at, made);
         assert_eq!(row.tool_call_id.as_deref(), Some("tool-a"));
         assert_eq!(row.project_id.as_deref(), Some("P"));
@@ -247,6 +247,13 @@ mod tests {
         reversed.reverse();
         assert_eq!(forward, project(&reversed));
         assert_eq!(forward.len(), 3);
+        // Of all the promises, only the newest may be open.
+        let open: Vec<&str> = forward
+            .iter()
+            .filter(|c| c.open_lead_id.is_some())
+            .map(|c| c.id.as_str())
+            .collect();
+        assert_eq!(open, ["d"]);
     }
 
     #[test]
@@ -261,7 +268,7 @@ mod tests {
             crate::ingest::payload::callback::Zone::parse("UTC").unwrap(),
         );
         let rows = project_callbacks("L", None, &[promising("a", DUE, "18:00")], &rules);
-        assert_eq!(rows[0].timezone, "Europe/London");
+        assert_eq!(rows[0].timezone.as_deref(), Some("Europe/London"));
         // 18:00 in London in January is 18:00 UTC.
         assert_eq!(rows[0].due_at, Some(DUE + 330 * MINUTE));
     }

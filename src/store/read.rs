@@ -9,8 +9,8 @@
 use crate::access::Role;
 use crate::clock::Clock;
 use entity::{
-    activity, analysis, conversation, disposition_event, lead, lead_update, message, tool_call,
-    variable,
+    activity, analysis, callback, conversation, disposition_event, lead, lead_update, message,
+    tool_call, variable,
 };
 use sea_orm::sea_query::Query;
 use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, Select};
@@ -74,6 +74,7 @@ macro_rules! scoped_by_lead {
 }
 scoped_by_lead!(
     activity,
+    callback,
     conversation,
     analysis,
     tool_call,

@@ -3,6 +3,7 @@
 //! LEADQL_TEST_DATABASE_URL is set) and talks HTTP to it.
 
 mod access;
+mod callbacks;
 mod common;
 mod connections;
 mod convergence;

@@ -22,6 +22,10 @@ async fn reproject_rebuilds_identical_projections() {
         .await
         .unwrap();
     assert!(before["leads"].len() > 40);
+    assert!(
+        before["callbacks"].len() > 5,
+        "the fixtures and generated calls promise callbacks"
+    );
     assert!(recorded_before.len() >= before["activities"].len());
 
     // Damage the projections, as a buggy version might have.
@@ -33,6 +37,11 @@ async fn reproject_rebuilds_identical_projections() {
     server
         .db()
         .execute_unprepared("DELETE FROM messages")
+        .await
+        .unwrap();
+    server
+        .db()
+        .execute_unprepared("UPDATE callbacks SET state = 'open', due_at = NULL")
         .await
         .unwrap();
     assert_ne!(snapshot(server.db()).await, before);

@@ -3,6 +3,7 @@
 
 use super::activity::{Activity, ActivityConnection, ActivityFilter, ActivityOrderBy};
 use super::analysis::{Analysis, AnalysisConnection, AnalysisFilter, AnalysisOrderBy};
+use super::callback::{Callback, CallbackConnection, CallbackFilter, CallbackOrderBy};
 use super::conversation::{
     Conversation, ConversationConnection, ConversationFilter, ConversationOrderBy,
 };
@@ -17,7 +18,7 @@ use crate::graphql::engine::resource::{resource, Joined};
 use crate::graphql::engine::search;
 use async_graphql::{ComplexObject, Context, Object, Result, ID};
 use chrono::{DateTime, Utc};
-use entity::{activity, analysis, conversation, disposition_event, lead, tool_call};
+use entity::{activity, analysis, callback, conversation, disposition_event, lead, tool_call};
 use sea_orm::{ColumnTrait, Condition, QueryFilter};
 use std::sync::Arc;
 
@@ -277,6 +278,47 @@ impl Lead {
         )
         .await?;
         Ok(DispositionEventConnection::from_shared(page, total))
+    }
+
+    /// The callbacks promised to the lead, earliest moment first unless
+    /// `orderBy` says otherwise.
+    #[graphql(complexity = "cost(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
+    async fn callbacks(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<CallbackFilter>,
+        order_by: Option<Vec<CallbackOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<CallbackConnection> {
+        let args = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        let (cond, shape) = shape(ctx, filter.as_ref(), &order_by, &args)?;
+        let key = super::callback::callback_key(order_by.as_deref());
+        let (page, total) = nested::<Callback>(
+            ctx,
+            callback::Column::LeadId,
+            self.key()?,
+            cond,
+            shape,
+            key,
+            args,
+        )
+        .await?;
+        Ok(CallbackConnection::from_shared(page, total))
+    }
+
+    /// The callback still to make (PENDING or DUE), if any: a lead has
+    /// at most one, its newest promise.
+    async fn next_callback(&self, ctx: &Context<'_>) -> Result<Option<Arc<Callback>>> {
+        look_up::<Callback>(ctx, callback::Column::OpenLeadId, self.key()?).await
     }
 
     /// Results of the platform's "update lead" calls for this lead, oldest

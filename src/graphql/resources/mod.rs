@@ -4,6 +4,7 @@
 
 pub mod activity;
 pub mod analysis;
+pub mod callback;
 pub mod conversation;
 pub mod disposition_event;
 pub mod lead;
@@ -109,5 +110,6 @@ mod tests {
         declared_or_internal::<analysis::Analysis>(&[]);
         declared_or_internal::<lead_update::LeadUpdate>(&["version_hash"]);
         declared_or_internal::<disposition_event::DispositionEvent>(&[]);
+        declared_or_internal::<callback::Callback>(&["superseded_by", "closed_at"]);
     }
 }
