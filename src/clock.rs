@@ -49,12 +49,16 @@ impl Clock {
     /// Return once the clock shows `at_ms` or later.
     pub async fn sleep_until(&self, at_ms: i64) {
         match self {
-            Clock::System => {
+            Clock::System => loop {
                 let wait = at_ms.saturating_sub(crate::store::now_ms());
-                if wait > 0 {
-                    tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
+                if wait <= 0 {
+                    return;
                 }
-            }
+                // An hour at most at a time: far moments (even "never",
+                // i64::MAX) stay within what a timer can hold.
+                let wait = wait.min(3_600_000) as u64;
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            },
             Clock::Manual(at) => {
                 let mut watching = at.subscribe();
                 // The sender lives as long as this clock, so this only

@@ -84,8 +84,13 @@ impl AppState {
         if let Some(workers) = config.ingest_workers {
             pipeline.workers = workers.max(1);
         }
-        let feed =
-            feed::Feed::start(db.clone(), config.subscription_buffer, metrics.clone()).await?;
+        let feed = feed::Feed::start(
+            db.clone(),
+            config.subscription_buffer,
+            metrics.clone(),
+            config.clock.clone(),
+        )
+        .await?;
         let stopping = tokio::sync::watch::Sender::new(false);
         let keys = access::Keys::start(db.clone()).await?;
         let limiter = std::num::NonZeroU32::new(config.rate_limit).map(|rate| {

@@ -12,6 +12,7 @@ pub struct Model {
     pub id: String,
     pub lead_id: String,
     pub activity_id: String,
+    /// The lead's project (as the lead row has it).
     pub project_id: Option<String>,
     /// The tool call that recorded it, when one did.
     pub tool_call_id: Option<String>,

@@ -12,12 +12,23 @@
 //!
 //! Each page of events and each batch of activities is published with a
 //! [`Shared`]: the rows its subscribers ask for, read once for all of them.
+//!
+//! The third feed, callbacks coming due, is not a log but a moment: a
+//! callback comes due when the clock passes its `due_order` while it is
+//! open. A second pump per instance publishes open callbacks in (moment,
+//! id) order up to now, keeping the last one published as its mark, and
+//! sleeps until the next moment (or a second, for callbacks stored
+//! meanwhile, here or on another instance). Every instance computes the
+//! same sequence from the database, so a subscriber can resume after a
+//! callback's cursor on any of them, and after a restart.
 
 mod shared;
 
 pub use shared::{Activities, Loaded, Shared};
 
-use entity::{activity_event, disposition_event};
+use crate::clock::Clock;
+use crate::store::callbacks::OPEN;
+use entity::{activity_event, callback, disposition_event};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -45,6 +56,17 @@ pub struct Published {
     pub rows: Arc<Shared>,
 }
 
+/// A callback that came due, as published to subscribers, with the rows
+/// its subscribers share.
+pub struct DueCallback {
+    pub callback: callback::Model,
+    pub rows: Arc<Shared>,
+}
+
+/// A place in the `callbackDue` feed: a callback's moment (`due_order`)
+/// and id.
+pub type DueKey = (i64, String);
+
 /// Handle to this instance's feeds; cheap to clone.
 #[derive(Clone)]
 pub struct Feed {
@@ -69,6 +91,11 @@ struct Inner {
     /// its subscribers are done (see `RETAIN`).
     recent:
         std::sync::Mutex<std::collections::VecDeque<(std::time::Instant, std::sync::Weak<Shared>)>>,
+    /// Callbacks that came due, in (moment, id) order.
+    due: broadcast::Sender<Arc<DueCallback>>,
+    /// The last callback published as due (at start: now).
+    due_mark: std::sync::Mutex<DueKey>,
+    clock: Clock,
     subscribers: AtomicU64,
     metrics: crate::telemetry::Metrics,
 }
@@ -80,6 +107,7 @@ impl Feed {
         db: DatabaseConnection,
         buffer: usize,
         metrics: crate::telemetry::Metrics,
+        clock: Clock,
     ) -> Result<Feed, DbErr> {
         let buffer = buffer.max(1);
         let newest_event: Option<i64> = disposition_event::Entity::find()
@@ -107,11 +135,18 @@ impl Feed {
                 published: AtomicI64::new(newest_event.unwrap_or(0)),
                 recorded: AtomicI64::new(newest_activity.unwrap_or(0)),
                 recent: Default::default(),
+                due: broadcast::channel(buffer).0,
+                due_mark: std::sync::Mutex::new((clock.now_ms(), String::new())),
+                clock,
                 subscribers: AtomicU64::new(0),
                 metrics,
             }),
         };
         tokio::spawn(pump(Arc::downgrade(&feed.inner), feed.inner.wake.clone()));
+        tokio::spawn(due_pump(
+            Arc::downgrade(&feed.inner),
+            feed.inner.clock.clone(),
+        ));
         if db.get_database_backend() == DbBackend::Postgres {
             tokio::spawn(listen(Arc::downgrade(&feed.inner)));
         }
@@ -128,6 +163,16 @@ impl Feed {
     /// without a cursor starts after it.
     pub fn recorded(&self) -> i64 {
         self.inner.recorded.load(Ordering::SeqCst)
+    }
+
+    /// The last callback published as due: a `callbackDue` without a
+    /// cursor starts after it.
+    pub fn due_mark(&self) -> DueKey {
+        self.inner.due_mark()
+    }
+
+    pub fn due(&self) -> broadcast::Receiver<Arc<DueCallback>> {
+        self.inner.due.subscribe()
     }
 
     pub fn events(&self) -> broadcast::Receiver<Arc<Published>> {
@@ -168,6 +213,13 @@ impl Feed {
 }
 
 impl Inner {
+    fn due_mark(&self) -> DueKey {
+        self.due_mark
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     fn wake_for(&self, events: bool, activities: bool) {
         if events {
             self.events_waiting.store(true, Ordering::SeqCst);
@@ -323,6 +375,102 @@ async fn page_after<E: EntityTrait>(
             waiting.store(true, Ordering::SeqCst);
             None
         }
+    }
+}
+
+/// Publish callbacks as they come due: whatever is due after the mark,
+/// then sleep until the next moment, or a second at most (a callback
+/// stored meanwhile may be due sooner).
+async fn due_pump(inner: std::sync::Weak<Inner>, clock: Clock) {
+    loop {
+        let Some(feed) = inner.upgrade() else { return };
+        let next = publish_due(&feed).await;
+        // Not holding the feed while waiting, so it can be dropped.
+        drop(feed);
+        let until_next = async {
+            match next {
+                Some(at) => clock.sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = until_next => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Callbacks after `key` in the feed's order: (moment, id) beyond it.
+pub fn beyond(key: &DueKey) -> sea_orm::Condition {
+    sea_orm::Condition::any()
+        .add(callback::Column::DueOrder.gt(key.0))
+        .add(
+            sea_orm::Condition::all()
+                .add(callback::Column::DueOrder.eq(key.0))
+                .add(callback::Column::Id.gt(key.1.as_str())),
+        )
+}
+
+/// Publish the open callbacks after the mark whose moment has come, a
+/// page at a time; the next moment after them, if any (None also when the
+/// read failed: it is tried again within a second).
+async fn publish_due(feed: &Inner) -> Option<i64> {
+    loop {
+        let now = feed.clock.now_ms();
+        let mark = feed.due_mark();
+        let open_after = || {
+            callback::Entity::find()
+                .filter(callback::Column::State.eq(OPEN))
+                .filter(beyond(&mark))
+                .order_by_asc(callback::Column::DueOrder)
+                .order_by_asc(callback::Column::Id)
+        };
+        let due = match open_after()
+            .filter(callback::Column::DueOrder.lte(now))
+            .limit(PAGE)
+            .all(&feed.db)
+            .await
+        {
+            Ok(due) => due,
+            Err(err) => {
+                tracing::warn!(error = %err, "reading the callbacks that came due failed; retrying");
+                return None;
+            }
+        };
+        let full = due.len() as u64 == PAGE;
+        if !due.is_empty() {
+            let shared = Shared::for_callbacks(feed.db.clone(), &due);
+            feed.retain(&shared);
+            for callback in due {
+                *feed.due_mark.lock().unwrap_or_else(|e| e.into_inner()) =
+                    (callback.due_order, callback.id.clone());
+                let _ = feed.due.send(Arc::new(DueCallback {
+                    callback,
+                    rows: shared.clone(),
+                }));
+            }
+        }
+        if full {
+            continue;
+        }
+        let mark = feed.due_mark();
+        return match callback::Entity::find()
+            .select_only()
+            .column(callback::Column::DueOrder)
+            .filter(callback::Column::State.eq(OPEN))
+            .filter(beyond(&mark))
+            .order_by_asc(callback::Column::DueOrder)
+            .order_by_asc(callback::Column::Id)
+            .into_tuple::<i64>()
+            .one(&feed.db)
+            .await
+        {
+            Ok(next) => next.filter(|at| *at != i64::MAX),
+            Err(err) => {
+                tracing::warn!(error = %err, "reading the next callback's moment failed; retrying");
+                None
+            }
+        };
     }
 }
 

@@ -4,7 +4,8 @@
 //! Every subscriber to a feed resolves its own selection, but the rows it
 //! resolves it from are the same for all: the event's lead and activity
 //! (`dispositionChanged { lead activity }`), a batch's activities and their
-//! leads (`activityRecorded { … lead }`). [`Shared`] reads them with one
+//! leads (`activityRecorded { … lead }`), a due callback's lead and call
+//! (`callbackDue { lead activity }`). [`Shared`] reads them with one
 //! statement per kind for a whole page of events (or a committed batch),
 //! when the first subscriber asks, and hands the same rows to the others,
 //! so an event costs the same statements with one subscriber or a
@@ -17,7 +18,7 @@
 //! let go a few seconds after publication ([`Shared::release`]), and read
 //! again should a late subscriber still ask.
 
-use entity::{activity, activity_event, disposition_event, lead};
+use entity::{activity, activity_event, callback, disposition_event, lead};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -76,12 +77,38 @@ impl Activities {
 impl Shared {
     /// For a page of published disposition events.
     pub fn for_events(db: DatabaseConnection, events: &[disposition_event::Model]) -> Arc<Shared> {
-        let mut lead_ids: Vec<String> = events.iter().map(|e| e.lead_id.clone()).collect();
+        Self::of_rows(
+            db,
+            events
+                .iter()
+                .map(|e| (e.lead_id.as_str(), e.activity_id.as_str())),
+        )
+    }
+
+    /// For a page of callbacks that came due: their leads and the calls
+    /// that promised them.
+    pub fn for_callbacks(db: DatabaseConnection, callbacks: &[callback::Model]) -> Arc<Shared> {
+        Self::of_rows(
+            db,
+            callbacks
+                .iter()
+                .map(|c| (c.lead_id.as_str(), c.activity_id.as_str())),
+        )
+    }
+
+    /// For rows that each name a lead and an activity.
+    fn of_rows<'a>(
+        db: DatabaseConnection,
+        rows: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Arc<Shared> {
+        let (mut lead_ids, activity_ids): (Vec<String>, Vec<String>) = rows
+            .map(|(lead, activity)| (lead.to_string(), activity.to_string()))
+            .unzip();
         lead_ids.sort();
         lead_ids.dedup();
         Arc::new(Shared {
             db,
-            activity_ids: events.iter().map(|e| e.activity_id.clone()).collect(),
+            activity_ids,
             entries: Vec::new(),
             lead_ids: Some(lead_ids),
             activities: Cell::new(),

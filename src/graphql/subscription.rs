@@ -2,14 +2,15 @@
 
 use super::engine::filter::condition_of;
 use super::resources::activity::{Activity, ActivityFilter};
+use super::resources::callback::{Callback, CallbackFilter};
 use super::resources::disposition_event::{DispositionEvent, DispositionEventFilter};
 use super::resources::live;
 use crate::error::bad_input;
 use crate::error::ApiError;
-use crate::feed::{Feed, Shared};
+use crate::feed::{beyond, DueKey, Feed, Shared};
 use crate::store::read::Reader;
 use async_graphql::{Context, Result, Subscription as SubscriptionObject};
-use entity::{activity, activity_event, disposition_event};
+use entity::{activity, activity_event, callback, disposition_event};
 use futures::Stream;
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use std::collections::HashMap;
@@ -57,8 +58,62 @@ async fn stored_after(
         .map_err(|e| ApiError::database(&e).into())
 }
 
+/// A `callbackDue` cursor: a callback's moment and id.
+fn due_cursor(after: Option<&str>) -> Result<Option<DueKey>> {
+    after
+        .map(|cursor| {
+            cursor
+                .trim()
+                .split_once(':')
+                .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id.to_string())))
+                .ok_or_else(|| {
+                    bad_input(format!(
+                        "`after` must be the `cursor` of a Callback (got {cursor:?})"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+/// Open callbacks in the `callbackDue` order after `last` and up to
+/// `upto` (what the feed has published) that `reader` sees and `cond`
+/// passes, one page.
+async fn due_after(
+    reader: &Reader,
+    cond: &Condition,
+    last: &DueKey,
+    upto: &DueKey,
+) -> Result<Vec<callback::Model>> {
+    reader
+        .find::<callback::Entity>()
+        .filter(callback::Column::State.eq(crate::store::callbacks::OPEN))
+        .filter(beyond(last))
+        .filter(beyond(upto).not())
+        .filter(cond.clone())
+        .order_by_asc(callback::Column::DueOrder)
+        .order_by_asc(callback::Column::Id)
+        .limit(CATCH_UP_PAGE)
+        .all(reader.db())
+        .await
+        .map_err(|e| ApiError::database(&e).into())
+}
+
+/// Whether callback `id` passes `filter` now, as the database decides.
+async fn still_matches(reader: &Reader, filter: Option<&CallbackFilter>, id: &str) -> Result<bool> {
+    let cond = condition_of(filter, reader)?;
+    Ok(reader
+        .find::<callback::Entity>()
+        .filter(callback::Column::Id.eq(id))
+        .filter(cond)
+        .one(reader.db())
+        .await
+        .map_err(|e| ApiError::database(&e))?
+        .is_some())
+}
+
 /// Live feeds over WebSocket (`GET /graphql/ws`): disposition changes
-/// and recorded activities, published after their deliveries commit.
+/// and recorded activities, published after their deliveries commit, and
+/// callbacks as they come due.
 #[SubscriptionObject]
 impl Subscription {
     /// Each time a lead's disposition takes a new value (its first one
@@ -210,6 +265,104 @@ impl Subscription {
                                 yield Err(err);
                                 return;
                             }
+                        }
+                    }
+                    // Fell behind the buffer: the table has everything.
+                    Err(RecvError::Lagged(_)) => {
+                        feed.caught_up();
+                        catching_up = true;
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        })
+    }
+
+    /// Each callback when its moment comes while it is still to be made
+    /// (neither DONE nor SUPERSEDED), once, in moment order (then id),
+    /// with its `cursor`. With `after` (a Callback's `cursor`), first every
+    /// matching callback that came due after it and is still open (one
+    /// that came due while the client, or the server, was away included),
+    /// then live ones. Every instance sends the same sequence, so a client
+    /// may resume on any. A callback stored after its moment had passed
+    /// (and after this feed's place) is not sent: it is listed by
+    /// `callbacks(filter: {status: [DUE]})`.
+    async fn callback_due(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<CallbackFilter>,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = Result<Callback>>> {
+        let feed = feed(ctx)?.clone();
+        let reader = ctx.data::<Reader>()?.clone();
+        // Checked now, so a bad filter is refused at once; made again at
+        // each use, since `status` depends on the time.
+        condition_of(filter.as_ref(), &reader)?;
+        let in_memory = filter.as_ref().is_none_or(CallbackFilter::in_memory);
+        let resume = due_cursor(after.as_deref())?;
+        // Listen before reading the mark: a callback published in between
+        // is in both, and its key says it was sent already.
+        let mut live = feed.due();
+        let start = resume.clone().unwrap_or_else(|| feed.due_mark());
+        let guard = feed.subscriber();
+        Ok(async_stream::stream! {
+            let _guard = guard;
+            let mut last = start;
+            let mut catching_up = resume.is_some();
+            loop {
+                if catching_up {
+                    let upto = feed.due_mark();
+                    let rows = match condition_of(filter.as_ref(), &reader) {
+                        Ok(cond) => due_after(&reader, &cond, &last, &upto).await,
+                        Err(err) => Err(err),
+                    };
+                    match rows {
+                        Ok(rows) => {
+                            let full = rows.len() as u64 == CATCH_UP_PAGE;
+                            for row in rows {
+                                last = (row.due_order, row.id.clone());
+                                yield Ok(Callback::from(row));
+                            }
+                            if !full {
+                                // Everything up to the feed's mark is sent.
+                                last = last.max(upto);
+                            }
+                            catching_up = full;
+                        }
+                        Err(err) => {
+                            yield Err(err);
+                            return;
+                        }
+                    }
+                    continue;
+                }
+                match live.recv().await {
+                    Ok(due) => {
+                        let row = &due.callback;
+                        let key = (row.due_order, row.id.clone());
+                        if key <= last {
+                            continue;
+                        }
+                        last = key;
+                        if !reader.sees_project(row.project_id.as_deref()) {
+                            continue;
+                        }
+                        let passes = if in_memory {
+                            Ok(filter.as_ref().is_none_or(|f| f.matches(row)))
+                        } else {
+                            still_matches(&reader, filter.as_ref(), &row.id).await
+                        };
+                        let passes = match passes {
+                            Ok(passes) => passes,
+                            Err(err) => {
+                                yield Err(err);
+                                return;
+                            }
+                        };
+                        if passes {
+                            let mut out = Callback::from(row.clone());
+                            out.joined.attach(due.rows.clone());
+                            yield Ok(out);
                         }
                     }
                     // Fell behind the buffer: the table has everything.

@@ -43,8 +43,8 @@ fn is_call(f: &LeadFacts) -> bool {
 }
 
 /// The callbacks of `lead_id` from all of its activities' facts (in any
-/// order); `project` is the lead's project, for promises whose activity
-/// names none.
+/// order). They carry `project`, the lead's project (whose readers see
+/// them, and whose zone reads them), else their activity's.
 pub fn project_callbacks(
     lead_id: &str,
     project: Option<&str>,
@@ -62,7 +62,7 @@ pub fn project_callbacks(
         .iter()
         .enumerate()
         .map(|(i, (made, promise))| {
-            let project_id = made.project_id.as_deref().or(project);
+            let project_id = project.or(made.project_id.as_deref());
             let (due, zone) = rules.due_at(promise, project_id);
             let due_at = due.map(|d| d.timestamp_millis());
             // A call after the promise, from 15 minutes before its moment.

@@ -63,6 +63,15 @@ impl Scoped for disposition_event::Entity {
     }
 }
 
+/// Callbacks carry their lead's project (recomputed with the lead), and
+/// are visible by it: stored ones by this condition (served by the
+/// project's index), live ones by [`Reader::sees_project`].
+impl Scoped for callback::Entity {
+    fn visible(projects: &[String]) -> Condition {
+        Condition::all().add(callback::Column::ProjectId.is_in(projects.iter().cloned()))
+    }
+}
+
 macro_rules! scoped_by_lead {
     ($($module:ident),*) => {
         $(impl Scoped for $module::Entity {
@@ -74,7 +83,6 @@ macro_rules! scoped_by_lead {
 }
 scoped_by_lead!(
     activity,
-    callback,
     conversation,
     analysis,
     tool_call,

@@ -428,3 +428,198 @@ async fn a_projects_zone_comes_first_then_the_payloads_offset_then_the_default()
     assert_eq!(by_id("plain")["dueAt"], "2026-01-14T14:30:00+00:00");
     server.stop().await;
 }
+
+const DUE_FEED: &str = "subscription($f: CallbackFilter, $after: String) { \
+    callbackDue(filter: $f, after: $after) { id status dueAt cursor lead { id } activity { id } } }";
+
+/// The ids of `callbackDue` results, and the last cursor.
+fn due_ids(results: &[Value]) -> (Vec<String>, Option<String>) {
+    let ids = results
+        .iter()
+        .map(|r| r["callbackDue"]["id"].as_str().unwrap().to_string())
+        .collect();
+    let cursor = results
+        .last()
+        .map(|r| r["callbackDue"]["cursor"].as_str().unwrap().to_string());
+    (ids, cursor)
+}
+
+/// Long enough for the feed's pump to notice a moved clock (it wakes at
+/// the next moment it knows, and at least once a second).
+const QUIET: std::time::Duration = std::time::Duration::from_millis(1500);
+
+#[tokio::test]
+async fn callback_due_fires_once_per_open_callback_at_its_moment_in_order_and_resumes() {
+    let db = TestDb::new().await;
+    let (server, clock) = server_at(&db, DUE - 120 * MINUTE).await;
+    let made = DUE - 300 * MINUTE;
+    deliver_all(
+        &server,
+        &[
+            promise("a-1800", "a", "P1", made, "13/01/2026", "18:00"),
+            promise("b-1745", "b", "P1", made, "13/01/2026", "17:45"),
+            promise("c-1800-done", "c", "P1", made, "13/01/2026", "18:00"),
+            call("c-call", "c", "P1", DUE - 10 * MINUTE),
+            promise("d-1900", "d", "P1", made, "13/01/2026", "19:00"),
+            promise("e-unreadable", "e", "P1", made, "13/01/2026", "teatime"),
+            promise("f-1750", "f", "P2", made, "13/01/2026", "17:50"),
+        ],
+    )
+    .await;
+    let base = server.url("");
+    let mut everything = WsClient::connect(&base, "graphql-transport-ws").await;
+    everything.subscribe("1", DUE_FEED, json!({})).await;
+    let mut p1_due = WsClient::connect(&base, "graphql-transport-ws").await;
+    p1_due
+        .subscribe(
+            "1",
+            DUE_FEED,
+            json!({ "f": { "projectId": { "eq": "P1" }, "status": ["DUE"] } }),
+        )
+        .await;
+    let mut bad = WsClient::connect(&base, "graphql-transport-ws").await;
+    bad.subscribe("1", DUE_FEED, json!({ "after": "tomorrow" }))
+        .await;
+    let refused = bad.next_message(QUIET).await.expect("an answer");
+    assert!(
+        refused
+            .to_string()
+            .contains("`after` must be the `cursor` of a Callback"),
+        "{refused}"
+    );
+
+    clock.set_ms(DUE - 15 * MINUTE - 1);
+    assert!(
+        everything.drain(QUIET).await.is_empty(),
+        "nothing is due yet"
+    );
+    clock.set_ms(DUE - 15 * MINUTE);
+    let first = everything.drain(QUIET).await;
+    assert_eq!(due_ids(&first).0, ["b-1745"]);
+    assert_eq!(first[0]["callbackDue"]["status"], "DUE");
+    assert_eq!(first[0]["callbackDue"]["lead"]["id"], "b");
+    assert_eq!(first[0]["callbackDue"]["activity"]["id"], "b-1745");
+    clock.set_ms(DUE);
+    let second = everything.drain(QUIET).await;
+    // c was honoured before its moment: it never comes due.
+    assert_eq!(due_ids(&second).0, ["f-1750", "a-1800"]);
+    let (_, cursor) = due_ids(&second);
+    everything.close().await;
+
+    // While this client is away, d comes due.
+    clock.set_ms(DUE + 60 * MINUTE);
+    let p1 = p1_due.drain(QUIET).await;
+    assert_eq!(due_ids(&p1).0, ["b-1745", "a-1800", "d-1900"]);
+
+    let mut resumed = WsClient::connect(&base, "graphql-transport-ws").await;
+    resumed
+        .subscribe("1", DUE_FEED, json!({ "after": cursor }))
+        .await;
+    let missed = resumed.drain(QUIET).await;
+    assert_eq!(
+        due_ids(&missed).0,
+        ["d-1900"],
+        "exactly what came due while away"
+    );
+    clock.set_ms(DUE + 24 * 60 * MINUTE);
+    assert!(
+        resumed.drain(QUIET).await.is_empty(),
+        "an unreadable moment never comes due, and nothing comes twice"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_callback_that_came_due_while_the_server_was_down_is_sent_to_a_client_that_resumes() {
+    let db = TestDb::new().await;
+    let (server, clock) = server_at(&db, DUE - 60 * MINUTE).await;
+    let made = DUE - 300 * MINUTE;
+    deliver_all(
+        &server,
+        &[
+            promise("early", "a", "P", made, "13/01/2026", "17:00"),
+            promise("later", "b", "P", made, "13/01/2026", "18:00"),
+            promise("latest", "c", "P", made, "13/01/2026", "19:00"),
+        ],
+    )
+    .await;
+    let mut client = WsClient::connect(&server.url(""), "graphql-transport-ws").await;
+    client.subscribe("1", DUE_FEED, json!({})).await;
+    clock.set_ms(DUE - 30 * MINUTE);
+    let (seen, cursor) = due_ids(&client.drain(QUIET).await);
+    assert_eq!(seen, ["early"]);
+    client.close().await;
+    server.stop().await;
+
+    // Down past 18:00; up again at 18:30.
+    let (server, _clock) = server_at(&db, DUE + 30 * MINUTE).await;
+    let mut client = WsClient::connect(&server.url(""), "graphql-transport-ws").await;
+    client
+        .subscribe("1", DUE_FEED, json!({ "after": cursor }))
+        .await;
+    let (missed, _) = due_ids(&client.drain(QUIET).await);
+    assert_eq!(missed, ["later"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(leadql_test_postgres),
+    ignore = "PostgreSQL only (several instances share one database)"
+)]
+async fn every_instance_sends_the_same_due_callbacks_and_a_client_may_resume_on_another() {
+    let db = TestDb::new().await;
+    assert!(db.postgres().is_some(), "needs LEADQL_TEST_DATABASE_URL");
+    let (_a, base_a) = ServerProcess::start(&db.url, &[]).await;
+    let (_b, base_b) = ServerProcess::start(&db.url, &[]).await;
+    let mut on_a = WsClient::connect(&base_a, "graphql-transport-ws").await;
+    on_a.subscribe("1", DUE_FEED, json!({})).await;
+    // Real time here: promises two and four seconds ahead, in the
+    // payload's own +05:30, stored through instance B.
+    let now = leadql::store::now_ms();
+    let local = |ms: i64| {
+        let t =
+            DateTime::<Utc>::from_timestamp_millis(ms).unwrap() + chrono::Duration::minutes(330);
+        (
+            t.format("%d/%m/%Y").to_string(),
+            t.format("%H:%M:%S").to_string(),
+        )
+    };
+    // Whole seconds: the text has no milliseconds.
+    let soon = (now / 1000 + 2) * 1000;
+    let (d1, t1) = local(soon);
+    let (d2, t2) = local(soon + 2000);
+    let client = reqwest::Client::new();
+    for body in [
+        promise("first", "x", "P", now - 60_000, &d1, &t1),
+        promise("second", "y", "P", now - 60_000, &d2, &t2),
+    ] {
+        let status = client
+            .post(format!("{base_b}/webhooks/activity"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+    let first = on_a
+        .next_data(std::time::Duration::from_secs(10))
+        .await
+        .expect("the first came due on A");
+    assert_eq!(first["callbackDue"]["id"], "first");
+    assert_eq!(first["callbackDue"]["dueAt"], at(soon));
+    let cursor = first["callbackDue"]["cursor"].clone();
+    on_a.close().await;
+    // Resumed on B: the rest, once.
+    let mut on_b = WsClient::connect(&base_b, "graphql-transport-ws").await;
+    on_b.subscribe("1", DUE_FEED, json!({ "after": cursor }))
+        .await;
+    let second = on_b
+        .next_data(std::time::Duration::from_secs(10))
+        .await
+        .expect("the second came due");
+    assert_eq!(second["callbackDue"]["id"], "second");
+    assert!(on_b.drain(QUIET).await.is_empty(), "nothing twice");
+}

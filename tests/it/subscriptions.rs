@@ -422,9 +422,14 @@ async fn a_recorded_activities_subscriber_behind_its_buffer_catches_up_from_the_
     let base = s.url("");
     // A second instance's feed on the same database, buffer 8 events and
     // so one page of activities.
-    let feed = leadql::feed::Feed::start(s.db().clone(), 8, leadql::telemetry::Metrics::new())
-        .await
-        .unwrap();
+    let feed = leadql::feed::Feed::start(
+        s.db().clone(),
+        8,
+        leadql::telemetry::Metrics::new(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
     let schema = leadql::graphql::schema(Default::default(), Some(feed.clone()));
     let request =
         async_graphql::Request::new("subscription { activityRecorded { recordedCursor id } }")

@@ -40,7 +40,7 @@ pub struct Callback {
     /// The activity (call) in which it was promised.
     #[field(key)]
     activity_id: ID,
-    /// The project of the promising call.
+    /// The lead's project.
     #[field(filter)]
     project_id: Option<String>,
     /// The tool call that recorded the promise (null when only the call's
