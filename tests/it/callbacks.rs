@@ -623,3 +623,158 @@ async fn every_instance_sends_the_same_due_callbacks_and_a_client_may_resume_on_
     assert_eq!(second["callbackDue"]["id"], "second");
     assert!(on_b.drain(QUIET).await.is_empty(), "nothing twice");
 }
+
+const TIMELINE: &str = "query($id: ID!, $kinds: [TimelineKind!], $first: Int, $after: String, \
+    $last: Int, $before: String) { lead(id: $id) { timeline(kinds: $kinds, first: $first, \
+    after: $after, last: $last, before: $before) { totalCount \
+    edges { cursor node { at kind summary fromState toState activity { id } \
+    dispositionEvent { previousDisposition disposition } update { id success } callback { id } } } \
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } } }";
+
+#[tokio::test]
+async fn a_leads_timeline_lists_everything_that_happened_oldest_first_and_pages_both_ways() {
+    let db = TestDb::new().await;
+    let (server, clock) = server_at(&db, DUE - MINUTE).await;
+    let seed: Value = serde_json::from_str(SEED_CONNECTED).unwrap();
+    let lead = seed["leadId"].as_str().unwrap().to_string();
+    let called = seed["timestamp"].as_i64().unwrap();
+    let earlier = called - 3_600_000;
+    let mut busy: Value = serde_json::from_str(SEED_BUSY).unwrap();
+    busy["leadId"] = json!(lead);
+    busy["activityId"] = json!("busy-call");
+    busy["timestamp"] = json!(earlier);
+    let update = include_str!("../../fixtures/update-success.json");
+    // Delivered out of order: the timeline is in the order things happened.
+    deliver_all(
+        &server,
+        &[
+            busy.to_string(),
+            update.to_string(),
+            SEED_CONNECTED.to_string(),
+        ],
+    )
+    .await;
+    let ask = |vars: Value| {
+        let server = &server;
+        let lead = lead.clone();
+        async move {
+            let mut vars = vars;
+            vars["id"] = json!(lead);
+            server.query(TIMELINE, vars).await["lead"]["timeline"].clone()
+        }
+    };
+    let kinds = |t: &Value| -> Vec<String> {
+        t["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let before_due = ask(json!({})).await;
+    assert_eq!(
+        kinds(&before_due),
+        [
+            "CALL",
+            "STATE_CHANGE",
+            "DISPOSITION_CHANGE",
+            "CALL",
+            "STATE_CHANGE",
+            "DISPOSITION_CHANGE",
+            "CALLBACK_REQUESTED",
+            "LEAD_UPDATE"
+        ],
+        "{before_due}"
+    );
+    clock.set_ms(DUE);
+    let all = ask(json!({})).await;
+    let nodes: Vec<&Value> = all["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["node"])
+        .collect();
+    assert_eq!(all["totalCount"], 9);
+    assert_eq!(kinds(&all).last().map(String::as_str), Some("CALLBACK_DUE"));
+    assert_eq!(nodes[0]["at"], at(earlier));
+    assert_eq!(nodes[0]["activity"]["id"], "busy-call");
+    assert_eq!(nodes[1]["fromState"], busy["activity"]["fromState"]);
+    assert_eq!(nodes[1]["toState"], busy["activity"]["toState"]);
+    assert_eq!(nodes[1]["activity"]["id"], "busy-call");
+    assert_eq!(nodes[2]["dispositionEvent"]["disposition"], "Attempted");
+    assert_eq!(
+        nodes[2]["dispositionEvent"]["previousDisposition"],
+        Value::Null
+    );
+    assert_eq!(nodes[3]["at"], at(called));
+    assert_eq!(nodes[4]["summary"], "make_second_call → interested");
+    assert_eq!(nodes[5]["summary"], "Attempted → Interested");
+    assert_eq!(nodes[6]["callback"]["id"], seed["activityId"]);
+    assert_eq!(nodes[7]["update"]["success"], true);
+    assert_eq!(nodes[7]["activity"], Value::Null);
+    assert_eq!(nodes[8]["at"], at(DUE));
+    assert_eq!(nodes[8]["callback"]["id"], seed["activityId"]);
+    let cursors: Vec<String> = all["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["cursor"].as_str().unwrap().to_string())
+        .collect();
+
+    // Three at a time forward, and four at a time backward: the same list.
+    let mut forward = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let page = ask(json!({ "first": 3, "after": after })).await;
+        assert_eq!(page["pageInfo"]["hasPreviousPage"], !after.is_null());
+        forward.extend(
+            page["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["cursor"].clone()),
+        );
+        if page["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+    assert_eq!(forward, cursors);
+    let mut backward: Vec<Value> = Vec::new();
+    let mut before = Value::Null;
+    loop {
+        let page = ask(json!({ "last": 4, "before": before })).await;
+        let mut chunk: Vec<Value> = page["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["cursor"].clone())
+            .collect();
+        chunk.extend(backward);
+        backward = chunk;
+        if page["pageInfo"]["hasPreviousPage"] != true {
+            break;
+        }
+        before = page["pageInfo"]["startCursor"].clone();
+    }
+    assert_eq!(backward, cursors);
+
+    let callbacks_only = ask(json!({ "kinds": ["CALLBACK_REQUESTED", "CALLBACK_DUE"] })).await;
+    assert_eq!(
+        kinds(&callbacks_only),
+        ["CALLBACK_REQUESTED", "CALLBACK_DUE"]
+    );
+    assert_eq!(callbacks_only["totalCount"], 2);
+
+    let refused = server
+        .graphql(TIMELINE, json!({ "id": lead, "after": "yesterday" }))
+        .await;
+    assert!(
+        refused
+            .to_string()
+            .contains("must be the cursor of a timeline entry"),
+        "{refused}"
+    );
+    server.stop().await;
+}

@@ -3,12 +3,18 @@
 
 use super::activity::{activity_of, Activity};
 use super::lead::{lead_of, Lead};
+use super::loaders;
+use crate::error::ApiError;
 use crate::graphql::engine::connection::connection;
+use crate::graphql::engine::loader::{Batch, LoadError};
 use crate::graphql::engine::page::{KeyPart, SortKey};
 use crate::graphql::engine::resource::resource;
+use async_graphql::dataloader::Loader;
 use async_graphql::{ComplexObject, Context, Result, ID};
 use chrono::{DateTime, Utc};
 use entity::disposition_event;
+use sea_orm::{ColumnTrait, QueryFilter};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A lead's disposition taking a new value (the first one included).
@@ -83,4 +89,41 @@ impl DispositionEvent {
     async fn activity(&self, ctx: &Context<'_>) -> Result<Arc<Activity>> {
         activity_of(ctx, self.activity_id.key()?, &self.joined).await
     }
+}
+
+/// A disposition event by its id (a timeline entry's), batched with the
+/// same lookups of sibling fields.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EventById(pub i64);
+
+impl Loader<EventById> for Batch {
+    type Value = Arc<DispositionEvent>;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[EventById],
+    ) -> Result<HashMap<EventById, Arc<DispositionEvent>>, LoadError> {
+        let rows = self
+            .reader
+            .find::<disposition_event::Entity>()
+            .filter(disposition_event::Column::Id.is_in(keys.iter().map(|k| k.0)))
+            .all(self.reader.db())
+            .await
+            .map_err(Arc::new)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (EventById(row.id), Arc::new(DispositionEvent::from(row))))
+            .collect())
+    }
+}
+
+/// The disposition event `id`, if this reader sees it.
+pub(crate) async fn event_by_id(
+    ctx: &Context<'_>,
+    id: i64,
+) -> Result<Option<Arc<DispositionEvent>>> {
+    loaders(ctx)
+        .load_one(EventById(id))
+        .await
+        .map_err(|e| ApiError::database(&e).into())
 }

@@ -9,6 +9,7 @@ use super::conversation::{
 };
 use super::disposition_event::{DispositionEvent, DispositionEventConnection};
 use super::lead_update::{updates_of, LeadUpdate};
+use super::timeline::{timeline_of, TimelineEntryConnection, TimelineKind};
 use super::tool_call::{ToolCall, ToolCallConnection, ToolCallFilter, ToolCallOrderBy};
 use super::{condition, look_up, reader, shape};
 use crate::graphql::engine::connection::{connection, cost, nested, one, root};
@@ -319,6 +320,28 @@ impl Lead {
     /// at most one, its newest promise.
     async fn next_callback(&self, ctx: &Context<'_>) -> Result<Option<Arc<Callback>>> {
         look_up::<Callback>(ctx, callback::Column::OpenLeadId, self.key()?).await
+    }
+
+    /// Everything that happened to the lead, oldest first: activities,
+    /// state and disposition changes, update results, and callbacks
+    /// promised and come due (only `kinds`, when given).
+    #[graphql(complexity = "cost(first, last, child_complexity)")]
+    async fn timeline(
+        &self,
+        ctx: &Context<'_>,
+        kinds: Option<Vec<TimelineKind>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<TimelineEntryConnection> {
+        let args = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        timeline_of(ctx, self.key()?, kinds.as_deref(), &args).await
     }
 
     /// Results of the platform's "update lead" calls for this lead, oldest

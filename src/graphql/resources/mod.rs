@@ -11,6 +11,7 @@ pub mod lead;
 pub mod lead_update;
 pub mod live;
 pub mod message;
+pub mod timeline;
 pub mod tool_call;
 
 use super::engine::filter::{condition_of, Filter};
