@@ -48,14 +48,18 @@ pub async fn load(state: &AppState, generated_leads: usize) -> anyhow::Result<us
 
 /// Load the fixtures and `generated_leads` synthetic leads spread over the
 /// 30 days up to now (what `serve --demo` loads), so "today" and "this
-/// week" have data whenever the demo runs.
+/// week" have data whenever the demo runs, and callbacks are due and
+/// ahead.
 pub async fn load_recent(state: &AppState, generated_leads: usize) -> anyhow::Result<usize> {
     // A lead's attempts span up to an hour after its start: start early
     // enough that the last ones are not in the future.
-    let start = chrono::Utc::now().timestamp_millis() - 30 * 86_400_000 - 2 * 3_600_000;
+    // Calls back are generated up to now only, so the latest callbacks
+    // are still to be made: some due, some ahead.
+    let now = chrono::Utc::now().timestamp_millis();
+    let start = now - 30 * 86_400_000 - 2 * 3_600_000;
     load_bodies(
         state,
-        crate::generate::generate_from(generated_leads, 7, start),
+        crate::generate::generate_until(generated_leads, 7, start, now),
     )
     .await
 }

@@ -778,3 +778,103 @@ async fn a_leads_timeline_lists_everything_that_happened_oldest_first_and_pages_
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn generated_data_has_callbacks_honoured_late_missed_superseded_and_unreadable_in_several_zones(
+) {
+    let db = TestDb::new().await;
+    // Long after the generated month: every moment has passed.
+    let (server, _clock) = server_at(&db, DUE + 365 * 24 * 60 * MINUTE).await;
+    let generated = leadql::generate::generate(400, 3);
+    for body in &generated {
+        assert_eq!(server.deliver(body.clone()).await.0, 200);
+    }
+    let mut all = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let page = server
+            .query(
+                "query($after: String) { callbacks(first: 500, after: $after) { nodes { \
+                 id status dueAt timezone localDate localTime fulfilledBy { timestamp } } \
+                 pageInfo { hasNextPage endCursor } } }",
+                json!({ "after": after }),
+            )
+            .await;
+        all.extend(page["callbacks"]["nodes"].as_array().unwrap().clone());
+        if page["callbacks"]["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = page["callbacks"]["pageInfo"]["endCursor"].clone();
+    }
+    let count = |f: &dyn Fn(&Value) -> bool| all.iter().filter(|c| f(c)).count();
+    let millis = |v: &Value| {
+        DateTime::parse_from_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .timestamp_millis()
+    };
+    let on_time = count(&|c| {
+        c["status"] == "DONE"
+            && !c["dueAt"].is_null()
+            && (millis(&c["fulfilledBy"]["timestamp"]) - millis(&c["dueAt"])).abs() <= 15 * MINUTE
+    });
+    let late = count(&|c| {
+        c["status"] == "DONE"
+            && !c["dueAt"].is_null()
+            && millis(&c["fulfilledBy"]["timestamp"]) - millis(&c["dueAt"]) >= 60 * MINUTE
+    });
+    let missed = count(&|c| c["status"] == "DUE");
+    let superseded = count(&|c| c["status"] == "SUPERSEDED");
+    let unreadable = count(&|c| c["dueAt"].is_null());
+    let twelve_hour = count(&|c| c["localTime"].as_str().is_some_and(|t| t.ends_with('M')));
+    let iso = count(&|c| c["localDate"].as_str().is_some_and(|d| d.contains('-')));
+    for (what, n) in [
+        ("honoured on time", on_time),
+        ("honoured late", late),
+        ("missed", missed),
+        ("superseded", superseded),
+        ("unreadable", unreadable),
+        ("12-hour times", twelve_hour),
+        ("ISO dates", iso),
+    ] {
+        assert!(n > 0, "no {what} callbacks among {}", all.len());
+    }
+    let zones: std::collections::BTreeSet<&str> =
+        all.iter().filter_map(|c| c["timezone"].as_str()).collect();
+    assert!(
+        zones.contains("+05:30") && zones.contains("+04:00") && zones.contains("+00:00"),
+        "{zones:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn demo_data_has_callbacks_due_now_and_still_ahead() {
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    leadql::demo::load_recent(&server.state, 300).await.unwrap();
+    let statuses = server
+        .query(
+            "{ due: callbacks(filter: {status: [DUE]}) { totalCount } \
+               pending: callbacks(filter: {status: [PENDING]}) { totalCount } \
+               done: callbacks(filter: {status: [DONE]}) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    for kind in ["due", "pending", "done"] {
+        assert!(
+            statuses[kind]["totalCount"].as_i64().unwrap() > 0,
+            "no {kind} callbacks in the demo: {statuses}"
+        );
+    }
+    let future_calls = server
+        .query(
+            "query($now: DateTime!) { activities(filter: {timestamp: {gt: $now}}) { totalCount } }",
+            json!({ "now": Utc::now().to_rfc3339() }),
+        )
+        .await;
+    assert_eq!(
+        future_calls["activities"]["totalCount"], 0,
+        "no call happens in the future"
+    );
+    server.stop().await;
+}
