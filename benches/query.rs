@@ -9,13 +9,16 @@
 //!   tool calls, updates) for a random lead;
 //! - page: "Interested" leads of a random project, newest first, 50;
 //! - counts: dispositionCounts of a random project over a random 7 days,
-//!   by day.
+//!   by day;
+//! - callbacks: the DUE callbacks of a random project, earliest first, 50
+//!   (a sales floor's screen);
+//! - timeline: one lead's timeline, a random lead.
 //!
 //! Environment: LEADQL_BENCH_LEADS (comma-separated sizes, default
 //! "10000,100000"), LEADQL_BENCH_REQUESTS (per query kind, default 2000),
 //! LEADQL_BENCH_CLIENTS (default 8), LEADQL_BENCH_RUNS (rounds per query,
 //! the median round is printed; default 3), LEADQL_BENCH_KINDS (which
-//! queries, default "history,page,counts"), LEADQL_BENCH_POSTGRES (admin URL, or
+//! queries, default "history,page,counts,callbacks,timeline"), LEADQL_BENCH_POSTGRES (admin URL, or
 //! "off"), LEADQL_BENCH_URL (measure a server that is already running, on
 //! its data, instead: e.g. http://127.0.0.1:8080), LEADQL_BENCH_TRACES
 //! (`off`, `on`: OpenTelemetry traces exported to a receiver in the
@@ -48,6 +51,18 @@ const PAGE: &str = "query Page($project: String!) {
 const COUNTS: &str = "query Counts($project: String!, $from: DateTime!, $to: DateTime!) {
   dispositionCounts(bucket: DAY, filter: { projectId: { eq: $project }, timestamp: { gte: $from, lt: $to } }) {
     bucketStart disposition dispositionType count } }";
+
+const CALLBACKS: &str = "query Callbacks($project: String!) {
+  callbacks(filter: { status: [DUE], projectId: { eq: $project } }, orderBy: [{ field: DUE_AT }], first: 50) {
+    pageInfo { hasNextPage endCursor }
+    edges { cursor node { id leadId dueAt localDate localTime timezone status requestedAt lead { id name } } } } }";
+
+const TIMELINE: &str = "query Timeline($id: ID!) { lead(id: $id) {
+  id name timeline(first: 100) { pageInfo { hasNextPage endCursor }
+    edges { cursor node { at kind summary fromState toState } } } } }";
+
+/// The query kinds, in the order they run.
+const KINDS: &[&str] = &["history", "page", "counts", "callbacks", "timeline"];
 
 struct Sample {
     leads: Vec<String>,
@@ -175,6 +190,8 @@ async fn run(
                 let (query, variables) = match kind.as_str() {
                     "history" => (HISTORY, json!({ "id": sample.leads[rng.random_range(0..sample.leads.len())] })),
                     "page" => (PAGE, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
+                    "callbacks" => (CALLBACKS, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
+                    "timeline" => (TIMELINE, json!({ "id": sample.leads[rng.random_range(0..sample.leads.len())] })),
                     _ => {
                         let week = 7 * 86_400_000;
                         let span = (sample.last_ms - sample.first_ms - week).max(1);
@@ -338,12 +355,12 @@ async fn measure(targets: &[Target<'_>], requests: usize, clients: usize, rows: 
     let leads = counts["leads"]["totalCount"].as_i64().unwrap();
     let activities = counts["activities"]["totalCount"].as_i64().unwrap();
     let rounds = env_or("LEADQL_BENCH_RUNS", 3).max(1);
-    let kinds =
-        std::env::var("LEADQL_BENCH_KINDS").unwrap_or_else(|_| "history,page,counts".into());
+    let kinds = std::env::var("LEADQL_BENCH_KINDS").unwrap_or_else(|_| KINDS.join(","));
     for kind in kinds.split(',').map(str::trim).filter(|k| !k.is_empty()) {
         assert!(
-            ["history", "page", "counts"].contains(&kind),
-            "LEADQL_BENCH_KINDS: unknown query {kind:?} (history, page, counts)"
+            KINDS.contains(&kind),
+            "LEADQL_BENCH_KINDS: unknown query {kind:?} ({})",
+            KINDS.join(", ")
         );
         // Warm up (caches, connections), then measure `rounds` times and
         // keep the round with the median p50: this machine is noisy.
