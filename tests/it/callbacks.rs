@@ -444,6 +444,10 @@ fn due_ids(results: &[Value]) -> (Vec<String>, Option<String>) {
     (ids, cursor)
 }
 
+/// Time for a subscription to start (the protocol does not acknowledge
+/// one).
+const SUBSCRIBED: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// Long enough for the feed's pump to notice a moved clock (it wakes at
 /// the next moment it knows, and at least once a second).
 const QUIET: std::time::Duration = std::time::Duration::from_millis(1500);
@@ -477,6 +481,7 @@ async fn callback_due_fires_once_per_open_callback_at_its_moment_in_order_and_re
             json!({ "f": { "projectId": { "eq": "P1" }, "status": ["DUE"] } }),
         )
         .await;
+    tokio::time::sleep(SUBSCRIBED).await;
     let mut bad = WsClient::connect(&base, "graphql-transport-ws").await;
     bad.subscribe("1", DUE_FEED, json!({ "after": "tomorrow" }))
         .await;
@@ -537,7 +542,7 @@ async fn a_callback_that_came_due_while_the_server_was_down_is_sent_to_a_client_
     deliver_all(
         &server,
         &[
-            promise("early", "a", "P", made, "13/01/2026", "17:00"),
+            promise("early", "a", "P", made, "13/01/2026", "17:15"),
             promise("later", "b", "P", made, "13/01/2026", "18:00"),
             promise("latest", "c", "P", made, "13/01/2026", "19:00"),
         ],
@@ -545,6 +550,9 @@ async fn a_callback_that_came_due_while_the_server_was_down_is_sent_to_a_client_
     .await;
     let mut client = WsClient::connect(&server.url(""), "graphql-transport-ws").await;
     client.subscribe("1", DUE_FEED, json!({})).await;
+    // The protocol does not acknowledge a subscription: give it time to
+    // start before anything comes due.
+    tokio::time::sleep(SUBSCRIBED).await;
     clock.set_ms(DUE - 30 * MINUTE);
     let (seen, cursor) = due_ids(&client.drain(QUIET).await);
     assert_eq!(seen, ["early"]);
@@ -574,6 +582,7 @@ async fn every_instance_sends_the_same_due_callbacks_and_a_client_may_resume_on_
     let (_b, base_b) = ServerProcess::start(&db.url, &[]).await;
     let mut on_a = WsClient::connect(&base_a, "graphql-transport-ws").await;
     on_a.subscribe("1", DUE_FEED, json!({})).await;
+    tokio::time::sleep(SUBSCRIBED).await;
     // Real time here: promises two and four seconds ahead, in the
     // payload's own +05:30, stored through instance B.
     let now = leadql::store::now_ms();

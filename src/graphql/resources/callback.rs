@@ -9,13 +9,14 @@ use super::lead::{lead_of, Lead};
 use super::{condition, look_up, reader};
 use crate::graphql::engine::connection::{connection, cost, root};
 use crate::graphql::engine::filter::Against;
+use crate::graphql::engine::join::Join;
 use crate::graphql::engine::order::order_input;
 use crate::graphql::engine::page::{PageArgs, SortKey};
 use crate::graphql::engine::resource::resource;
 use crate::store::callbacks::{DONE, OPEN, SUPERSEDED};
 use async_graphql::{ComplexObject, Context, Enum, Object, Result, ID};
 use chrono::{DateTime, Utc};
-use entity::{activity, callback};
+use entity::{activity, callback, lead};
 use sea_orm::{ColumnTrait, Condition, QueryFilter};
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ use std::sync::Arc;
     filter_doc = "Which callbacks to include.",
     order = CallbackOrderField,
     order_doc = "Fields callbacks can be sorted by.",
+    joins = callback_joins,
     complex
 )]
 pub struct Callback {
@@ -76,6 +78,19 @@ pub struct Callback {
     /// PENDING, DUE, DONE or SUPERSEDED, any of them.
     #[filter_only(with = status_condition)]
     status: Vec<CallbackStatus>,
+}
+
+/// A callback's lead and promising call come with it when asked for (the
+/// same lead's rows: visible with it).
+fn callback_joins() -> Vec<Join<callback::Entity>> {
+    vec![
+        Join::to::<Lead>("lead", callback::Column::LeadId, lead::Column::Id),
+        Join::to::<Activity>(
+            "activity",
+            callback::Column::ActivityId,
+            activity::Column::Id,
+        ),
+    ]
 }
 
 /// Where a callback stands, now.
@@ -185,11 +200,17 @@ impl Callback {
 
     /// The lead to call back, as it is now.
     async fn lead(&self, ctx: &Context<'_>) -> Result<Arc<Lead>> {
+        if let Some(Some(lead)) = self.joined.get::<Lead>("lead") {
+            return Ok(lead);
+        }
         lead_of(ctx, self.lead_id.key()?, &self.joined).await
     }
 
     /// The call in which it was promised.
     async fn activity(&self, ctx: &Context<'_>) -> Result<Arc<Activity>> {
+        if let Some(Some(activity)) = self.joined.get::<Activity>("activity") {
+            return Ok(activity);
+        }
         activity_of(ctx, self.activity_id.key()?, &self.joined).await
     }
 
