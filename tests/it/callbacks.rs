@@ -887,3 +887,44 @@ async fn demo_data_has_callbacks_due_now_and_still_ahead() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_newer_version_of_a_call_can_withdraw_or_move_its_promise() {
+    let db = TestDb::new().await;
+    let (server, _clock) = server_at(&db, DUE).await;
+    let made = DUE - 300 * MINUTE;
+    deliver_all(
+        &server,
+        &[
+            promise("withdrawn", "w", "P", made, "13/01/2026", "18:00"),
+            promise("moved", "from", "P", made, "13/01/2026", "18:00"),
+            // Newer versions: the first without a promise, the second on
+            // another lead.
+            call("withdrawn", "w", "P", made + 1),
+            promise("moved", "to", "P", made + 1, "13/01/2026", "19:00"),
+        ],
+    )
+    .await;
+    assert_eq!(of_lead(&server, "w").await["callbacks"]["totalCount"], 0);
+    assert_eq!(of_lead(&server, "from").await["callbacks"]["totalCount"], 0);
+    let to = of_lead(&server, "to").await;
+    assert_eq!(ids(&to["callbacks"]), ["moved"]);
+    assert_eq!(to["callbacks"]["nodes"][0]["localTime"], "19:00");
+    // The same as storing only the newest versions.
+    let fresh = TestDb::new().await;
+    let (again, _clock) = server_at(&fresh, DUE).await;
+    deliver_all(
+        &again,
+        &[
+            call("withdrawn", "w", "P", made + 1),
+            promise("moved", "to", "P", made + 1, "13/01/2026", "19:00"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        snapshot(server.db()).await["callbacks"],
+        snapshot(again.db()).await["callbacks"]
+    );
+    server.stop().await;
+    again.stop().await;
+}

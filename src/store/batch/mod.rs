@@ -17,7 +17,9 @@ use entity::{activity, disposition_event, lead_update};
 use read::{lead_facts, lock_leads, Stored};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr};
 use std::collections::{BTreeSet, HashMap, HashSet};
-use write::{log_deliveries, write_activities, write_feeds, write_leads, write_updates, Script};
+use write::{
+    callbacks_of, log_deliveries, write_activities, write_feeds, write_leads, write_updates, Script,
+};
 
 /// What happened to one delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +88,7 @@ pub async fn apply_batch<C: ConnectionTrait>(
     let decided = decide(deliveries, &mut stored);
     let affected = affected_leads(deliveries, &decided.statuses, &stored);
     let mut facts = lead_facts(txn, &affected).await?;
+    let callbacks_before = callbacks_of(&affected, &facts, rules);
     let applied = apply_in_order(
         deliveries,
         &decided.statuses,
@@ -102,7 +105,7 @@ pub async fn apply_batch<C: ConnectionTrait>(
     }
     write_activities(&mut script, &applied, &stored);
     write_updates(&mut script, &applied);
-    write_leads(&mut script, &affected, &facts, rules);
+    write_leads(&mut script, &affected, &facts, rules, &callbacks_before);
     let (events, activities) = if live {
         write_feeds(&mut script, &applied, received_at);
         (applied.events.len(), applied.activities.len())

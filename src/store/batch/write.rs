@@ -157,37 +157,68 @@ pub(super) fn write_updates(script: &mut Script, applied: &Applied) {
     );
 }
 
-/// The changed leads and their callbacks, recomputed from their
-/// activities (a lead's callbacks are replaced as a whole: a promise can
-/// disappear with a newer version of its activity).
+/// Every callback of `leads` as their activities' `facts` project them,
+/// by id.
+pub(super) fn callbacks_of(
+    leads: &[String],
+    facts: &HashMap<String, Vec<LeadFacts>>,
+    rules: &Rules,
+) -> HashMap<String, callback::Model> {
+    let mut out = HashMap::new();
+    for id in leads {
+        let facts = facts.get(id).map(Vec::as_slice).unwrap_or_default();
+        let project = project_lead(id, facts).project_id;
+        for row in project_callbacks(id, project.as_deref(), facts, rules) {
+            out.insert(row.id.clone(), row);
+        }
+    }
+    out
+}
+
+/// The changed leads, recomputed from their activities, and the callbacks
+/// that changed with them: `before` holds the callbacks the same leads had
+/// before this batch (stored rows are exactly that projection), so only
+/// rows that differ are written and only promises that went away (a newer
+/// version of an activity without one, an activity moved to another lead)
+/// are deleted.
 pub(super) fn write_leads(
     script: &mut Script,
     affected: &[String],
     facts: &HashMap<String, Vec<LeadFacts>>,
     rules: &Rules,
+    before: &HashMap<String, callback::Model>,
 ) {
-    let mut leads = Vec::with_capacity(affected.len());
-    let mut callbacks = Vec::new();
-    for id in affected {
-        let facts = facts.get(id).map(Vec::as_slice).unwrap_or_default();
-        let lead = project_lead(id, facts);
-        callbacks.extend(
-            project_callbacks(id, lead.project_id.as_deref(), facts, rules)
-                .into_iter()
-                .map(IntoActiveModel::into_active_model),
-        );
-        leads.push(lead.into_active_model());
-    }
+    let leads: Vec<lead::ActiveModel> = affected
+        .iter()
+        .map(|id| {
+            project_lead(id, facts.get(id).map(Vec::as_slice).unwrap_or_default())
+                .into_active_model()
+        })
+        .collect();
     script.insert::<lead::Entity, _>(leads, Some(upsert::<lead::Entity>(lead::Column::Id)));
-    if !affected.is_empty() {
+    let after = callbacks_of(affected, facts, rules);
+    let gone: Vec<&str> = before
+        .keys()
+        .filter(|id| !after.contains_key(*id))
+        .map(String::as_str)
+        .collect();
+    if !gone.is_empty() {
         script.push(
             callback::Entity::delete_many()
-                .filter(callback::Column::LeadId.is_in(affected.iter().map(String::as_str)))
+                .filter(callback::Column::Id.is_in(gone))
                 .into_query(),
         );
     }
+    let mut changed: Vec<callback::Model> = after
+        .into_values()
+        .filter(|row| before.get(&row.id) != Some(row))
+        .collect();
+    changed.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     script.insert::<callback::Entity, _>(
-        callbacks,
+        changed
+            .into_iter()
+            .map(IntoActiveModel::into_active_model)
+            .collect(),
         Some(upsert::<callback::Entity>(callback::Column::Id)),
     );
 }
