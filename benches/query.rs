@@ -55,7 +55,7 @@ const COUNTS: &str = "query Counts($project: String!, $from: DateTime!, $to: Dat
 const CALLBACKS: &str = "query Callbacks($project: String!) {
   callbacks(filter: { status: [DUE], projectId: { eq: $project } }, orderBy: [{ field: DUE_AT }], first: 50) {
     pageInfo { hasNextPage endCursor }
-    edges { cursor node { id leadId dueAt localDate localTime timezone status requestedAt lead { id name } } } } }";
+    edges { cursor node { id dueAt localDate localTime timezone lead { id name } } } } }";
 
 const TIMELINE: &str = "query Timeline($id: ID!) { lead(id: $id) {
   id name timeline(first: 100) { pageInfo { hasNextPage endCursor }
