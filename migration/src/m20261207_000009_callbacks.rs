@@ -9,7 +9,6 @@
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
-use sea_orm_migration::sea_orm::DbBackend;
 
 pub struct Migration;
 
@@ -25,19 +24,6 @@ const PROMISE_COLUMNS: [&str; 5] = [
     "callback_date",
     "callback_time",
     "callback_offset",
-];
-
-/// What a page of callbacks shows besides the index's key.
-const COVERED: [&str; 9] = [
-    "lead_id",
-    "activity_id",
-    "tool_call_id",
-    "requested_at",
-    "due_at",
-    "local_date",
-    "local_time",
-    "timezone",
-    "fulfilled_by",
 ];
 
 #[async_trait::async_trait]
@@ -104,19 +90,11 @@ impl MigrationTrait for Migration {
             ("callbacks_due", &["due_order", "id"]),
             ("callbacks_open_lead", &["open_lead_id"]),
         ];
-        let postgres = manager.get_database_backend() == DbBackend::Postgres;
         for (name, columns) in indexes {
             let mut index = Index::create();
             index.name(name).table("callbacks");
             for column in columns {
                 index.col(*column);
-            }
-            // The sales floor's page (a project's DUE callbacks in due
-            // order) reads its rows from the index alone on PostgreSQL.
-            if postgres && name == "callbacks_project_state_due" {
-                for column in COVERED {
-                    index.include(column);
-                }
             }
             manager.create_index(index).await?;
         }
