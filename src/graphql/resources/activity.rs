@@ -231,9 +231,6 @@ connection!(
 impl Activity {
     /// The lead this activity belongs to.
     async fn lead(&self, ctx: &Context<'_>) -> Result<Arc<Lead>> {
-        if let Some(Some(lead)) = self.joined.get::<Lead>("lead") {
-            return Ok(lead);
-        }
         lead_of(ctx, self.lead_id.key()?, &self.joined).await
     }
 
@@ -267,12 +264,15 @@ impl Activity {
 }
 
 /// The activity `id` (every stored row of an activity has one) of a row
-/// read with `joined` (see `lead_of`).
+/// read with `joined`: its `activity` join, else as `lead_of` finds a lead.
 pub(crate) async fn activity_of(
     ctx: &Context<'_>,
     id: &ID,
     joined: &Joined,
 ) -> Result<Arc<Activity>> {
+    if let Some(Some(activity)) = joined.get::<Activity>("activity") {
+        return Ok(activity);
+    }
     if let Some(shared) = super::live::activity(ctx, joined, id.as_str()).await {
         return shared;
     }

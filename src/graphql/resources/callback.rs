@@ -200,17 +200,11 @@ impl Callback {
 
     /// The lead to call back, as it is now.
     async fn lead(&self, ctx: &Context<'_>) -> Result<Arc<Lead>> {
-        if let Some(Some(lead)) = self.joined.get::<Lead>("lead") {
-            return Ok(lead);
-        }
         lead_of(ctx, self.lead_id.key()?, &self.joined).await
     }
 
     /// The call in which it was promised.
     async fn activity(&self, ctx: &Context<'_>) -> Result<Arc<Activity>> {
-        if let Some(Some(activity)) = self.joined.get::<Activity>("activity") {
-            return Ok(activity);
-        }
         activity_of(ctx, self.activity_id.key()?, &self.joined).await
     }
 

@@ -360,9 +360,13 @@ impl Lead {
 }
 
 /// The lead `id` (every stored row of a lead has one) of a row read with
-/// `joined` (from the rows shared by a live event's subscribers, when it
-/// arrived live).
+/// `joined`: the lead joined to the row (its `lead` join), else from the
+/// rows shared by a live event's subscribers (when it arrived live), else
+/// looked up.
 pub(crate) async fn lead_of(ctx: &Context<'_>, id: &ID, joined: &Joined) -> Result<Arc<Lead>> {
+    if let Some(Some(lead)) = joined.get::<Lead>("lead") {
+        return Ok(lead);
+    }
     if let Some(shared) = super::live::lead(ctx, joined, id.as_str()).await {
         return shared;
     }
