@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 
 /// One promised callback of an activity.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Promise {
     /// The tool call that recorded it (`tool_call_id`), when one did.
     pub tool_call_id: Option<String>,

@@ -13,12 +13,13 @@ mod write;
 use super::projection::{project_lead, LeadFacts};
 use crate::ingest::payload::callback::{Promise, Rules};
 use crate::ingest::payload::{ActivityRows, Delivery, Kind, Projection};
-use entity::{activity, disposition_event, lead_update};
+use entity::{activity, disposition_event, lead, lead_update};
 use read::{lead_facts, lock_leads, Stored};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use write::{
-    callbacks_of, log_deliveries, write_activities, write_feeds, write_leads, write_updates, Script,
+    log_deliveries, project_leads, write_activities, write_feeds, write_leads, write_updates,
+    Script,
 };
 
 /// What happened to one delivery.
@@ -88,14 +89,16 @@ pub async fn apply_batch<C: ConnectionTrait>(
     let decided = decide(deliveries, &mut stored);
     let affected = affected_leads(deliveries, &decided.statuses, &stored);
     let mut facts = lead_facts(txn, &affected).await?;
-    let callbacks_before = callbacks_of(&affected, &facts, rules);
+    // What is stored now: a lead and its callbacks are a function of its
+    // activities.
+    let before = project_leads(&affected, &facts, rules);
     let applied = apply_in_order(
         deliveries,
         &decided.statuses,
         &stored,
         &mut facts,
-        live,
-        received_at,
+        &before.leads,
+        live.then_some(received_at),
         rules,
     );
 
@@ -105,7 +108,11 @@ pub async fn apply_batch<C: ConnectionTrait>(
     }
     write_activities(&mut script, &applied, &stored);
     write_updates(&mut script, &applied);
-    write_leads(&mut script, &affected, &facts, rules, &callbacks_before);
+    write_leads(
+        &mut script,
+        project_leads(&affected, &facts, rules),
+        &before.callbacks,
+    );
     let (events, activities) = if live {
         write_feeds(&mut script, &applied, received_at);
         (applied.events.len(), applied.activities.len())
@@ -194,12 +201,7 @@ struct Winner<'a> {
 /// facts the callbacks projection is computed from.
 fn note_promise(activity: &mut activity::Model, promise: Option<Promise>) {
     activity.callback_promised = promise.is_some();
-    let promise = promise.unwrap_or(Promise {
-        tool_call_id: None,
-        local_date: None,
-        local_time: None,
-        payload_offset: None,
-    });
+    let promise = promise.unwrap_or_default();
     activity.callback_tool_call_id = promise.tool_call_id;
     activity.callback_date = promise.local_date;
     activity.callback_time = promise.local_time;
@@ -207,21 +209,20 @@ fn note_promise(activity: &mut activity::Model, promise: Option<Promise>) {
 }
 
 /// Apply the stored deliveries to the leads' facts in arrival order,
-/// noting each change of a lead's disposition (live batches only).
+/// noting each change of a lead's disposition as recorded at `events_at`
+/// (live batches only; None when replaying).
 fn apply_in_order<'a>(
     deliveries: &[&'a Delivery],
     statuses: &[Status],
     stored: &Stored,
     facts: &mut HashMap<String, Vec<LeadFacts>>,
-    live: bool,
-    received_at: i64,
+    stored_leads: &[lead::Model],
+    events_at: Option<i64>,
     rules: &Rules,
 ) -> Applied<'a> {
-    // A lead row is a function of its activities, so its stored
-    // disposition is the projection of what is stored now.
-    let mut dispositions: HashMap<String, Option<String>> = facts
+    let mut dispositions: HashMap<String, Option<String>> = stored_leads
         .iter()
-        .map(|(id, list)| (id.clone(), project_lead(id, list).disposition))
+        .map(|lead| (lead.id.clone(), lead.disposition.clone()))
         .collect();
     let mut activities: HashMap<&str, Winner<'a>> = HashMap::new();
     let mut updates: HashMap<&str, &lead_update::Model> = HashMap::new();
@@ -248,9 +249,9 @@ fn apply_in_order<'a>(
         list.retain(|f| f.id != d.source_id);
         list.push(LeadFacts::from(&activity));
         activities.insert(d.source_id.as_str(), Winner { activity, rows });
-        if !live {
+        let Some(recorded_at) = events_at else {
             continue;
-        }
+        };
         let projected = project_lead(&d.lead_id, list);
         let previous = dispositions.get(&d.lead_id).cloned().flatten();
         if let Some(new) = &projected.disposition {
@@ -267,7 +268,7 @@ fn apply_in_order<'a>(
                     disposition: new.clone(),
                     disposition_type: projected.disposition_type.clone(),
                     occurred_at: rows.activity.timestamp,
-                    recorded_at: received_at,
+                    recorded_at,
                 });
             }
         }

@@ -157,46 +157,55 @@ pub(super) fn write_updates(script: &mut Script, applied: &Applied) {
     );
 }
 
-/// Every callback of `leads` as their activities' `facts` project them,
-/// by id.
-pub(super) fn callbacks_of(
+/// What the facts of a batch's leads project: each lead's row, and their
+/// callbacks by id.
+pub(super) struct Projected {
+    pub(super) leads: Vec<lead::Model>,
+    pub(super) callbacks: HashMap<String, callback::Model>,
+}
+
+/// Project `leads` (each lead once) and their callbacks from their
+/// activities' `facts`.
+pub(super) fn project_leads(
     leads: &[String],
     facts: &HashMap<String, Vec<LeadFacts>>,
     rules: &Rules,
-) -> HashMap<String, callback::Model> {
-    let mut out = HashMap::new();
+) -> Projected {
+    let mut projected = Projected {
+        leads: Vec::with_capacity(leads.len()),
+        callbacks: HashMap::new(),
+    };
     for id in leads {
         let facts = facts.get(id).map(Vec::as_slice).unwrap_or_default();
-        let project = project_lead(id, facts).project_id;
-        for row in project_callbacks(id, project.as_deref(), facts, rules) {
-            out.insert(row.id.clone(), row);
+        let lead = project_lead(id, facts);
+        for row in project_callbacks(id, lead.project_id.as_deref(), facts, rules) {
+            projected.callbacks.insert(row.id.clone(), row);
         }
+        projected.leads.push(lead);
     }
-    out
+    projected
 }
 
-/// The changed leads, recomputed from their activities, and the callbacks
-/// that changed with them: `before` holds the callbacks the same leads had
-/// before this batch (stored rows are exactly that projection), so only
-/// rows that differ are written and only promises that went away (a newer
-/// version of an activity without one, an activity moved to another lead)
-/// are deleted.
+/// The changed leads, recomputed from their activities (`after`), and the
+/// callbacks that changed with them: `before` holds the callbacks the same
+/// leads had before this batch (stored rows are exactly that projection),
+/// so only rows that differ are written and only promises that went away
+/// (a newer version of an activity without one, an activity moved to
+/// another lead) are deleted.
 pub(super) fn write_leads(
     script: &mut Script,
-    affected: &[String],
-    facts: &HashMap<String, Vec<LeadFacts>>,
-    rules: &Rules,
+    after: Projected,
     before: &HashMap<String, callback::Model>,
 ) {
-    let leads: Vec<lead::ActiveModel> = affected
-        .iter()
-        .map(|id| {
-            project_lead(id, facts.get(id).map(Vec::as_slice).unwrap_or_default())
-                .into_active_model()
-        })
-        .collect();
-    script.insert::<lead::Entity, _>(leads, Some(upsert::<lead::Entity>(lead::Column::Id)));
-    let after = callbacks_of(affected, facts, rules);
+    script.insert::<lead::Entity, _>(
+        after
+            .leads
+            .into_iter()
+            .map(IntoActiveModel::into_active_model)
+            .collect(),
+        Some(upsert::<lead::Entity>(lead::Column::Id)),
+    );
+    let after = after.callbacks;
     let gone: Vec<&str> = before
         .keys()
         .filter(|id| !after.contains_key(*id))
