@@ -411,21 +411,25 @@ pub fn beyond(key: &DueKey) -> sea_orm::Condition {
         )
 }
 
+/// `select`'s open callbacks after `key`, in the feed's order.
+pub fn open_beyond(
+    select: sea_orm::Select<callback::Entity>,
+    key: &DueKey,
+) -> sea_orm::Select<callback::Entity> {
+    select
+        .filter(callback::Column::State.eq(OPEN))
+        .filter(beyond(key))
+        .order_by_asc(callback::Column::DueOrder)
+        .order_by_asc(callback::Column::Id)
+}
+
 /// Publish the open callbacks after the mark whose moment has come, a
 /// page at a time; the next moment after them, if any (None also when the
 /// read failed: it is tried again within a second).
 async fn publish_due(feed: &Inner) -> Option<i64> {
     loop {
         let now = feed.clock.now_ms();
-        let mark = feed.due_mark();
-        let open_after = || {
-            callback::Entity::find()
-                .filter(callback::Column::State.eq(OPEN))
-                .filter(beyond(&mark))
-                .order_by_asc(callback::Column::DueOrder)
-                .order_by_asc(callback::Column::Id)
-        };
-        let due = match open_after()
+        let due = match open_beyond(callback::Entity::find(), &feed.due_mark())
             .filter(callback::Column::DueOrder.lte(now))
             .limit(PAGE)
             .all(&feed.db)
@@ -453,14 +457,9 @@ async fn publish_due(feed: &Inner) -> Option<i64> {
         if full {
             continue;
         }
-        let mark = feed.due_mark();
-        return match callback::Entity::find()
+        return match open_beyond(callback::Entity::find(), &feed.due_mark())
             .select_only()
             .column(callback::Column::DueOrder)
-            .filter(callback::Column::State.eq(OPEN))
-            .filter(beyond(&mark))
-            .order_by_asc(callback::Column::DueOrder)
-            .order_by_asc(callback::Column::Id)
             .into_tuple::<i64>()
             .one(&feed.db)
             .await

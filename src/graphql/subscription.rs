@@ -7,7 +7,7 @@ use super::resources::disposition_event::{DispositionEvent, DispositionEventFilt
 use super::resources::live;
 use crate::error::bad_input;
 use crate::error::ApiError;
-use crate::feed::{beyond, DueKey, Feed, Shared};
+use crate::feed::{beyond, open_beyond, DueKey, Feed, Shared};
 use crate::store::read::Reader;
 use async_graphql::{Context, Result, Subscription as SubscriptionObject};
 use entity::{activity, activity_event, callback, disposition_event};
@@ -84,14 +84,9 @@ async fn due_after(
     last: &DueKey,
     upto: &DueKey,
 ) -> Result<Vec<callback::Model>> {
-    reader
-        .find::<callback::Entity>()
-        .filter(callback::Column::State.eq(crate::store::callbacks::OPEN))
-        .filter(beyond(last))
+    open_beyond(reader.find::<callback::Entity>(), last)
         .filter(beyond(upto).not())
         .filter(cond.clone())
-        .order_by_asc(callback::Column::DueOrder)
-        .order_by_asc(callback::Column::Id)
         .limit(CATCH_UP_PAGE)
         .all(reader.db())
         .await
