@@ -17,6 +17,7 @@ use crate::store::callbacks::{DONE, OPEN, SUPERSEDED};
 use async_graphql::{ComplexObject, Context, Enum, Object, Result, ID};
 use chrono::{DateTime, Utc};
 use entity::{activity, callback, lead};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, Condition, QueryFilter};
 use std::sync::Arc;
 
@@ -115,18 +116,19 @@ pub enum CallbackStatus {
 /// not after now. An empty list matches nothing.
 fn status_condition(statuses: &[CallbackStatus], at: Against) -> Condition {
     let open = || callback::Column::State.eq(OPEN);
+    let due_order = || Expr::col((callback::Entity, callback::Column::DueOrder));
     statuses
         .iter()
         .fold(Condition::any(), |any, status| match status {
             CallbackStatus::Pending => any.add(
                 Condition::all()
                     .add(open())
-                    .add(callback::Column::DueOrder.gt(at.now_ms)),
+                    .add(due_order().gt(at.now())),
             ),
             CallbackStatus::Due => any.add(
                 Condition::all()
                     .add(open())
-                    .add(callback::Column::DueOrder.lte(at.now_ms)),
+                    .add(due_order().lte(at.now())),
             ),
             CallbackStatus::Done => any.add(callback::Column::State.eq(DONE)),
             CallbackStatus::Superseded => any.add(callback::Column::State.eq(SUPERSEDED)),
@@ -249,5 +251,38 @@ impl CallbackQuery {
         let select = r.find::<callback::Entity>().filter(cond);
         let (page, total) = root(ctx, r, select, callback_key(order_by.as_deref()), args).await?;
         Ok(CallbackConnection::from_page(page, total))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graphql::engine::filter::render;
+    use sea_orm::DbBackend;
+
+    /// PostgreSQL compares with the moment through a one-row subquery, so
+    /// a statement's plan does not depend on it (see `Against::now`);
+    /// SQLite takes the value.
+    #[test]
+    fn the_moment_of_a_status_is_a_subquery_on_postgres_only() {
+        let at = |backend| Against {
+            backend,
+            now_ms: 1_768_307_400_000,
+        };
+        let due = [CallbackStatus::Due, CallbackStatus::Pending];
+        assert_eq!(
+            render::<callback::Entity>(
+                status_condition(&due, at(DbBackend::Postgres)),
+                DbBackend::Postgres
+            ),
+            r#"("callbacks"."state" = 'open' AND "callbacks"."due_order" <= (SELECT 1768307400000)) OR ("callbacks"."state" = 'open' AND "callbacks"."due_order" > (SELECT 1768307400000))"#
+        );
+        assert_eq!(
+            render::<callback::Entity>(
+                status_condition(&due, at(DbBackend::Sqlite)),
+                DbBackend::Sqlite
+            ),
+            r#"("callbacks"."state" = 'open' AND "callbacks"."due_order" <= 1768307400000) OR ("callbacks"."state" = 'open' AND "callbacks"."due_order" > 1768307400000)"#
+        );
     }
 }
