@@ -120,16 +120,12 @@ fn status_condition(statuses: &[CallbackStatus], at: Against) -> Condition {
     statuses
         .iter()
         .fold(Condition::any(), |any, status| match status {
-            CallbackStatus::Pending => any.add(
-                Condition::all()
-                    .add(open())
-                    .add(due_order().gt(at.now())),
-            ),
-            CallbackStatus::Due => any.add(
-                Condition::all()
-                    .add(open())
-                    .add(due_order().lte(at.now())),
-            ),
+            CallbackStatus::Pending => {
+                any.add(Condition::all().add(open()).add(due_order().gt(at.now())))
+            }
+            CallbackStatus::Due => {
+                any.add(Condition::all().add(open()).add(due_order().lte(at.now())))
+            }
             CallbackStatus::Done => any.add(callback::Column::State.eq(DONE)),
             CallbackStatus::Superseded => any.add(callback::Column::State.eq(SUPERSEDED)),
         })
