@@ -152,11 +152,17 @@ pub async fn replay_rejected(state: &AppState) -> anyhow::Result<ReplaySummary> 
     let mut summary = ReplaySummary::default();
     for rejected in crate::store::pending_rejections(&state.db).await? {
         match parse(&rejected.body) {
-            Ok(delivery) => {
-                state.ingestor.submit(delivery).await?;
-                crate::store::mark_replayed(&state.db, rejected.id).await?;
-                summary.accepted += 1;
-            }
+            Ok(delivery) => match state.ingestor.submit(delivery).await {
+                Ok(_) => {
+                    crate::store::mark_replayed(&state.db, rejected.id).await?;
+                    summary.accepted += 1;
+                }
+                // Still too large for the database to index.
+                Err(crate::ingest::pipeline::IngestError::TooLarge(_)) => {
+                    summary.still_rejected += 1
+                }
+                Err(err) => return Err(err.into()),
+            },
             Err(_) => summary.still_rejected += 1,
         }
     }

@@ -38,32 +38,48 @@ pub async fn accept(
             tracing::Span::current()
                 .record("lead_id", delivery.lead_id.as_str())
                 .record("source_id", delivery.source_id.as_str());
-            ingestor
-                .submit(delivery)
-                .await
-                .map_err(NotAccepted::NotStored)
-        }
-        Err(rejection) => {
-            let status = match rejection {
-                Rejection::Malformed { .. } => 400,
-                Rejection::Invalid { .. } => 422,
-            };
-            match store::record_rejection(
-                db,
-                status,
-                rejection.code(),
-                rejection.message(),
-                content_type,
-                body,
-            )
-            .await
-            {
-                Ok(rejected_id) => Err(NotAccepted::Rejected {
-                    rejection,
-                    rejected_id,
-                }),
-                Err(err) => Err(NotAccepted::NotStored(err.into())),
+            match ingestor.submit(delivery).await {
+                // Sending it again cannot help: keep it, and say why.
+                Err(IngestError::TooLarge(why)) => {
+                    let message = format!(
+                        "a value in this delivery is too long for PostgreSQL to index (most \
+                         often kilobytes of text in a name, disposition, summary or \
+                         variable); nothing of it was stored: {why}"
+                    );
+                    Err(keep_rejected(db, Rejection::Invalid { message }, content_type, body).await)
+                }
+                other => other.map_err(NotAccepted::NotStored),
             }
         }
+        Err(rejection) => Err(keep_rejected(db, rejection, content_type, body).await),
+    }
+}
+
+/// Keep a body that cannot be accepted in the rejected-deliveries table.
+async fn keep_rejected(
+    db: &DatabaseConnection,
+    rejection: Rejection,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> NotAccepted {
+    let status = match rejection {
+        Rejection::Malformed { .. } => 400,
+        Rejection::Invalid { .. } => 422,
+    };
+    match store::record_rejection(
+        db,
+        status,
+        rejection.code(),
+        rejection.message(),
+        content_type,
+        body,
+    )
+    .await
+    {
+        Ok(rejected_id) => NotAccepted::Rejected {
+            rejection,
+            rejected_id,
+        },
+        Err(err) => NotAccepted::NotStored(err.into()),
     }
 }

@@ -25,6 +25,10 @@ pub enum IngestError {
     /// The database refused the write.
     #[error("storing the delivery failed: {0}")]
     Failed(String),
+    /// A value is too large for the database to index: storing it again
+    /// would fail again (see [`store::is_too_large_to_index`]).
+    #[error("{0}")]
+    TooLarge(String),
     /// The pipeline is shutting down.
     #[error("leadql is shutting down")]
     ShuttingDown,
@@ -34,6 +38,8 @@ impl From<DbErr> for IngestError {
     fn from(err: DbErr) -> Self {
         if store::is_unavailable(&err) {
             IngestError::Unavailable(err.to_string())
+        } else if store::is_too_large_to_index(&err) {
+            IngestError::TooLarge(err.to_string())
         } else {
             IngestError::Failed(err.to_string())
         }

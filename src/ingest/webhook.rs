@@ -96,7 +96,7 @@ async fn store_delivery(state: &AppState, headers: &HeaderMap, body: Body) -> Re
                 "shutting_down",
                 "leadql is shutting down; retry later",
             ),
-            IngestError::Failed(_) => ApiError::new(
+            IngestError::Failed(_) | IngestError::TooLarge(_) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "storage_failed",
                 "the delivery could not be stored; it was not acknowledged, retry later",

@@ -190,6 +190,24 @@ pub fn is_unavailable(err: &DbErr) -> bool {
     }
 }
 
+/// Whether PostgreSQL refused a row because one of its values is too large
+/// for an index entry (SQLSTATE 54000, "index row size … exceeds … maximum
+/// 2704"): a few kilobytes of text from the payload that compress badly,
+/// in an indexed column. Storing it again would fail again. SQLite has no
+/// such limit.
+pub fn is_too_large_to_index(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    use sea_orm::RuntimeErr;
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            matches!(e.as_ref(), Sqlx::Database(db)
+                if db.code().as_deref() == Some("54000")
+                    && db.try_downcast_ref::<sea_orm::sqlx::postgres::PgDatabaseError>().is_some())
+        }
+        _ => false,
+    }
+}
+
 /// Rejected deliveries not replayed yet, oldest first.
 pub async fn pending_rejections(
     db: &DatabaseConnection,

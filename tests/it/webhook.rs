@@ -710,6 +710,82 @@ async fn rejected_deliveries_can_be_replayed() {
     server.stop().await;
 }
 
+/// Kilobytes of text that compress badly, in a column PostgreSQL indexes,
+/// do not fit an index entry there (2,704 bytes at most): SQLite stores
+/// the delivery; PostgreSQL cannot, so the delivery is kept as rejected
+/// with the reason (422), not answered 500 on every retry, and the
+/// deliveries sent beside it are stored.
+#[tokio::test]
+async fn text_too_long_to_index_is_stored_or_kept_with_the_reason_never_a_500() {
+    use rand::{Rng, SeedableRng};
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let long: String = (0..6_000)
+        .map(|_| rng.sample(rand::distr::Alphanumeric) as char)
+        .collect();
+    let mut huge: Value = serde_json::from_str(SEED_CONNECTED).unwrap();
+    huge["activityId"] = "too-long".into();
+    huge["leadSummary"] = long.as_str().into();
+    huge["activity"]["result"]["variables"]["variables"]["Notes"] = long.as_str().into();
+    let mut bodies = vec![huge.to_string()];
+    for n in 0..5 {
+        let mut other: Value = serde_json::from_str(SEED_CONNECTED).unwrap();
+        other["activityId"] = format!("beside-{n}").into();
+        other["leadId"] = format!("lead-beside-{n}").into();
+        bodies.push(other.to_string());
+    }
+    let answers = futures::future::join_all(bodies.into_iter().map(|b| server.deliver(b))).await;
+    for (status, body) in &answers[1..] {
+        assert_eq!(
+            (*status, body["status"].as_str()),
+            (200, Some("stored")),
+            "{body}"
+        );
+    }
+    let (status, body) = &answers[0];
+    if db.postgres().is_some() {
+        assert_eq!(*status, 422, "{body}");
+        assert_eq!(body["error"], "invalid_payload");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains("too long for PostgreSQL to index"),
+            "{message}"
+        );
+        assert!(
+            message.contains("index row size"),
+            "the database's words: {message}"
+        );
+        let kept = body["rejectedId"].as_i64().expect("kept as rejected");
+        let pending = leadql::store::pending_rejections(server.db())
+            .await
+            .unwrap();
+        assert_eq!(pending.iter().map(|r| r.id).collect::<Vec<_>>(), vec![kept]);
+        assert_eq!(pending[0].body, huge.to_string().into_bytes());
+        assert_eq!(count(server.db(), "activities").await, 5);
+        // Replaying cannot store it either, and says so without failing.
+        let replay = leadql::import::replay_rejected(&server.state)
+            .await
+            .unwrap();
+        assert_eq!((replay.accepted, replay.still_rejected), (0, 1));
+    } else {
+        assert_eq!(
+            (*status, body["status"].as_str()),
+            (200, Some("stored")),
+            "{body}"
+        );
+        let lead = server
+            .query(
+                "query($id: ID!) { lead(id: $id) { summary } }",
+                serde_json::json!({ "id": huge["leadId"] }),
+            )
+            .await;
+        assert_eq!(lead["lead"]["summary"], long.as_str());
+        assert_eq!(count(server.db(), "activities").await, 6);
+    }
+    server.stop().await;
+}
+
 /// Values are written as SQL literals (one script per batch): text that
 /// looks like SQL or escapes must come back exactly as sent.
 #[tokio::test]
