@@ -147,15 +147,13 @@ pub fn now_ms() -> i64 {
 ///   past the busy timeout), IOERR and CANTOPEN.
 pub fn is_unavailable(err: &DbErr) -> bool {
     use sea_orm::sqlx::Error as Sqlx;
-    use sea_orm::RuntimeErr;
-    let sqlx = match err {
-        // No connection could be made or taken (whatever the reason: a
-        // misconfigured server is also one to retry later, not to lose).
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-            e.as_ref()
-        }
-        _ => return false,
+    // No connection could be made or taken (whatever the reason: a
+    // misconfigured server is also one to retry later, not to lose).
+    if matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) {
+        return true;
+    }
+    let Some(sqlx) = sqlx_error(err) else {
+        return false;
     };
     match sqlx {
         Sqlx::Io(_)
@@ -196,15 +194,19 @@ pub fn is_unavailable(err: &DbErr) -> bool {
 /// in an indexed column. Storing it again would fail again. SQLite has no
 /// such limit.
 pub fn is_too_large_to_index(err: &DbErr) -> bool {
-    use sea_orm::sqlx::Error as Sqlx;
+    matches!(sqlx_error(err), Some(sea_orm::sqlx::Error::Database(db))
+        if db.code().as_deref() == Some("54000")
+            && db.try_downcast_ref::<sea_orm::sqlx::postgres::PgDatabaseError>().is_some())
+}
+
+/// The driver's error under a failed statement, if it came from the driver.
+fn sqlx_error(err: &DbErr) -> Option<&sea_orm::sqlx::Error> {
     use sea_orm::RuntimeErr;
     match err {
         DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-            matches!(e.as_ref(), Sqlx::Database(db)
-                if db.code().as_deref() == Some("54000")
-                    && db.try_downcast_ref::<sea_orm::sqlx::postgres::PgDatabaseError>().is_some())
+            Some(e.as_ref())
         }
-        _ => false,
+        _ => None,
     }
 }
 
