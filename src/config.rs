@@ -118,6 +118,22 @@ pub struct Config {
     )]
     pub persisted_cache_authorized: bool,
 
+    /// Remove the raw bodies of accepted deliveries received longer ago
+    /// than this (`90d`, `12h`, `2w`), checked at start and every hour;
+    /// leads, activities and every other projection stay, but `reproject`
+    /// can no longer rebuild the leads concerned. Unset: bodies are kept.
+    #[arg(long, env = "LEADQL_PRUNE_DELIVERIES_OLDER_THAN", value_parser = parse_age)]
+    pub prune_deliveries_older_than: Option<std::time::Duration>,
+
+    /// Delete rejected deliveries (kept for inspection and replay)
+    /// received longer ago than this (`30d`). Unset: kept.
+    #[arg(long, env = "LEADQL_PRUNE_REJECTED_OLDER_THAN", value_parser = parse_age)]
+    pub prune_rejected_older_than: Option<std::time::Duration>,
+
+    /// How often retention runs (tests shorten it).
+    #[arg(skip = std::time::Duration::from_secs(3600))]
+    pub prune_every: std::time::Duration,
+
     #[command(flatten)]
     pub callbacks: CallbackConfig,
 
@@ -174,6 +190,13 @@ impl CallbackConfig {
     }
 }
 
+/// An age such as `90d`, `36h` or `2w` (a number and a unit; `humantime`'s
+/// syntax, so `1d 12h` too).
+pub fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{e}: write an age such as 90d, 36h or 2w"))
+}
+
 fn parse_secret(s: &str) -> Result<WebhookSecret, String> {
     let secret = WebhookSecret::new(s);
     if secret.is_empty() {
@@ -185,6 +208,14 @@ fn parse_secret(s: &str) -> Result<WebhookSecret, String> {
 }
 
 impl Config {
+    /// How long raw bodies are kept.
+    pub fn retention(&self) -> crate::store::Retention {
+        crate::store::Retention {
+            deliveries: self.prune_deliveries_older_than,
+            rejected: self.prune_rejected_older_than,
+        }
+    }
+
     /// The GraphQL limits this configuration sets.
     pub fn limits(&self) -> crate::graphql::Limits {
         crate::graphql::Limits {
@@ -216,6 +247,9 @@ impl Config {
             persisted_queries: 10_000,
             persisted_max_age: 60,
             persisted_cache_authorized: false,
+            prune_deliveries_older_than: None,
+            prune_rejected_older_than: None,
+            prune_every: std::time::Duration::from_secs(3600),
             callbacks: CallbackConfig::default(),
             clock: crate::clock::Clock::default(),
         }

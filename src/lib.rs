@@ -77,6 +77,7 @@ impl AppState {
         store::migrate(&db).await?;
         store::case::check_postgres(&db).await;
         store::spawn_checkpointer(&db);
+        store::spawn_retention(&db, config.retention(), config.prune_every);
         let mut pipeline = PipelineConfig::for_backend(db.get_database_backend());
         if let Some(batch) = config.ingest_batch {
             pipeline.max_batch = batch.max(1);

@@ -52,7 +52,7 @@ enum Command {
     /// Migrate the database, then serve the webhook and the API over HTTP.
     Serve {
         #[command(flatten)]
-        config: Config,
+        config: Box<Config>,
         /// Load the example payloads and a small generated data set first,
         /// so there is data to look at straight away.
         #[arg(long)]
@@ -93,6 +93,26 @@ enum Command {
         database_url: String,
         #[command(flatten)]
         callbacks: CallbackConfig,
+    },
+    /// Remove the raw bodies of old accepted deliveries (their leads,
+    /// activities and every other projection stay), and delete old
+    /// rejected deliveries; `serve` can do this hourly
+    /// (`--prune-deliveries-older-than`).
+    #[command(group(clap::ArgGroup::new("age")
+        .required(true)
+        .multiple(true)
+        .args(["deliveries_older_than", "rejected_older_than"])))]
+    Prune {
+        /// Remove bodies of accepted deliveries received longer ago than
+        /// this: `90d`, `12h`, `2w`. `reproject` can no longer rebuild the
+        /// leads concerned (it keeps them as they are).
+        #[arg(long, value_parser = leadql::config::parse_age)]
+        deliveries_older_than: Option<std::time::Duration>,
+        /// Delete rejected deliveries received longer ago than this.
+        #[arg(long, value_parser = leadql::config::parse_age)]
+        rejected_older_than: Option<std::time::Duration>,
+        #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+        database_url: String,
     },
     /// List rejected deliveries (malformed, or without identity fields), or
     /// with --replay try them again, e.g. after an upgrade that reads more.
@@ -198,7 +218,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve { config, demo } => {
             let listen = config.listen;
-            let state = AppState::open(config).await?;
+            let state = AppState::open(*config).await?;
             if demo {
                 let count = leadql::demo::load_recent(&state, 200).await?;
                 tracing::info!(payloads = count, "demo data loaded");
@@ -344,6 +364,36 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 "replayed {} deliveries into {} leads ({} no longer readable)",
                 summary.replayed, summary.leads, summary.unreadable
             );
+            if summary.kept_leads > 0 {
+                println!(
+                    "kept {} leads as they were: {} of the deliveries' bodies were pruned, \
+                     so those leads cannot be rebuilt from the log",
+                    summary.kept_leads, summary.pruned
+                );
+            }
+        }
+        Command::Prune {
+            deliveries_older_than,
+            rejected_older_than,
+            database_url,
+        } => {
+            let db = store::connect(&database_url).await?;
+            store::migrate(&db).await?;
+            let retention = store::Retention {
+                deliveries: deliveries_older_than,
+                rejected: rejected_older_than,
+            };
+            let summary = store::prune(&db, retention, store::now_ms(), 0).await?;
+            if deliveries_older_than.is_some() {
+                println!(
+                    "pruned the bodies of {} deliveries ({:.1} MiB); their projections are kept",
+                    summary.deliveries,
+                    summary.bytes as f64 / (1024.0 * 1024.0)
+                );
+            }
+            if rejected_older_than.is_some() {
+                println!("deleted {} rejected deliveries", summary.rejected);
+            }
         }
         Command::Rejected {
             replay,

@@ -1,6 +1,6 @@
 //! The raw delivery log: every accepted webhook body exactly as received.
 //! It is the source of truth from which `leadql reproject` rebuilds every
-//! projection.
+//! projection, except for bodies that retention removed (`pruned_at`).
 
 use sea_orm::entity::prelude::*;
 
@@ -21,13 +21,15 @@ pub struct Model {
     pub timestamp: i64,
     /// `stored` (became the current version) or `stale` (an older version).
     pub outcome: String,
-    /// The body as received.
+    /// The body as received; empty once retention pruned it (`pruned_at`).
     #[sea_orm(column_type = "Text")]
     pub body: String,
     /// Wall-clock time the delivery was committed (epoch ms).
     pub received_at: i64,
     /// How many times the same body arrived again after the first time.
     pub duplicate_count: i32,
+    /// When `leadql prune` removed the body (epoch ms); the row is kept.
+    pub pruned_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

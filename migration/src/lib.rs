@@ -12,6 +12,7 @@ mod m20261201_000006_sqlite_case_index;
 mod m20261201_000007_api_key_role;
 mod m20261206_000008_activity_events;
 mod m20261207_000009_callbacks;
+mod m20261208_000010_delivery_retention;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_api_key_role::Migration),
             Box::new(m20261206_000008_activity_events::Migration),
             Box::new(m20261207_000009_callbacks::Migration),
+            Box::new(m20261208_000010_delivery_retention::Migration),
         ]
     }
 }

@@ -14,10 +14,12 @@ mod nodelay;
 pub mod projection;
 pub mod read;
 mod reproject;
+pub mod retention;
 
 pub use batch::{apply_batch, BatchResult, Mode, Status};
 pub use connect::{connect, connect_with, default_pool_size, DEFAULT_SQLITE_CACHE_MIB};
 pub use reproject::{reproject, ReprojectSummary};
+pub use retention::{prune, spawn_retention, PruneSummary, Retention};
 
 use entity::rejected_delivery;
 use migration::MigratorTrait;

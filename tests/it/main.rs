@@ -20,6 +20,7 @@ mod outage;
 mod overload;
 mod persisted;
 mod reproject;
+mod retention;
 mod roles;
 mod scoped_feeds;
 mod subscriptions;

@@ -52,6 +52,7 @@ pub(super) fn log_deliveries(
                 body: d.body.clone(),
                 received_at,
                 duplicate_count: repeats.remove(d.body_hash.as_str()).unwrap_or(0),
+                pruned_at: None,
             }
             .into_active_model()
         });
