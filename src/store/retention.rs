@@ -90,10 +90,6 @@ async fn prune_bodies(
     start: i64,
 ) -> Result<(u64, u64, i64), DbErr> {
     use delivery::Column as C;
-    let size = match db.get_database_backend() {
-        DbBackend::Postgres => "COALESCE(SUM(octet_length(body)), 0)",
-        _ => "COALESCE(SUM(length(CAST(body AS BLOB))), 0)",
-    };
     let (mut count, mut bytes, mut after) = (0_u64, 0_u64, start);
     loop {
         let rows: Vec<(i64, i64)> = delivery::Entity::find()
@@ -110,35 +106,111 @@ async fn prune_bodies(
         let Some(&(upto, _)) = old.checked_sub(1).and_then(|last| rows.get(last)) else {
             break;
         };
-        let chunk = || {
-            Condition::all()
-                .add(C::Id.gt(after))
-                .add(C::Id.lte(upto))
-                .add(C::ReceivedAt.lt(before))
-                .add(C::PrunedAt.is_null())
+        let chunk = Condition::all()
+            .add(C::Id.gt(after))
+            .add(C::Id.lte(upto))
+            .add(C::ReceivedAt.lt(before))
+            .add(C::PrunedAt.is_null());
+        let (pruned, freed) = match db.get_database_backend() {
+            DbBackend::Sqlite => rewrite_without_bodies(db, chunk, now).await?,
+            _ => clear_bodies(db, chunk, now).await?,
         };
-        let freed: Option<i64> = delivery::Entity::find()
-            .select_only()
-            .column_as(Expr::cust(size), "bytes")
-            .filter(chunk())
-            .into_tuple()
-            .one(db)
-            .await?;
-        let pruned = delivery::Entity::update_many()
-            .col_expr(C::Body, Expr::value(""))
-            .col_expr(C::PrunedAt, Expr::value(now))
-            .filter(chunk())
-            .exec(db)
-            .await?
-            .rows_affected;
         count += pruned;
-        bytes += u64::try_from(freed.unwrap_or(0)).unwrap_or(0);
+        bytes += freed;
         after = upto;
         if old < rows.len() || rows.len() < CHUNK as usize {
             break;
         }
     }
     Ok((count, bytes, after))
+}
+
+/// PostgreSQL: empty the bodies in place. The old row versions (and their
+/// TOAST chunks) are vacuumed and their space reused by new rows.
+async fn clear_bodies(
+    db: &DatabaseConnection,
+    chunk: Condition,
+    now: i64,
+) -> Result<(u64, u64), DbErr> {
+    use delivery::Column as C;
+    let freed: Option<i64> = delivery::Entity::find()
+        .select_only()
+        .column_as(Expr::cust("COALESCE(SUM(octet_length(body)), 0)"), "bytes")
+        .filter(chunk.clone())
+        .into_tuple()
+        .one(db)
+        .await?;
+    let pruned = delivery::Entity::update_many()
+        .col_expr(C::Body, Expr::value(""))
+        .col_expr(C::PrunedAt, Expr::value(now))
+        .filter(chunk)
+        .exec(db)
+        .await?
+        .rows_affected;
+    Ok((pruned, u64::try_from(freed.unwrap_or(0)).unwrap_or(0)))
+}
+
+/// SQLite: delete the rows and insert them again, same ids, without their
+/// bodies, in one transaction. An UPDATE that shrinks a row leaves its page
+/// as empty as it makes it (SQLite merges pages only when cells are
+/// deleted), and new deliveries are appended at the end of the table, so
+/// that space would never be used again: measured at 100,000 leads, 804 of
+/// the log's 862 MB stayed as unused space inside its pages after such an
+/// update, against the log shrinking to 69 MB (the rest going to the free
+/// list, which new rows take from) this way.
+async fn rewrite_without_bodies(
+    db: &DatabaseConnection,
+    chunk: Condition,
+    now: i64,
+) -> Result<(u64, u64), DbErr> {
+    use delivery::Column as C;
+    use sea_orm::{ConnectionTrait, QueryTrait, TransactionTrait};
+    let txn = db.begin().await?;
+    let mut delete = delivery::Entity::delete_many().filter(chunk).into_query();
+    delete.returning(sea_orm::sea_query::ReturningClause::Exprs(
+        [
+            C::Id,
+            C::BodyHash,
+            C::Kind,
+            C::SourceId,
+            C::LeadId,
+            C::Timestamp,
+            C::Outcome,
+            C::ReceivedAt,
+            C::DuplicateCount,
+        ]
+        .into_iter()
+        .map(Expr::col)
+        .chain([Expr::cust("length(CAST(body AS BLOB))")])
+        .collect(),
+    ));
+    let deleted = txn.query_all(&delete).await?;
+    let mut bytes = 0_u64;
+    let mut kept = Vec::with_capacity(deleted.len());
+    for row in &deleted {
+        let size: i64 = row.try_get_by_index(9)?;
+        bytes += u64::try_from(size).unwrap_or(0);
+        kept.push(delivery::ActiveModel::from(delivery::Model {
+            id: row.try_get_by_index(0)?,
+            body_hash: row.try_get_by_index(1)?,
+            kind: row.try_get_by_index(2)?,
+            source_id: row.try_get_by_index(3)?,
+            lead_id: row.try_get_by_index(4)?,
+            timestamp: row.try_get_by_index(5)?,
+            outcome: row.try_get_by_index(6)?,
+            body: String::new(),
+            received_at: row.try_get_by_index(7)?,
+            duplicate_count: row.try_get_by_index(8)?,
+            pruned_at: Some(now),
+        }));
+    }
+    let pruned = kept.len() as u64;
+    // At most CHUNK rows of 11 values: within SQLite's 32,766 variables.
+    if !kept.is_empty() {
+        delivery::Entity::insert_many(kept).exec(&txn).await?;
+    }
+    txn.commit().await?;
+    Ok((pruned, bytes))
 }
 
 /// Under `serve`: prune by `retention` now and then every `every`, until
