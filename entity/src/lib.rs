@@ -6,6 +6,7 @@
 
 pub mod activity;
 pub mod activity_event;
+pub mod activity_rollup;
 pub mod analysis;
 pub mod api_key;
 pub mod callback;
@@ -22,6 +23,7 @@ pub mod variable;
 pub mod prelude {
     pub use super::activity::Entity as Activity;
     pub use super::activity_event::Entity as ActivityEvent;
+    pub use super::activity_rollup::Entity as ActivityRollup;
     pub use super::analysis::Entity as Analysis;
     pub use super::api_key::Entity as ApiKey;
     pub use super::callback::Entity as Callback;

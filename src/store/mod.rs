@@ -15,6 +15,7 @@ pub mod projection;
 pub mod read;
 mod reproject;
 pub mod retention;
+pub mod rollup;
 
 pub use batch::{apply_batch, BatchResult, Mode, Status};
 pub use connect::{connect, connect_with, default_pool_size, DEFAULT_SQLITE_CACHE_MIB};
@@ -99,9 +100,11 @@ pub fn spawn_checkpointer(db: &DatabaseConnection) {
     });
 }
 
-/// Apply every pending migration.
+/// Apply every pending migration, then fill what a migration added empty
+/// and only leadql can compute (the activity rollup).
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    migration::Migrator::up(db, None).await
+    migration::Migrator::up(db, None).await?;
+    rollup::build_if_missing(db).await
 }
 
 /// Is the database answering?

@@ -171,6 +171,8 @@ pub async fn reproject(
         summary.replayed += parsed.len() as u64;
         progress(passed);
     }
+    // The rollup counts every activity, the kept leads' too.
+    super::rollup::rebuild(&txn).await?;
     summary.leads = lead::Entity::find().count(&txn).await?;
     txn.commit().await?;
     Ok(summary)

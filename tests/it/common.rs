@@ -273,6 +273,10 @@ pub async fn snapshot(db: &DatabaseConnection) -> BTreeMap<&'static str, Vec<Str
         ("variables", rows::<variable::Entity>(db).await),
         ("lead_updates", rows::<lead_update::Entity>(db).await),
         ("callbacks", rows::<callback::Entity>(db).await),
+        (
+            "activity_rollups",
+            rows::<activity_rollup::Entity>(db).await,
+        ),
     ])
 }
 

@@ -128,3 +128,32 @@ async fn the_language_migration_fills_stored_activities() {
     );
     conn.close().await.unwrap();
 }
+
+/// A database from before the rollup (its table empty beside stored
+/// activities) gets it built from the activities when leadql migrates.
+#[tokio::test]
+async fn migrating_builds_a_missing_rollup_from_the_activities() {
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    for body in leadql::generate::generate(12, 5) {
+        assert_eq!(server.deliver(body).await.0, 200);
+    }
+    let before = snapshot(server.db()).await;
+    assert!(!before["activity_rollups"].is_empty());
+    server
+        .db()
+        .execute_unprepared("DELETE FROM activity_rollups")
+        .await
+        .unwrap();
+    leadql::store::migrate(server.db()).await.unwrap();
+    assert_same_state(&before, &snapshot(server.db()).await);
+    // Built once: a rollup that exists is left alone.
+    server
+        .db()
+        .execute_unprepared("UPDATE activity_rollups SET activities = activities + 1")
+        .await
+        .unwrap();
+    leadql::store::migrate(server.db()).await.unwrap();
+    assert_ne!(snapshot(server.db()).await, before);
+    server.stop().await;
+}

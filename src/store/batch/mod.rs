@@ -11,6 +11,7 @@ mod read;
 mod write;
 
 use super::projection::{project_lead, LeadFacts};
+use super::rollup::{Deltas, Key};
 use crate::ingest::payload::callback::{Promise, Rules};
 use crate::ingest::payload::{ActivityRows, Delivery, Kind, Projection};
 use entity::{activity, disposition_event, lead, lead_update};
@@ -18,8 +19,8 @@ use read::{lead_facts, lock_leads, Stored};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use write::{
-    log_deliveries, project_leads, write_activities, write_feeds, write_leads, write_updates,
-    Script,
+    log_deliveries, project_leads, write_activities, write_feeds, write_leads, write_rollups,
+    write_updates, Script,
 };
 
 /// What happened to one delivery.
@@ -90,8 +91,9 @@ pub async fn apply_batch<C: ConnectionTrait>(
     let affected = affected_leads(deliveries, &decided.statuses, &stored);
     let mut facts = lead_facts(txn, &affected).await?;
     // What is stored now: a lead and its callbacks are a function of its
-    // activities.
+    // activities; so are the rollup's counts.
     let before = project_leads(&affected, &facts, rules);
+    let replaced = live.then(|| replaced_keys(deliveries, &decided.statuses, &facts));
     let applied = apply_in_order(
         deliveries,
         &decided.statuses,
@@ -107,6 +109,10 @@ pub async fn apply_batch<C: ConnectionTrait>(
         log_deliveries(&mut script, deliveries, &decided, &stored, received_at);
     }
     write_activities(&mut script, &applied, &stored);
+    if let Some(replaced) = replaced {
+        // Replay (reproject) counts every activity at its end instead.
+        write_rollups(&mut script, rollup_deltas(replaced, &applied));
+    }
     write_updates(&mut script, &applied);
     write_leads(
         &mut script,
@@ -125,6 +131,40 @@ pub async fn apply_batch<C: ConnectionTrait>(
         events,
         activities,
     })
+}
+
+/// The rollup keys of the stored versions this batch replaces (read
+/// before it applies anything), by activity id.
+fn replaced_keys(
+    deliveries: &[&Delivery],
+    statuses: &[Status],
+    facts: &HashMap<String, Vec<LeadFacts>>,
+) -> HashMap<String, Key> {
+    let ids: HashSet<&str> = deliveries
+        .iter()
+        .zip(statuses)
+        .filter(|(d, s)| **s == Status::Stored && d.kind == Kind::Activity)
+        .map(|(d, _)| d.source_id.as_str())
+        .collect();
+    facts
+        .values()
+        .flatten()
+        .filter(|f| ids.contains(f.id.as_str()))
+        .map(|f| (f.id.clone(), Key::of(f)))
+        .collect()
+}
+
+/// What the batch changes in the rollup: each winning version counts
+/// under its key, and the version it replaces no longer counts.
+fn rollup_deltas(replaced: HashMap<String, Key>, applied: &Applied) -> Deltas {
+    let mut deltas = Deltas::default();
+    for key in replaced.into_values() {
+        deltas.add(key, -1);
+    }
+    for w in &applied.activities {
+        deltas.add(Key::of(&LeadFacts::from(&w.activity)), 1);
+    }
+    deltas
 }
 
 /// Each delivery's status, and how often each body repeated.

@@ -1,0 +1,55 @@
+//! `activity_rollups`: activities counted per project, hour (UTC, of the
+//! activity's `timestamp`), analysis disposition and disposition type,
+//! kept by ingest in the same transaction as the activities, so the
+//! dashboards' counts need not scan every activity. `key` is a digest of
+//! the other four columns (which may be null, and may be long).
+//!
+//! The table starts empty: leadql fills it from the stored activities
+//! after migrating (`store::migrate`).
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::schema::*;
+use sea_orm_migration::sea_orm::DbBackend;
+
+pub struct Migration;
+
+impl MigrationName for Migration {
+    fn name(&self) -> &str {
+        "m20261209_000011_activity_rollups"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let mut table = Table::create()
+            .table("activity_rollups")
+            .col(text("key").primary_key())
+            .col(text_null("project_id"))
+            .col(big_integer("hour"))
+            .col(text_null("disposition"))
+            .col(text_null("disposition_type"))
+            .col(big_integer("activities"))
+            .take();
+        if manager.get_database_backend() == DbBackend::Sqlite {
+            table.extra("WITHOUT ROWID");
+        }
+        manager.create_table(table).await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("activity_rollups_project_hour")
+                    .table("activity_rollups")
+                    .col("project_id")
+                    .col("hour")
+                    .take(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table("activity_rollups").to_owned())
+            .await
+    }
+}
