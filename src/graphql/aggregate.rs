@@ -2,6 +2,7 @@
 //! They take the same filters as the lists, so a dashboard's numbers and
 //! its drill-down list agree.
 
+use super::engine::filter::{string, DateTimeFilter};
 use super::engine::resource::time;
 use super::resources::activity::ActivityFilter;
 use super::resources::lead::LeadFilter;
@@ -18,6 +19,7 @@ use sea_orm::{
 };
 
 const HOUR: i64 = 3_600_000;
+const ROLLUP_HOUR: i64 = crate::store::rollup::HOUR;
 const DAY: i64 = 24 * HOUR;
 const WEEK: i64 = 7 * DAY;
 /// 1970-01-05, the first Monday after the epoch.
@@ -61,12 +63,31 @@ pub struct CallStats {
 }
 
 fn bucket_expr(bucket: TimeBucket) -> Expr {
-    let ts = Expr::col(activity::Column::Timestamp);
+    bucket_of(Expr::col(activity::Column::Timestamp), bucket)
+}
+
+/// The start of `ts`'s bucket (ts in epoch ms; an hour's start gives the
+/// same bucket as any moment in that hour).
+fn bucket_of(ts: Expr, bucket: TimeBucket) -> Expr {
     match bucket {
         TimeBucket::Hour => ts.div(HOUR).mul(HOUR),
         TimeBucket::Day => ts.div(DAY).mul(DAY),
         TimeBucket::Week => ts.sub(FIRST_MONDAY).div(WEEK).mul(WEEK).add(FIRST_MONDAY),
     }
+}
+
+/// A row of disposition counts: disposition, type, bucket start, count.
+type CountRow = (Option<String>, Option<String>, Option<i64>, i64);
+
+fn counts(rows: Vec<CountRow>) -> Vec<DispositionCount> {
+    rows.into_iter()
+        .map(|(d, t, b, count)| DispositionCount {
+            disposition: d,
+            disposition_type: t,
+            bucket_start: b.map(time),
+            count,
+        })
+        .collect()
 }
 
 /// Activities per analysis disposition (activities without one are not
@@ -100,8 +121,7 @@ pub async fn disposition_counts(
         .order_by_desc(Expr::cust("COUNT(*)"))
         .order_by_asc(C::AnalysisDisposition)
         .order_by_asc(C::AnalysisDispositionType);
-    type Row = (Option<String>, Option<String>, Option<i64>, i64);
-    let rows: Vec<Row> = match reader.db().get_database_backend() {
+    let rows: Vec<CountRow> = match reader.db().get_database_backend() {
         DbBackend::Sqlite => one_json_row(reader, q.into_query()).await?,
         _ => q
             .into_tuple()
@@ -109,15 +129,101 @@ pub async fn disposition_counts(
             .await
             .map_err(|e| ApiError::database(&e))?,
     };
-    Ok(rows
-        .into_iter()
-        .map(|(d, t, b, count)| DispositionCount {
-            disposition: d,
-            disposition_type: t,
-            bucket_start: b.map(time),
-            count,
-        })
-        .collect())
+    Ok(counts(rows))
+}
+
+/// The condition on `activity_rollups` that selects exactly the activities
+/// `filter` selects, when the rollup can answer it: a reader of every
+/// project (a scoped reader sees activities by their lead's project, which
+/// the rollup does not record), and a filter on `projectId` (compared as
+/// the activity filter compares it: as is) and on `timestamp` by
+/// whole hours (`gte` / `lt` at an hour's start), nothing else. None: ask
+/// the activities.
+pub fn rollup_condition(
+    reader: &Reader,
+    filter: Option<&ActivityFilter>,
+    backend: DbBackend,
+) -> Option<Condition> {
+    use entity::activity_rollup::Column as R;
+    if reader.projects().is_some() {
+        return None;
+    }
+    let mut cond = Condition::all();
+    let Some(f) = filter else {
+        return Some(cond);
+    };
+    let only_rolled_up = ActivityFilter {
+        project_id: f.project_id.clone(),
+        timestamp: f.timestamp.clone(),
+        ..Default::default()
+    };
+    if *f != only_rolled_up {
+        return None;
+    }
+    if let Some(p) = &f.project_id {
+        cond = cond.add(string(R::ProjectId, p, false, backend));
+    }
+    if let Some(t) = &f.timestamp {
+        let whole = |at: &DateTime<Utc>| {
+            let ms = at.timestamp_millis();
+            (ms % ROLLUP_HOUR == 0).then_some(ms)
+        };
+        let only_bounds = DateTimeFilter {
+            gte: t.gte,
+            lt: t.lt,
+            ..Default::default()
+        };
+        if *t != only_bounds {
+            return None;
+        }
+        if let Some(from) = &t.gte {
+            cond = cond.add(R::Hour.gte(whole(from)?));
+        }
+        if let Some(until) = &t.lt {
+            cond = cond.add(R::Hour.lt(whole(until)?));
+        }
+    }
+    Some(cond)
+}
+
+/// [`disposition_counts`] from the rollup, for a `filter` from
+/// [`rollup_condition`]: the same rows in the same order.
+pub async fn disposition_counts_rolled_up(
+    reader: &Reader,
+    filter: Condition,
+    bucket: Option<TimeBucket>,
+) -> async_graphql::Result<Vec<DispositionCount>> {
+    use entity::activity_rollup::{Column as R, Entity};
+    use sea_orm::EntityTrait;
+    let total = Expr::cust("CAST(SUM(activities) AS BIGINT)");
+    let mut q = Entity::find()
+        .filter(filter)
+        .filter(R::Disposition.is_not_null())
+        .select_only()
+        .column(R::Disposition)
+        .column(R::DispositionType);
+    match bucket {
+        Some(b) => {
+            q = q
+                .column_as(bucket_of(Expr::col(R::Hour), b), "bucket")
+                .group_by(Expr::col("bucket"))
+                .order_by_asc(Expr::col("bucket"));
+        }
+        None => q = q.column_as(Expr::val(Option::<i64>::None), "bucket"),
+    }
+    let rows: Vec<CountRow> = q
+        .column_as(total.clone(), "count")
+        .group_by(R::Disposition)
+        .group_by(R::DispositionType)
+        .having(Expr::cust("SUM(activities) > 0"))
+        .order_by_desc(total)
+        .order_by_asc(R::Disposition)
+        .order_by_asc(R::DispositionType)
+        .into_tuple()
+        .all(reader.db())
+        .await
+        .map_err(|e| ApiError::database(&e))?;
+    Ok(counts(rows))
 }
 
 /// The rows of `grouped` (disposition, type, bucket, count), on SQLite as
@@ -260,8 +366,14 @@ impl AggregateQuery {
         filter: Option<ActivityFilter>,
         bucket: Option<TimeBucket>,
     ) -> Result<Vec<DispositionCount>> {
-        let cond = condition(ctx, filter.as_ref())?;
-        disposition_counts(reader(ctx), cond, bucket).await
+        let reader = reader(ctx);
+        match rollup_condition(reader, filter.as_ref(), reader.db().get_database_backend()) {
+            Some(cond) => disposition_counts_rolled_up(reader, cond, bucket).await,
+            None => {
+                let cond = condition(ctx, filter.as_ref())?;
+                disposition_counts(reader, cond, bucket).await
+            }
+        }
     }
 
     /// Leads per current disposition, most frequent first; leads without a

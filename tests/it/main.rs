@@ -22,6 +22,7 @@ mod persisted;
 mod reproject;
 mod retention;
 mod roles;
+mod rollup;
 mod scoped_feeds;
 mod subscriptions;
 mod traces;

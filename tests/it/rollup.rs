@@ -1,0 +1,225 @@
+//! `dispositionCounts` from the activity rollup: the same answers as
+//! counting the activities, for every filter the rollup answers, and the
+//! exact count for every other (a wider filter, a scoped key).
+
+use crate::common::*;
+use proptest::prelude::*;
+use sea_orm::ConnectionTrait;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+
+const HOUR: i64 = 3_600_000;
+
+/// Generated leads, plus older versions (over an hour older, another
+/// outcome) of every fourth activity, delivered newest first so the older
+/// ones arrive stale, and some again so duplicates happen.
+async fn loaded_server(db: &TestDb, seed: u64) -> TestServer {
+    let server = TestServer::start(db).await;
+    let mut bodies = Vec::new();
+    for (i, body) in leadql::generate::generate(40, seed).into_iter().enumerate() {
+        if i % 4 == 0 {
+            let mut older: Value = serde_json::from_str(&body).unwrap();
+            if let Some(ts) = older["timestamp"].as_i64() {
+                older["timestamp"] = (ts - 2 * HOUR - 17).into();
+                let analysis = &mut older["activity"]["result"]["analysis"];
+                if analysis.is_object() {
+                    analysis["disposition"] = "Older Outcome".into();
+                }
+                // Half of them arrive first (then replaced), half after (stale).
+                if i % 8 == 0 {
+                    bodies.insert(0, older.to_string());
+                } else {
+                    bodies.push(older.to_string());
+                }
+            }
+        }
+        if i % 9 == 0 {
+            bodies.push(body.clone());
+        }
+        bodies.push(body);
+    }
+    for body in bodies {
+        assert_eq!(server.deliver(body).await.0, 200);
+    }
+    server
+}
+
+fn counts_query(filter: &Value, bucket: Option<&str>) -> (String, Value) {
+    let bucket = bucket.map(|b| format!(", bucket: {b}")).unwrap_or_default();
+    (
+        format!(
+            "query($f: ActivityFilter) {{ dispositionCounts(filter: $f{bucket}) {{ disposition dispositionType bucketStart count }} }}"
+        ),
+        json!({ "f": filter }),
+    )
+}
+
+/// The answer for `filter`, and the exact one: the same filter under
+/// `and`, which the rollup does not answer.
+async fn both(server: &TestServer, filter: &Value, bucket: Option<&str>) -> (Value, Value) {
+    let (q, vars) = counts_query(filter, bucket);
+    let rolled = server.query(&q, vars).await["dispositionCounts"].clone();
+    let (q, vars) = counts_query(&json!({ "and": [filter] }), bucket);
+    let exact = server.query(&q, vars).await["dispositionCounts"].clone();
+    (rolled, exact)
+}
+
+#[test]
+fn rolled_up_counts_equal_the_exact_counts_for_any_filter_they_answer() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = runtime.block_on(TestDb::new());
+    let server = runtime.block_on(loaded_server(&db, 31));
+    let (projects, first, last) = runtime.block_on(async {
+        let activities = entity::activity::Entity::find().all(server.db());
+        use sea_orm::EntityTrait;
+        let activities = activities.await.unwrap();
+        let projects: BTreeSet<String> = activities
+            .iter()
+            .filter_map(|a| a.project_id.clone())
+            .collect();
+        let first = activities.iter().map(|a| a.timestamp).min().unwrap();
+        let last = activities.iter().map(|a| a.timestamp).max().unwrap();
+        (projects.into_iter().collect::<Vec<_>>(), first, last)
+    });
+    assert!(
+        projects.len() >= 2,
+        "the generator spreads leads over projects"
+    );
+    let hours = (last - first) / HOUR + 2;
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 64,
+        ..ProptestConfig::default()
+    });
+    let strategy = (
+        0usize..6,
+        any::<prop::sample::Index>(),
+        any::<prop::sample::Index>(),
+        proptest::option::of(0..hours),
+        proptest::option::of(0..hours),
+        proptest::option::of(prop::sample::select(vec!["HOUR", "DAY", "WEEK"])),
+    );
+    let non_empty = std::sync::atomic::AtomicUsize::new(0);
+    runner
+        .run(&strategy, |(how, a, b, from, until, bucket)| {
+            let (pa, pb) = (a.get(&projects), b.get(&projects));
+            let project = match how {
+                0 => None,
+                1 => Some(json!({ "eq": pa })),
+                2 => Some(json!({ "in": [pa, pb] })),
+                3 => Some(json!({ "ne": pa })),
+                4 => Some(json!({ "startsWith": &pa[..pa.len().min(3)] })),
+                _ => Some(json!({ "eq": "no-such-project" })),
+            };
+            let start = first / HOUR * HOUR;
+            let mut timestamp = serde_json::Map::new();
+            if let Some(h) = from {
+                timestamp.insert("gte".into(), iso(start + h * HOUR));
+            }
+            if let Some(h) = until {
+                timestamp.insert("lt".into(), iso(start + h * HOUR));
+            }
+            let mut filter = serde_json::Map::new();
+            if let Some(p) = project {
+                filter.insert("projectId".into(), p);
+            }
+            if !timestamp.is_empty() {
+                filter.insert("timestamp".into(), Value::Object(timestamp));
+            }
+            let filter = Value::Object(filter);
+            let (rolled, exact) = runtime.block_on(both(&server, &filter, bucket));
+            prop_assert_eq!(&rolled, &exact, "filter {} bucket {:?}", filter, bucket);
+            if !rolled.as_array().unwrap().is_empty() {
+                non_empty.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(())
+        })
+        .unwrap();
+    let non_empty = non_empty.into_inner();
+    assert!(non_empty > 10, "only {non_empty} filters matched anything");
+    runtime.block_on(server.stop());
+}
+
+fn iso(ms: i64) -> Value {
+    json!(chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+/// Which path answers: double every rolled-up count, and only the filters
+/// the rollup answers (for a reader of every project) see it.
+#[tokio::test]
+async fn the_rollup_answers_only_what_it_can_answer_exactly() {
+    let db = TestDb::new().await;
+    let server = loaded_server(&db, 32).await;
+    let project: String = {
+        use sea_orm::EntityTrait;
+        entity::lead::Entity::find()
+            .one(server.db())
+            .await
+            .unwrap()
+            .unwrap()
+            .project_id
+            .unwrap()
+    };
+    let total = |answer: &Value| -> i64 {
+        answer
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["count"].as_i64().unwrap())
+            .sum()
+    };
+    let by_project = json!({ "projectId": { "eq": project } });
+    let (rolled, exact) = both(&server, &by_project, None).await;
+    assert_eq!(rolled, exact);
+    let counted = total(&exact);
+    assert!(counted > 0);
+    server
+        .db()
+        .execute_unprepared("UPDATE activity_rollups SET activities = 2 * activities")
+        .await
+        .unwrap();
+    let (rolled, exact) = both(&server, &by_project, None).await;
+    assert_eq!((total(&rolled), total(&exact)), (2 * counted, counted));
+    // Not at an hour's start, or another field: counted from the activities.
+    for filter in [
+        json!({ "projectId": { "eq": project }, "timestamp": { "gte": "2026-01-01T00:30:00Z" } }),
+        json!({ "projectId": { "eq": project }, "timestamp": { "gt": "2026-01-01T00:00:00Z" } }),
+        json!({ "projectId": { "eq": project }, "type": { "eq": "call" } }),
+    ] {
+        let (q, vars) = counts_query(&filter, None);
+        let once = server.query(&q, vars).await["dispositionCounts"].clone();
+        let (q, vars) = counts_query(&json!({ "and": [filter] }), None);
+        assert_eq!(once, server.query(&q, vars).await["dispositionCounts"]);
+    }
+    // A key scoped to the project sees activities by their lead's project:
+    // counted exactly, as before.
+    let key = leadql::access::create(
+        server.db(),
+        Some("scoped"),
+        std::slice::from_ref(&project),
+        leadql::access::Role::Full,
+    )
+    .await
+    .unwrap()
+    .key;
+    server.state.keys.reload().await.unwrap();
+    let (q, vars) = counts_query(&by_project, None);
+    let answer: Value = server
+        .client
+        .post(server.url("/graphql"))
+        .bearer_auth(&key)
+        .json(&json!({ "query": q, "variables": vars }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(total(&answer["data"]["dispositionCounts"]), counted);
+    server.stop().await;
+}
