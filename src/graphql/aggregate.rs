@@ -132,25 +132,34 @@ pub async fn disposition_counts(
     Ok(counts(rows))
 }
 
-/// The condition on `activity_rollups` that selects exactly the activities
-/// `filter` selects, when the rollup can answer it: a reader of every
-/// project (a scoped reader sees activities by their lead's project, which
-/// the rollup does not record), and a filter on `projectId` (compared as
-/// the activity filter compares it: as is) and on `timestamp` by
-/// whole hours (`gte` / `lt` at an hour's start), nothing else. None: ask
-/// the activities.
-pub fn rollup_condition(
+/// How the activity rollup answers a filter: the whole hours it counts,
+/// and the activities at a window's ragged ends (before its first whole
+/// hour, after its last) counted one by one.
+pub struct RollupPlan {
+    /// Rows of `activity_rollups` for the whole hours.
+    hours: Condition,
+    /// The activities outside whole hours, if the window has ragged ends.
+    ends: Option<ActivityFilter>,
+}
+
+/// Whether, and how, the rollup can answer `filter` exactly: for a reader
+/// of every project (a scoped reader sees activities by their lead's
+/// project, which the rollup does not record), and a filter on
+/// `projectId` (compared as the activity filter compares it: as is) and a
+/// `timestamp` window (`gte` or `gt`, `lt` or `lte`), nothing else. None:
+/// count the activities.
+pub fn rollup_plan(
     reader: &Reader,
     filter: Option<&ActivityFilter>,
     backend: DbBackend,
-) -> Option<Condition> {
+) -> Option<RollupPlan> {
     use entity::activity_rollup::Column as R;
     if reader.projects().is_some() {
         return None;
     }
-    let mut cond = Condition::all();
+    let mut hours = Condition::all();
     let Some(f) = filter else {
-        return Some(cond);
+        return Some(RollupPlan { hours, ends: None });
     };
     let only_rolled_up = ActivityFilter {
         project_id: f.project_id.clone(),
@@ -161,67 +170,141 @@ pub fn rollup_condition(
         return None;
     }
     if let Some(p) = &f.project_id {
-        cond = cond.add(string(R::ProjectId, p, false, backend));
+        hours = hours.add(string(R::ProjectId, p, false, backend));
     }
-    if let Some(t) = &f.timestamp {
-        let whole = |at: &DateTime<Utc>| {
-            let ms = at.timestamp_millis();
-            (ms % ROLLUP_HOUR == 0).then_some(ms)
-        };
-        let only_bounds = DateTimeFilter {
-            gte: t.gte,
-            lt: t.lt,
-            ..Default::default()
-        };
-        if *t != only_bounds {
+    let Some(t) = &f.timestamp else {
+        return Some(RollupPlan { hours, ends: None });
+    };
+    let ms = |at: &Option<DateTime<Utc>>| at.map(|at| at.timestamp_millis());
+    if t.eq.is_some() || t.is_null.is_some() {
+        return None;
+    }
+    // Times are whole milliseconds: `gt t` is `gte t + 1`, `lte t` is `lt t + 1`.
+    let from = match (ms(&t.gte), ms(&t.gt)) {
+        (Some(_), Some(_)) => return None,
+        (gte, gt) => gte.or(gt.map(|t| t.saturating_add(1))),
+    };
+    let until = match (ms(&t.lt), ms(&t.lte)) {
+        (Some(_), Some(_)) => return None,
+        (lt, lte) => lt.or(lte.map(|t| t.saturating_add(1))),
+    };
+    // Hours are cut as SQL divides (towards zero), which is a floor for
+    // times after 1970 only.
+    if from.is_some_and(|t| t < 0) || until.is_some_and(|t| t < 0) {
+        return None;
+    }
+    let first_hour = from.map(|t| t.saturating_add(ROLLUP_HOUR - 1) / ROLLUP_HOUR * ROLLUP_HOUR);
+    let end_hour = until.map(|t| t / ROLLUP_HOUR * ROLLUP_HOUR);
+    if let (Some(first), Some(end)) = (first_hour, end_hour) {
+        if first > end {
+            // Within one hour: nothing to gain.
             return None;
         }
-        if let Some(from) = &t.gte {
-            cond = cond.add(R::Hour.gte(whole(from)?));
-        }
-        if let Some(until) = &t.lt {
-            cond = cond.add(R::Hour.lt(whole(until)?));
-        }
     }
-    Some(cond)
+    if let Some(first) = first_hour {
+        hours = hours.add(R::Hour.gte(first));
+    }
+    if let Some(end) = end_hour {
+        hours = hours.add(R::Hour.lt(end));
+    }
+    let window = |from: i64, until: i64| {
+        (from < until).then(|| ActivityFilter {
+            project_id: f.project_id.clone(),
+            timestamp: Some(DateTimeFilter {
+                gte: DateTime::from_timestamp_millis(from),
+                lt: DateTime::from_timestamp_millis(until),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    };
+    let mut ends: Vec<ActivityFilter> = Vec::new();
+    ends.extend(from.zip(first_hour).and_then(|(f, h)| window(f, h)));
+    ends.extend(end_hour.zip(until).and_then(|(h, u)| window(h, u)));
+    let ends = match ends.len() {
+        0 => None,
+        1 => ends.pop(),
+        _ => Some(ActivityFilter {
+            or: Some(ends),
+            ..Default::default()
+        }),
+    };
+    Some(RollupPlan { hours, ends })
 }
 
-/// [`disposition_counts`] from the rollup, for a `filter` from
-/// [`rollup_condition`]: the same rows in the same order.
+/// [`disposition_counts`] by a [`RollupPlan`]: the rollup's whole hours
+/// plus the activities of the ragged ends (`ends`, the plan's filter
+/// folded into SQL), added up and ordered in one statement: the same rows
+/// in the same order.
 pub async fn disposition_counts_rolled_up(
     reader: &Reader,
-    filter: Condition,
+    plan: &RollupPlan,
+    ends: Option<Condition>,
     bucket: Option<TimeBucket>,
 ) -> async_graphql::Result<Vec<DispositionCount>> {
     use entity::activity_rollup::{Column as R, Entity};
+    use sea_orm::sea_query::UnionType;
     use sea_orm::EntityTrait;
-    let total = Expr::cust("CAST(SUM(activities) AS BIGINT)");
-    let mut q = Entity::find()
-        .filter(filter)
+    let bucket_at = |ts: Expr| match bucket {
+        Some(b) => bucket_of(ts, b),
+        None => Expr::val(Option::<i64>::None),
+    };
+    let mut parts = Entity::find()
+        .filter(plan.hours.clone())
         .filter(R::Disposition.is_not_null())
         .select_only()
-        .column(R::Disposition)
-        .column(R::DispositionType);
-    match bucket {
-        Some(b) => {
-            q = q
-                .column_as(bucket_of(Expr::col(R::Hour), b), "bucket")
-                .group_by(Expr::col("bucket"))
-                .order_by_asc(Expr::col("bucket"));
-        }
-        None => q = q.column_as(Expr::val(Option::<i64>::None), "bucket"),
+        .column_as(R::Disposition, "d")
+        .column_as(R::DispositionType, "t")
+        .column_as(bucket_at(Expr::col(R::Hour)), "bucket")
+        .column_as(R::Activities, "n")
+        .into_query();
+    if let Some(ends) = ends {
+        use activity::Column as C;
+        let ends = reader
+            .find::<activity::Entity>()
+            .filter(ends)
+            .filter(C::AnalysisDisposition.is_not_null())
+            .select_only()
+            .column_as(C::AnalysisDisposition, "d")
+            .column_as(C::AnalysisDispositionType, "t")
+            .column_as(bucket_at(Expr::col(C::Timestamp)), "bucket")
+            .column_as(Expr::cust("CAST(1 AS BIGINT)"), "n")
+            .into_query();
+        parts.union(UnionType::All, ends);
     }
-    let rows: Vec<CountRow> = q
-        .column_as(total.clone(), "count")
-        .group_by(R::Disposition)
-        .group_by(R::DispositionType)
-        .having(Expr::cust("SUM(activities) > 0"))
-        .order_by_desc(total)
-        .order_by_asc(R::Disposition)
-        .order_by_asc(R::DispositionType)
-        .into_tuple()
-        .all(reader.db())
+    let total = Expr::cust("CAST(SUM(n) AS BIGINT)");
+    let mut q = Query::select();
+    q.column("d")
+        .column("t")
+        .column("bucket")
+        .expr_as(total.clone(), Alias::new("count"))
+        .from_subquery(parts, Alias::new("counted"))
+        .group_by_col("d")
+        .group_by_col("t")
+        .group_by_col("bucket")
+        .and_having(Expr::cust("SUM(n) > 0"));
+    if bucket.is_some() {
+        q.order_by("bucket", sea_orm::Order::Asc);
+    }
+    q.order_by_expr(total, sea_orm::Order::Desc)
+        .order_by("d", sea_orm::Order::Asc)
+        .order_by("t", sea_orm::Order::Asc);
+    let rows = reader
+        .db()
+        .query_all(&q)
         .await
+        .map_err(|e| ApiError::database(&e))?;
+    let rows: Vec<CountRow> = rows
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get_by_index(0)?,
+                row.try_get_by_index(1)?,
+                row.try_get_by_index(2)?,
+                row.try_get_by_index(3)?,
+            ))
+        })
+        .collect::<Result<_, sea_orm::DbErr>>()
         .map_err(|e| ApiError::database(&e))?;
     Ok(counts(rows))
 }
@@ -367,8 +450,14 @@ impl AggregateQuery {
         bucket: Option<TimeBucket>,
     ) -> Result<Vec<DispositionCount>> {
         let reader = reader(ctx);
-        match rollup_condition(reader, filter.as_ref(), reader.db().get_database_backend()) {
-            Some(cond) => disposition_counts_rolled_up(reader, cond, bucket).await,
+        match rollup_plan(reader, filter.as_ref(), reader.db().get_database_backend()) {
+            Some(plan) => {
+                let ends = match &plan.ends {
+                    Some(ends) => Some(condition(ctx, Some(ends))?),
+                    None => None,
+                };
+                disposition_counts_rolled_up(reader, &plan, ends, bucket).await
+            }
             None => {
                 let cond = condition(ctx, filter.as_ref())?;
                 disposition_counts(reader, cond, bucket).await

@@ -98,8 +98,8 @@ fn rolled_up_counts_equal_the_exact_counts_for_any_filter_they_answer() {
         0usize..6,
         any::<prop::sample::Index>(),
         any::<prop::sample::Index>(),
-        proptest::option::of(0..hours),
-        proptest::option::of(0..hours),
+        proptest::option::of(bound(hours)),
+        proptest::option::of(bound(hours)),
         proptest::option::of(prop::sample::select(vec!["HOUR", "DAY", "WEEK"])),
     );
     let non_empty = std::sync::atomic::AtomicUsize::new(0);
@@ -116,11 +116,13 @@ fn rolled_up_counts_equal_the_exact_counts_for_any_filter_they_answer() {
             };
             let start = first / HOUR * HOUR;
             let mut timestamp = serde_json::Map::new();
-            if let Some(h) = from {
-                timestamp.insert("gte".into(), iso(start + h * HOUR));
+            if let Some((h, offset, inclusive)) = from {
+                let op = if inclusive { "gte" } else { "gt" };
+                timestamp.insert(op.into(), iso(start + h * HOUR + offset));
             }
-            if let Some(h) = until {
-                timestamp.insert("lt".into(), iso(start + h * HOUR));
+            if let Some((h, offset, inclusive)) = until {
+                let op = if inclusive { "lte" } else { "lt" };
+                timestamp.insert(op.into(), iso(start + h * HOUR + offset));
             }
             let mut filter = serde_json::Map::new();
             if let Some(p) = project {
@@ -141,6 +143,19 @@ fn rolled_up_counts_equal_the_exact_counts_for_any_filter_they_answer() {
     let non_empty = non_empty.into_inner();
     assert!(non_empty > 10, "only {non_empty} filters matched anything");
     runtime.block_on(server.stop());
+}
+
+/// A window's bound: an hour from the first activity's, an offset into it
+/// (often none: whole hours; else a millisecond either side of the hour,
+/// or anywhere), and whether it includes the moment.
+fn bound(hours: i64) -> impl Strategy<Value = (i64, i64, bool)> {
+    let offset = prop_oneof![
+        3 => Just(0),
+        1 => Just(1),
+        1 => Just(HOUR - 1),
+        2 => 0..HOUR,
+    ];
+    (0..hours, offset, any::<bool>())
 }
 
 fn iso(ms: i64) -> Value {
@@ -185,11 +200,12 @@ async fn the_rollup_answers_only_what_it_can_answer_exactly() {
         .unwrap();
     let (rolled, exact) = both(&server, &by_project, None).await;
     assert_eq!((total(&rolled), total(&exact)), (2 * counted, counted));
-    // Not at an hour's start, or another field: counted from the activities.
+    // Another field, or a window within one hour: counted from the
+    // activities.
     for filter in [
-        json!({ "projectId": { "eq": project }, "timestamp": { "gte": "2026-01-01T00:30:00Z" } }),
-        json!({ "projectId": { "eq": project }, "timestamp": { "gt": "2026-01-01T00:00:00Z" } }),
         json!({ "projectId": { "eq": project }, "type": { "eq": "call" } }),
+        json!({ "projectId": { "eq": project }, "timestamp": { "gte": "2026-01-01T08:10:00Z", "lt": "2026-01-01T08:50:00Z" } }),
+        json!({ "timestamp": { "eq": "2026-01-01T08:10:00Z" } }),
     ] {
         let (q, vars) = counts_query(&filter, None);
         let once = server.query(&q, vars).await["dispositionCounts"].clone();
