@@ -1,17 +1,20 @@
-//! Activities counted per project, hour, analysis disposition and
-//! disposition type; kept by ingest (see `leadql::store::rollup`).
+//! Activities counted per project, UTC hour and day, analysis disposition
+//! and disposition type; kept by ingest (see `leadql::store::rollup`).
 
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "activity_rollups")]
 pub struct Model {
-    /// SHA-256 (hex) of the other four key columns.
+    /// SHA-256 (hex) of the other five key columns.
     #[sea_orm(primary_key, auto_increment = false)]
     pub key: String,
     pub project_id: Option<String>,
-    /// Start of the UTC hour of the activities' `timestamp` (epoch ms).
-    pub hour: i64,
+    /// The period's length: an hour or a day, in ms.
+    pub span: i64,
+    /// Start of the period (UTC) holding the activities' `timestamp`
+    /// (epoch ms).
+    pub start: i64,
     /// `result.analysis.disposition` (null: none).
     pub disposition: Option<String>,
     pub disposition_type: Option<String>,

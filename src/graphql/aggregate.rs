@@ -20,6 +20,7 @@ use sea_orm::{
 
 const HOUR: i64 = 3_600_000;
 const ROLLUP_HOUR: i64 = crate::store::rollup::HOUR;
+const ROLLUP_DAY: i64 = crate::store::rollup::DAY;
 const DAY: i64 = 24 * HOUR;
 const WEEK: i64 = 7 * DAY;
 /// 1970-01-05, the first Monday after the epoch.
@@ -132,35 +133,73 @@ pub async fn disposition_counts(
     Ok(counts(rows))
 }
 
-/// How the activity rollup answers a filter: the whole hours it counts,
-/// and the activities at a window's ragged ends (before its first whole
-/// hour, after its last) counted one by one.
+/// How the activity rollup answers a filter: the whole days and hours it
+/// counts, and the activities at a window's ragged ends (before its
+/// first whole hour, after its last) counted one by one.
 pub struct RollupPlan {
-    /// Rows of `activity_rollups` for the whole hours.
-    hours: Condition,
+    /// Rows of `activity_rollups` for the whole periods.
+    periods: Condition,
     /// The activities outside whole hours, if the window has ragged ends.
     ends: Option<ActivityFilter>,
+}
+
+/// A run of whole periods of one span: starts from `.1` (inclusive) to
+/// `.2` (exclusive), None: unbounded.
+type Periods = (i64, Option<i64>, Option<i64>);
+
+/// Cover the window [lo, hi) with whole periods of the first span, its
+/// edges with the next spans, and what is left with raw time ranges.
+fn cover(
+    lo: Option<i64>,
+    hi: Option<i64>,
+    spans: &[i64],
+    periods: &mut Vec<Periods>,
+    ends: &mut Vec<(i64, i64)>,
+) {
+    let Some((&span, smaller)) = spans.split_first() else {
+        if let (Some(lo), Some(hi)) = (lo, hi) {
+            if lo < hi {
+                ends.push((lo, hi));
+            }
+        }
+        return;
+    };
+    // Times here are after 1970: SQL's division is a floor for them.
+    let first = lo.map(|t| t.saturating_add(span - 1) / span * span);
+    let end = hi.map(|t| t / span * span);
+    if let (Some(first), Some(end)) = (first, end) {
+        if first >= end {
+            return cover(lo, hi, smaller, periods, ends);
+        }
+    }
+    periods.push((span, first, end));
+    if let (Some(lo), Some(first)) = (lo, first) {
+        cover(Some(lo), Some(first), smaller, periods, ends);
+    }
+    if let (Some(end), Some(hi)) = (end, hi) {
+        cover(Some(end), Some(hi), smaller, periods, ends);
+    }
 }
 
 /// Whether, and how, the rollup can answer `filter` exactly: for a reader
 /// of every project (a scoped reader sees activities by their lead's
 /// project, which the rollup does not record), and a filter on
 /// `projectId` (compared as the activity filter compares it: as is) and a
-/// `timestamp` window (`gte` or `gt`, `lt` or `lte`), nothing else. None:
-/// count the activities.
+/// `timestamp` window (`gte` or `gt`, `lt` or `lte`), nothing else. Whole
+/// days come from the day rows (unless counting per HOUR), whole hours
+/// from the hour rows. None: count the activities.
 pub fn rollup_plan(
     reader: &Reader,
     filter: Option<&ActivityFilter>,
+    bucket: Option<TimeBucket>,
     backend: DbBackend,
 ) -> Option<RollupPlan> {
     use entity::activity_rollup::Column as R;
     if reader.projects().is_some() {
         return None;
     }
-    let mut hours = Condition::all();
-    let Some(f) = filter else {
-        return Some(RollupPlan { hours, ends: None });
-    };
+    let default = ActivityFilter::default();
+    let f = filter.unwrap_or(&default);
     let only_rolled_up = ActivityFilter {
         project_id: f.project_id.clone(),
         timestamp: f.timestamp.clone(),
@@ -169,58 +208,65 @@ pub fn rollup_plan(
     if *f != only_rolled_up {
         return None;
     }
+    let mut project = Condition::all();
     if let Some(p) = &f.project_id {
-        hours = hours.add(string(R::ProjectId, p, false, backend));
+        project = project.add(string(R::ProjectId, p, false, backend));
     }
-    let Some(t) = &f.timestamp else {
-        return Some(RollupPlan { hours, ends: None });
-    };
-    let ms = |at: &Option<DateTime<Utc>>| at.map(|at| at.timestamp_millis());
-    if t.eq.is_some() || t.is_null.is_some() {
-        return None;
-    }
-    // Times are whole milliseconds: `gt t` is `gte t + 1`, `lte t` is `lt t + 1`.
-    let from = match (ms(&t.gte), ms(&t.gt)) {
-        (Some(_), Some(_)) => return None,
-        (gte, gt) => gte.or(gt.map(|t| t.saturating_add(1))),
-    };
-    let until = match (ms(&t.lt), ms(&t.lte)) {
-        (Some(_), Some(_)) => return None,
-        (lt, lte) => lt.or(lte.map(|t| t.saturating_add(1))),
-    };
-    // Hours are cut as SQL divides (towards zero), which is a floor for
-    // times after 1970 only.
-    if from.is_some_and(|t| t < 0) || until.is_some_and(|t| t < 0) {
-        return None;
-    }
-    let first_hour = from.map(|t| t.saturating_add(ROLLUP_HOUR - 1) / ROLLUP_HOUR * ROLLUP_HOUR);
-    let end_hour = until.map(|t| t / ROLLUP_HOUR * ROLLUP_HOUR);
-    if let (Some(first), Some(end)) = (first_hour, end_hour) {
-        if first > end {
-            // Within one hour: nothing to gain.
+    let (mut from, mut until) = (None, None);
+    if let Some(t) = &f.timestamp {
+        let ms = |at: &Option<DateTime<Utc>>| at.map(|at| at.timestamp_millis());
+        if t.eq.is_some() || t.is_null.is_some() {
+            return None;
+        }
+        // Times are whole milliseconds: `gt t` is `gte t + 1`, `lte t` is
+        // `lt t + 1`.
+        from = match (ms(&t.gte), ms(&t.gt)) {
+            (Some(_), Some(_)) => return None,
+            (gte, gt) => gte.or(gt.map(|t| t.saturating_add(1))),
+        };
+        until = match (ms(&t.lt), ms(&t.lte)) {
+            (Some(_), Some(_)) => return None,
+            (lt, lte) => lt.or(lte.map(|t| t.saturating_add(1))),
+        };
+        if from.is_some_and(|t| t < 0) || until.is_some_and(|t| t < 0) {
             return None;
         }
     }
-    if let Some(first) = first_hour {
-        hours = hours.add(R::Hour.gte(first));
+    let spans: &[i64] = match bucket {
+        Some(TimeBucket::Hour) => &[ROLLUP_HOUR],
+        _ => &[ROLLUP_DAY, ROLLUP_HOUR],
+    };
+    let (mut runs, mut gaps) = (Vec::new(), Vec::new());
+    cover(from, until, spans, &mut runs, &mut gaps);
+    let mut periods = Condition::any();
+    for (span, first, end) in runs {
+        let mut run = Condition::all().add(R::Span.eq(span));
+        if let Some(first) = first {
+            run = run.add(R::Start.gte(first));
+        }
+        if let Some(end) = end {
+            run = run.add(R::Start.lt(end));
+        }
+        periods = periods.add(run);
     }
-    if let Some(end) = end_hour {
-        hours = hours.add(R::Hour.lt(end));
-    }
-    let window = |from: i64, until: i64| {
-        (from < until).then(|| ActivityFilter {
+    let periods = if periods.is_empty() {
+        // No whole hour: everything is counted from the activities.
+        Condition::all().add(Expr::val(false))
+    } else {
+        project.add(periods)
+    };
+    let mut ends: Vec<ActivityFilter> = gaps
+        .into_iter()
+        .map(|(lo, hi)| ActivityFilter {
             project_id: f.project_id.clone(),
             timestamp: Some(DateTimeFilter {
-                gte: DateTime::from_timestamp_millis(from),
-                lt: DateTime::from_timestamp_millis(until),
+                gte: DateTime::from_timestamp_millis(lo),
+                lt: DateTime::from_timestamp_millis(hi),
                 ..Default::default()
             }),
             ..Default::default()
         })
-    };
-    let mut ends: Vec<ActivityFilter> = Vec::new();
-    ends.extend(from.zip(first_hour).and_then(|(f, h)| window(f, h)));
-    ends.extend(end_hour.zip(until).and_then(|(h, u)| window(h, u)));
+        .collect();
     let ends = match ends.len() {
         0 => None,
         1 => ends.pop(),
@@ -229,7 +275,7 @@ pub fn rollup_plan(
             ..Default::default()
         }),
     };
-    Some(RollupPlan { hours, ends })
+    Some(RollupPlan { periods, ends })
 }
 
 /// [`disposition_counts`] by a [`RollupPlan`]: the rollup's whole hours
@@ -250,12 +296,12 @@ pub async fn disposition_counts_rolled_up(
         None => Expr::val(Option::<i64>::None),
     };
     let mut parts = Entity::find()
-        .filter(plan.hours.clone())
+        .filter(plan.periods.clone())
         .filter(R::Disposition.is_not_null())
         .select_only()
         .column_as(R::Disposition, "d")
         .column_as(R::DispositionType, "t")
-        .column_as(bucket_at(Expr::col(R::Hour)), "bucket")
+        .column_as(bucket_at(Expr::col(R::Start)), "bucket")
         .column_as(R::Activities, "n")
         .into_query();
     if let Some(ends) = ends {
@@ -450,7 +496,8 @@ impl AggregateQuery {
         bucket: Option<TimeBucket>,
     ) -> Result<Vec<DispositionCount>> {
         let reader = reader(ctx);
-        match rollup_plan(reader, filter.as_ref(), reader.db().get_database_backend()) {
+        let backend = reader.db().get_database_backend();
+        match rollup_plan(reader, filter.as_ref(), bucket, backend) {
             Some(plan) => {
                 let ends = match &plan.ends {
                     Some(ends) => Some(condition(ctx, Some(ends))?),

@@ -1,5 +1,6 @@
-//! The activity rollup: current activities counted per project, UTC hour,
-//! analysis disposition and disposition type (`activity_rollups`).
+//! The activity rollup: current activities counted per project, period
+//! (each UTC hour, and each UTC day), analysis disposition and disposition
+//! type (`activity_rollups`).
 //!
 //! Ingest keeps it in the batch's transaction: each activity a batch
 //! stores adds one to its key and, when it replaces an older version,
@@ -17,25 +18,33 @@ use std::collections::HashMap;
 
 /// An hour in epoch milliseconds.
 pub const HOUR: i64 = 3_600_000;
+/// A day in epoch milliseconds.
+pub const DAY: i64 = 24 * HOUR;
+/// The periods counted: each activity is counted in its hour and its day.
+pub const SPANS: [i64; 2] = [HOUR, DAY];
 
 /// What an activity is counted under.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
     pub project_id: Option<String>,
-    /// Start of the hour: `timestamp / HOUR * HOUR`, as SQL computes it.
-    pub hour: i64,
+    /// The period's length (one of [`SPANS`]).
+    pub span: i64,
+    /// Its start: `timestamp / span * span`, as SQL computes it.
+    pub start: i64,
     pub disposition: Option<String>,
     pub disposition_type: Option<String>,
 }
 
 impl Key {
-    pub fn of(f: &LeadFacts) -> Key {
-        Key {
+    /// The keys an activity is counted under, one per span.
+    pub fn of(f: &LeadFacts) -> impl Iterator<Item = Key> + '_ {
+        SPANS.into_iter().map(|span| Key {
             project_id: f.project_id.clone(),
-            hour: f.timestamp / HOUR * HOUR,
+            span,
+            start: f.timestamp / span * span,
             disposition: f.analysis_disposition.clone(),
             disposition_type: f.analysis_disposition_type.clone(),
-        }
+        })
     }
 
     /// The row's primary key: a digest, since the parts may be null or
@@ -43,7 +52,8 @@ impl Key {
     fn digest(&self) -> String {
         let parts = (
             &self.project_id,
-            self.hour,
+            self.span,
+            self.start,
             &self.disposition,
             &self.disposition_type,
         );
@@ -55,7 +65,8 @@ impl Key {
         activity_rollup::Model {
             key: self.digest(),
             project_id: self.project_id,
-            hour: self.hour,
+            span: self.span,
+            start: self.start,
             disposition: self.disposition,
             disposition_type: self.disposition_type,
             activities,
@@ -91,7 +102,7 @@ impl Deltas {
 #[derive(FromQueryResult)]
 struct Counted {
     project_id: Option<String>,
-    hour: i64,
+    start: i64,
     disposition: Option<String>,
     disposition_type: Option<String>,
     activities: i64,
@@ -102,39 +113,43 @@ struct Counted {
 pub async fn rebuild<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
     use activity::Column as A;
     activity_rollup::Entity::delete_many().exec(db).await?;
-    let hour = Expr::col(A::Timestamp).div(HOUR).mul(HOUR);
-    let counted = activity::Entity::find()
-        .select_only()
-        .column(A::ProjectId)
-        .column_as(hour, "hour")
-        .column_as(A::AnalysisDisposition, "disposition")
-        .column_as(A::AnalysisDispositionType, "disposition_type")
-        .column_as(Expr::cust("COUNT(*)"), "activities")
-        .group_by(A::ProjectId)
-        .group_by(Expr::col("hour"))
-        .group_by(A::AnalysisDisposition)
-        .group_by(A::AnalysisDispositionType)
-        .into_model::<Counted>()
-        .all(db)
-        .await?;
-    let rows: Vec<activity_rollup::ActiveModel> = counted
-        .into_iter()
-        .map(|c| {
-            Key {
-                project_id: c.project_id,
-                hour: c.hour,
-                disposition: c.disposition,
-                disposition_type: c.disposition_type,
-            }
-            .row(c.activities)
-            .into()
-        })
-        .collect();
-    let written = rows.len() as u64;
-    for chunk in rows.chunks(500) {
-        activity_rollup::Entity::insert_many(chunk.to_vec())
-            .exec(db)
+    let mut written = 0;
+    for span in SPANS {
+        let start = Expr::col(A::Timestamp).div(span).mul(span);
+        let counted = activity::Entity::find()
+            .select_only()
+            .column(A::ProjectId)
+            .column_as(start, "start")
+            .column_as(A::AnalysisDisposition, "disposition")
+            .column_as(A::AnalysisDispositionType, "disposition_type")
+            .column_as(Expr::cust("COUNT(*)"), "activities")
+            .group_by(A::ProjectId)
+            .group_by(Expr::col("start"))
+            .group_by(A::AnalysisDisposition)
+            .group_by(A::AnalysisDispositionType)
+            .into_model::<Counted>()
+            .all(db)
             .await?;
+        let rows: Vec<activity_rollup::ActiveModel> = counted
+            .into_iter()
+            .map(|c| {
+                Key {
+                    project_id: c.project_id,
+                    span,
+                    start: c.start,
+                    disposition: c.disposition,
+                    disposition_type: c.disposition_type,
+                }
+                .row(c.activities)
+                .into()
+            })
+            .collect();
+        written += rows.len() as u64;
+        for chunk in rows.chunks(500) {
+            activity_rollup::Entity::insert_many(chunk.to_vec())
+                .exec(db)
+                .await?;
+        }
     }
     Ok(written)
 }

@@ -139,7 +139,7 @@ fn replaced_keys(
     deliveries: &[&Delivery],
     statuses: &[Status],
     facts: &HashMap<String, Vec<LeadFacts>>,
-) -> HashMap<String, Key> {
+) -> HashMap<String, Vec<Key>> {
     let ids: HashSet<&str> = deliveries
         .iter()
         .zip(statuses)
@@ -150,19 +150,21 @@ fn replaced_keys(
         .values()
         .flatten()
         .filter(|f| ids.contains(f.id.as_str()))
-        .map(|f| (f.id.clone(), Key::of(f)))
+        .map(|f| (f.id.clone(), Key::of(f).collect()))
         .collect()
 }
 
 /// What the batch changes in the rollup: each winning version counts
 /// under its key, and the version it replaces no longer counts.
-fn rollup_deltas(replaced: HashMap<String, Key>, applied: &Applied) -> Deltas {
+fn rollup_deltas(replaced: HashMap<String, Vec<Key>>, applied: &Applied) -> Deltas {
     let mut deltas = Deltas::default();
-    for key in replaced.into_values() {
+    for key in replaced.into_values().flatten() {
         deltas.add(key, -1);
     }
     for w in &applied.activities {
-        deltas.add(Key::of(&LeadFacts::from(&w.activity)), 1);
+        for key in Key::of(&LeadFacts::from(&w.activity)) {
+            deltas.add(key, 1);
+        }
     }
     deltas
 }
