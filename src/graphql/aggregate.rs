@@ -238,9 +238,11 @@ pub fn rollup_plan(
     };
     let (mut runs, mut gaps) = (Vec::new(), Vec::new());
     cover(from, until, spans, &mut runs, &mut gaps);
+    // The project's condition in each run, so each is one range of the
+    // index (project, span, start).
     let mut periods = Condition::any();
     for (span, first, end) in runs {
-        let mut run = Condition::all().add(R::Span.eq(span));
+        let mut run = project.clone().add(R::Span.eq(span));
         if let Some(first) = first {
             run = run.add(R::Start.gte(first));
         }
@@ -249,12 +251,10 @@ pub fn rollup_plan(
         }
         periods = periods.add(run);
     }
-    let periods = if periods.is_empty() {
+    if periods.is_empty() {
         // No whole hour: everything is counted from the activities.
-        Condition::all().add(Expr::val(false))
-    } else {
-        project.add(periods)
-    };
+        periods = Condition::all().add(Expr::val(false));
+    }
     let mut ends: Vec<ActivityFilter> = gaps
         .into_iter()
         .map(|(lo, hi)| ActivityFilter {
