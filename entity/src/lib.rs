@@ -14,6 +14,7 @@ pub mod conversation;
 pub mod delivery;
 pub mod disposition_event;
 pub mod lead;
+pub mod lead_rollup;
 pub mod lead_update;
 pub mod message;
 pub mod rejected_delivery;
@@ -31,6 +32,7 @@ pub mod prelude {
     pub use super::delivery::Entity as Delivery;
     pub use super::disposition_event::Entity as DispositionEvent;
     pub use super::lead::Entity as Lead;
+    pub use super::lead_rollup::Entity as LeadRollup;
     pub use super::lead_update::Entity as LeadUpdate;
     pub use super::message::Entity as Message;
     pub use super::rejected_delivery::Entity as RejectedDelivery;

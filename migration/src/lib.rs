@@ -14,6 +14,7 @@ mod m20261206_000008_activity_events;
 mod m20261207_000009_callbacks;
 mod m20261208_000010_delivery_retention;
 mod m20261209_000011_activity_rollups;
+mod m20261209_000012_lead_rollups;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000009_callbacks::Migration),
             Box::new(m20261208_000010_delivery_retention::Migration),
             Box::new(m20261209_000011_activity_rollups::Migration),
+            Box::new(m20261209_000012_lead_rollups::Migration),
         ]
     }
 }

@@ -420,6 +420,73 @@ pub async fn lead_funnel(
         .collect())
 }
 
+/// The condition on `lead_rollups` that selects exactly the leads
+/// `filter` selects, when the rollup can answer it: no filter, or one on
+/// `projectId` only (compared as the lead filter compares it: as is).
+/// Leads are visible by their project, which the rollup records, so a
+/// scoped reader is answered too. None: count the leads.
+pub fn funnel_rollup_condition(
+    filter: Option<&LeadFilter>,
+    backend: DbBackend,
+) -> Option<Condition> {
+    let Some(f) = filter else {
+        return Some(Condition::all());
+    };
+    let only_project = LeadFilter {
+        project_id: f.project_id.clone(),
+        ..Default::default()
+    };
+    if *f != only_project {
+        return None;
+    }
+    let mut cond = Condition::all();
+    if let Some(p) = &f.project_id {
+        cond = cond.add(string(
+            entity::lead_rollup::Column::ProjectId,
+            p,
+            false,
+            backend,
+        ));
+    }
+    Some(cond)
+}
+
+/// [`lead_funnel`] from the lead rollup, for a condition from
+/// [`funnel_rollup_condition`]: the same rows in the same order.
+pub async fn lead_funnel_rolled_up(
+    reader: &Reader,
+    filter: Condition,
+) -> async_graphql::Result<Vec<DispositionCount>> {
+    use entity::lead_rollup::Column as R;
+    let total = Expr::cust("CAST(SUM(leads) AS BIGINT)");
+    let rows: Vec<(Option<String>, Option<String>, i64)> = reader
+        .find::<entity::lead_rollup::Entity>()
+        .filter(filter)
+        .select_only()
+        .column(R::Disposition)
+        .column(R::DispositionType)
+        .column_as(total.clone(), "count")
+        .group_by(R::Disposition)
+        .group_by(R::DispositionType)
+        .having(Expr::cust("SUM(leads) > 0"))
+        .order_by_desc(total)
+        .order_by_asc(R::Disposition)
+        .order_by_asc(R::DispositionType)
+        .into_tuple()
+        .all(reader.db())
+        .await
+        .map_err(|e| ApiError::database(&e))?;
+    Ok(rows
+        .into_iter()
+        .map(|(d, t, count)| DispositionCount {
+            disposition: d,
+            disposition_type: t,
+            bucket_start: None,
+            count,
+        })
+        .collect())
+}
+
 pub async fn call_stats(reader: &Reader, filter: Condition) -> async_graphql::Result<CallStats> {
     use activity::Column as C;
     let connected = Expr::cust(
@@ -519,8 +586,15 @@ impl AggregateQuery {
         ctx: &Context<'_>,
         filter: Option<LeadFilter>,
     ) -> Result<Vec<DispositionCount>> {
-        let cond = condition(ctx, filter.as_ref())?;
-        lead_funnel(reader(ctx), cond).await
+        let reader = reader(ctx);
+        let backend = reader.db().get_database_backend();
+        match funnel_rollup_condition(filter.as_ref(), backend) {
+            Some(cond) => lead_funnel_rolled_up(reader, cond).await,
+            None => {
+                let cond = condition(ctx, filter.as_ref())?;
+                lead_funnel(reader, cond).await
+            }
+        }
     }
 
     /// Attempts, connections, connect rate, mean turns and tool calls over

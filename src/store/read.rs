@@ -9,8 +9,8 @@
 use crate::access::Role;
 use crate::clock::Clock;
 use entity::{
-    activity, analysis, callback, conversation, disposition_event, lead, lead_update, message,
-    tool_call, variable,
+    activity, analysis, callback, conversation, disposition_event, lead, lead_rollup, lead_update,
+    message, tool_call, variable,
 };
 use sea_orm::sea_query::Query;
 use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, Select};
@@ -69,6 +69,13 @@ impl Scoped for disposition_event::Entity {
 impl Scoped for callback::Entity {
     fn visible(projects: &[String]) -> Condition {
         Condition::all().add(callback::Column::ProjectId.is_in(projects.iter().cloned()))
+    }
+}
+
+/// Lead counts are visible by the leads' project, as leads are.
+impl Scoped for lead_rollup::Entity {
+    fn visible(projects: &[String]) -> Condition {
+        Condition::all().add(lead_rollup::Column::ProjectId.is_in(projects.iter().cloned()))
     }
 }
 

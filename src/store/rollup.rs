@@ -1,20 +1,25 @@
-//! The activity rollup: current activities counted per project, period
-//! (each UTC hour, and each UTC day), analysis disposition and disposition
-//! type (`activity_rollups`).
+//! The rollups: current activities counted per project, period (each UTC
+//! hour, and each UTC day), analysis disposition and disposition type
+//! (`activity_rollups`), and leads counted per project and current
+//! disposition (`lead_rollups`).
 //!
-//! Ingest keeps it in the batch's transaction: each activity a batch
-//! stores adds one to its key and, when it replaces an older version,
-//! takes one from the old version's key. So duplicates and stale versions
-//! change nothing, a newer version moves its count, and the order of
-//! delivery does not matter. `reproject`, and the first start after the
-//! migration, build it from the activities instead ([`rebuild`]).
+//! Ingest keeps them in the batch's transaction: each activity a batch
+//! stores adds one to its keys and, when it replaces an older version,
+//! takes one from the old version's keys; each lead it writes moves from
+//! its stored projection's key (if it existed) to its new one. So
+//! duplicates and stale versions change nothing, a newer version moves its
+//! count, and the order of delivery does not matter. `reproject`, and the
+//! first start after a migration that adds one, count them afresh instead
+//! ([`rebuild`]).
 
 use super::projection::LeadFacts;
-use entity::{activity, activity_rollup};
+use entity::{activity, activity_rollup, lead, lead_rollup};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QuerySelect, QueryTrait};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::hash::Hash;
 
 /// An hour in epoch milliseconds.
 pub const HOUR: i64 = 3_600_000;
@@ -23,8 +28,26 @@ pub const DAY: i64 = 24 * HOUR;
 /// The periods counted: each activity is counted in its hour and its day.
 pub const SPANS: [i64; 2] = [HOUR, DAY];
 
+/// What a rollup's row counts: the parts of its key, which name its row
+/// by their digest (the parts may be null, and long: PostgreSQL bounds
+/// an index entry).
+pub trait Rollup: Eq + Hash + Serialize {
+    type Entity: EntityTrait;
+    /// The row's primary key column (the digest).
+    const KEY: <Self::Entity as EntityTrait>::Column;
+    /// Its count column.
+    const COUNT: <Self::Entity as EntityTrait>::Column;
+    /// The row for these parts, named `key`, counting `count`.
+    fn row(self, key: String, count: i64) -> <Self::Entity as EntityTrait>::Model;
+
+    fn digest(&self) -> String {
+        let text = serde_json::to_string(self).unwrap_or_default();
+        hex::encode(Sha256::digest(text.as_bytes()))
+    }
+}
+
 /// What an activity is counted under.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Key {
     pub project_id: Option<String>,
     /// The period's length (one of [`SPANS`]).
@@ -46,24 +69,16 @@ impl Key {
             disposition_type: f.analysis_disposition_type.clone(),
         })
     }
+}
 
-    /// The row's primary key: a digest, since the parts may be null or
-    /// long (PostgreSQL bounds an index entry).
-    fn digest(&self) -> String {
-        let parts = (
-            &self.project_id,
-            self.span,
-            self.start,
-            &self.disposition,
-            &self.disposition_type,
-        );
-        let text = serde_json::to_string(&parts).unwrap_or_default();
-        hex::encode(Sha256::digest(text.as_bytes()))
-    }
+impl Rollup for Key {
+    type Entity = activity_rollup::Entity;
+    const KEY: activity_rollup::Column = activity_rollup::Column::Key;
+    const COUNT: activity_rollup::Column = activity_rollup::Column::Activities;
 
-    fn row(self, activities: i64) -> activity_rollup::Model {
+    fn row(self, key: String, activities: i64) -> activity_rollup::Model {
         activity_rollup::Model {
-            key: self.digest(),
+            key,
             project_id: self.project_id,
             span: self.span,
             start: self.start,
@@ -74,27 +89,75 @@ impl Key {
     }
 }
 
-/// Changes to the counts a batch makes.
-#[derive(Debug, Default)]
-pub struct Deltas(HashMap<Key, i64>);
+/// What a lead is counted under: its project and current disposition.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct LeadKey {
+    pub project_id: Option<String>,
+    pub disposition: Option<String>,
+    pub disposition_type: Option<String>,
+}
 
-impl Deltas {
-    pub fn add(&mut self, key: Key, n: i64) {
+impl LeadKey {
+    pub fn of(lead: &lead::Model) -> LeadKey {
+        LeadKey {
+            project_id: lead.project_id.clone(),
+            disposition: lead.disposition.clone(),
+            disposition_type: lead.disposition_type.clone(),
+        }
+    }
+}
+
+impl Rollup for LeadKey {
+    type Entity = lead_rollup::Entity;
+    const KEY: lead_rollup::Column = lead_rollup::Column::Key;
+    const COUNT: lead_rollup::Column = lead_rollup::Column::Leads;
+
+    fn row(self, key: String, leads: i64) -> lead_rollup::Model {
+        lead_rollup::Model {
+            key,
+            project_id: self.project_id,
+            disposition: self.disposition,
+            disposition_type: self.disposition_type,
+            leads,
+        }
+    }
+}
+
+/// Changes to a rollup's counts that a batch makes.
+#[derive(Debug)]
+pub struct Deltas<K>(HashMap<K, i64>);
+
+impl<K> Default for Deltas<K> {
+    fn default() -> Self {
+        Deltas(HashMap::new())
+    }
+}
+
+impl<K: Rollup> Deltas<K> {
+    pub fn add(&mut self, key: K, n: i64) {
         *self.0.entry(key).or_default() += n;
     }
 
     /// The non-zero changes as rows to add, in key order (so concurrent
-    /// batches on PostgreSQL lock shared rows in one order), and whether
-    /// any count went down (a row may have reached zero).
-    pub fn rows(self) -> (Vec<activity_rollup::Model>, bool) {
-        let mut rows: Vec<activity_rollup::Model> = self
+    /// batches on PostgreSQL lock shared rows in one order), and the keys
+    /// of the rows whose count went down (which may have reached zero).
+    pub fn rows(self) -> (Vec<<K::Entity as EntityTrait>::Model>, Vec<String>) {
+        let mut changes: Vec<(String, K, i64)> = self
             .0
             .into_iter()
             .filter(|(_, n)| *n != 0)
-            .map(|(key, n)| key.row(n))
+            .map(|(key, n)| (key.digest(), key, n))
             .collect();
-        rows.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-        let fell = rows.iter().any(|r| r.activities < 0);
+        changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let fell = changes
+            .iter()
+            .filter(|(_, _, n)| *n < 0)
+            .map(|(digest, _, _)| digest.clone())
+            .collect();
+        let rows = changes
+            .into_iter()
+            .map(|(digest, key, n)| key.row(digest, n))
+            .collect();
         (rows, fell)
     }
 }
@@ -108,9 +171,13 @@ struct Counted {
     activities: i64,
 }
 
-/// Count every current activity again into an empty rollup; the number
-/// of rows written.
+/// Count every current activity and lead again into empty rollups; the
+/// number of rows written.
 pub async fn rebuild<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
+    Ok(rebuild_activities(db).await? + rebuild_leads(db).await?)
+}
+
+async fn rebuild_activities<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
     use activity::Column as A;
     activity_rollup::Entity::delete_many().exec(db).await?;
     let mut written = 0;
@@ -133,15 +200,14 @@ pub async fn rebuild<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
         let rows: Vec<activity_rollup::ActiveModel> = counted
             .into_iter()
             .map(|c| {
-                Key {
+                let key = Key {
                     project_id: c.project_id,
                     span,
                     start: c.start,
                     disposition: c.disposition,
                     disposition_type: c.disposition_type,
-                }
-                .row(c.activities)
-                .into()
+                };
+                key.clone().row(key.digest(), c.activities).into()
             })
             .collect();
         written += rows.len() as u64;
@@ -154,10 +220,52 @@ pub async fn rebuild<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
     Ok(written)
 }
 
-/// Build the rollup if it is empty while activities exist: the first start
-/// after the migration that added it. (Every current activity is counted
-/// in some row, so an empty rollup beside stored activities was never
-/// built.) One transaction; on PostgreSQL instances starting together
+#[derive(FromQueryResult)]
+struct LeadsCounted {
+    project_id: Option<String>,
+    disposition: Option<String>,
+    disposition_type: Option<String>,
+    leads: i64,
+}
+
+async fn rebuild_leads<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
+    use lead::Column as L;
+    lead_rollup::Entity::delete_many().exec(db).await?;
+    let counted: Vec<LeadsCounted> = lead::Entity::find()
+        .select_only()
+        .column(L::ProjectId)
+        .column(L::Disposition)
+        .column(L::DispositionType)
+        .column_as(Expr::cust("COUNT(*)"), "leads")
+        .group_by(L::ProjectId)
+        .group_by(L::Disposition)
+        .group_by(L::DispositionType)
+        .into_model()
+        .all(db)
+        .await?;
+    let rows: Vec<lead_rollup::ActiveModel> = counted
+        .into_iter()
+        .map(|c| {
+            let key = LeadKey {
+                project_id: c.project_id,
+                disposition: c.disposition,
+                disposition_type: c.disposition_type,
+            };
+            key.clone().row(key.digest(), c.leads).into()
+        })
+        .collect();
+    for chunk in rows.chunks(500) {
+        lead_rollup::Entity::insert_many(chunk.to_vec())
+            .exec(db)
+            .await?;
+    }
+    Ok(rows.len() as u64)
+}
+
+/// Build the rollups if one is empty while what it counts exists: the
+/// first start after the migration that added it. (Every current activity
+/// and lead is counted in some row, so an empty rollup beside stored rows
+/// was never built.) One transaction; on PostgreSQL instances starting together
 /// take turns, and the later ones find it built.
 pub async fn build_if_missing(db: &sea_orm::DatabaseConnection) -> Result<(), DbErr> {
     use sea_orm::TransactionTrait;
@@ -181,9 +289,21 @@ pub async fn build_if_missing(db: &sea_orm::DatabaseConnection) -> Result<(), Db
         .column(activity_rollup::Column::Key)
         .limit(1)
         .into_query();
-    if exists(activities).await? && !exists(counted).await? {
+    let leads = lead::Entity::find()
+        .select_only()
+        .column(lead::Column::Id)
+        .limit(1)
+        .into_query();
+    let leads_counted = lead_rollup::Entity::find()
+        .select_only()
+        .column(lead_rollup::Column::Key)
+        .limit(1)
+        .into_query();
+    let missing = (exists(activities).await? && !exists(counted).await?)
+        || (exists(leads).await? && !exists(leads_counted).await?);
+    if missing {
         let rows = rebuild(&txn).await?;
-        tracing::info!(rows, "activity rollup built from the stored activities");
+        tracing::info!(rows, "rollups built from the stored activities and leads");
     }
     txn.commit().await
 }

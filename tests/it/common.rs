@@ -277,6 +277,7 @@ pub async fn snapshot(db: &DatabaseConnection) -> BTreeMap<&'static str, Vec<Str
             "activity_rollups",
             rows::<activity_rollup::Entity>(db).await,
         ),
+        ("lead_rollups", rows::<lead_rollup::Entity>(db).await),
     ])
 }
 

@@ -159,6 +159,8 @@ async fn pruned_bodies_keep_projections_duplicates_and_the_leads_reproject_canno
     let mut expected = before.clone();
     let mut restored = snapshot(server.db()).await;
     for state in [&mut expected, &mut restored] {
+        // The kept leads' damage is counted there as it is in the leads.
+        state.remove("lead_rollups");
         let leads = state.get_mut("leads").unwrap();
         *leads = leads
             .iter()

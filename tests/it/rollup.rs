@@ -1,6 +1,7 @@
-//! `dispositionCounts` from the activity rollup: the same answers as
-//! counting the activities, for every filter the rollup answers, and the
-//! exact count for every other (a wider filter, a scoped key).
+//! `dispositionCounts` and `leadFunnel` from the rollups: the same answers
+//! as counting the activities and leads, for every filter the rollups
+//! answer, and the exact count for every other (a wider filter; for
+//! activities, a scoped key).
 
 use crate::common::*;
 use proptest::prelude::*;
@@ -61,6 +62,19 @@ async fn both(server: &TestServer, filter: &Value, bucket: Option<&str>) -> (Val
     let rolled = server.query(&q, vars).await["dispositionCounts"].clone();
     let (q, vars) = counts_query(&json!({ "and": [filter] }), bucket);
     let exact = server.query(&q, vars).await["dispositionCounts"].clone();
+    (rolled, exact)
+}
+
+const FUNNEL: &str =
+    "query($f: LeadFilter) { leadFunnel(filter: $f) { disposition dispositionType count } }";
+
+/// The funnel for `filter`, and the exact one (the filter under `and`).
+async fn funnels(server: &TestServer, filter: &Value) -> (Value, Value) {
+    let rolled = server.query(FUNNEL, json!({ "f": filter })).await["leadFunnel"].clone();
+    let exact = server
+        .query(FUNNEL, json!({ "f": { "and": [filter] } }))
+        .await["leadFunnel"]
+        .clone();
     (rolled, exact)
 }
 
@@ -134,6 +148,13 @@ fn rolled_up_counts_equal_the_exact_counts_for_any_filter_they_answer() {
             let filter = Value::Object(filter);
             let (rolled, exact) = runtime.block_on(both(&server, &filter, bucket));
             prop_assert_eq!(&rolled, &exact, "filter {} bucket {:?}", filter, bucket);
+            // The lead funnel by the same project condition.
+            let leads = match filter.get("projectId") {
+                Some(p) => json!({ "projectId": p }),
+                None => json!({}),
+            };
+            let (rolled, exact) = runtime.block_on(funnels(&server, &leads));
+            prop_assert_eq!(&rolled, &exact, "lead filter {}", leads);
             if !rolled.as_array().unwrap().is_empty() {
                 non_empty.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
@@ -193,13 +214,30 @@ async fn the_rollup_answers_only_what_it_can_answer_exactly() {
     assert_eq!(rolled, exact);
     let counted = total(&exact);
     assert!(counted > 0);
+    let lead_filter = json!({ "projectId": { "eq": project } });
+    let (funnel, exact_funnel) = funnels(&server, &lead_filter).await;
+    assert_eq!(funnel, exact_funnel);
+    let leads = total(&exact_funnel);
+    assert!(leads > 0);
     server
         .db()
         .execute_unprepared("UPDATE activity_rollups SET activities = 2 * activities")
         .await
         .unwrap();
+    server
+        .db()
+        .execute_unprepared("UPDATE lead_rollups SET leads = 2 * leads")
+        .await
+        .unwrap();
     let (rolled, exact) = both(&server, &by_project, None).await;
     assert_eq!((total(&rolled), total(&exact)), (2 * counted, counted));
+    let (funnel, exact_funnel) = funnels(&server, &lead_filter).await;
+    assert_eq!((total(&funnel), total(&exact_funnel)), (2 * leads, leads));
+    // A funnel filtered on anything else counts the leads.
+    let by_state = json!({ "projectId": { "eq": project }, "state": { "isNull": false } });
+    let (q, v) = (FUNNEL, json!({ "f": by_state }));
+    let once = server.query(q, v).await["leadFunnel"].clone();
+    assert_eq!(once, funnels(&server, &by_state).await.1);
     // Another field, or a window within one hour: counted from the
     // activities.
     for filter in [
@@ -237,5 +275,19 @@ async fn the_rollup_answers_only_what_it_can_answer_exactly() {
         .await
         .unwrap();
     assert_eq!(total(&answer["data"]["dispositionCounts"]), counted);
+    // Leads are visible by their project, which the lead rollup records:
+    // the scoped key's funnel comes from it (doubled here).
+    let answer: Value = server
+        .client
+        .post(server.url("/graphql"))
+        .bearer_auth(&key)
+        .json(&json!({ "query": "{ leadFunnel { count } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(total(&answer["data"]["leadFunnel"]), 2 * leads);
     server.stop().await;
 }

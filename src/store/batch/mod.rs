@@ -11,7 +11,7 @@ mod read;
 mod write;
 
 use super::projection::{project_lead, LeadFacts};
-use super::rollup::{Deltas, Key};
+use super::rollup::{Deltas, Key, LeadKey};
 use crate::ingest::payload::callback::{Promise, Rules};
 use crate::ingest::payload::{ActivityRows, Delivery, Kind, Projection};
 use entity::{activity, disposition_event, lead, lead_update};
@@ -19,7 +19,7 @@ use read::{lead_facts, lock_leads, Stored};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use write::{
-    log_deliveries, project_leads, write_activities, write_feeds, write_leads, write_rollups,
+    log_deliveries, project_leads, write_activities, write_counts, write_feeds, write_leads,
     write_updates, Script,
 };
 
@@ -109,22 +109,30 @@ pub async fn apply_batch<C: ConnectionTrait>(
         log_deliveries(&mut script, deliveries, &decided, &stored, received_at);
     }
     write_activities(&mut script, &applied, &stored);
-    if let Some(replaced) = replaced {
-        // Replay (reproject) counts every activity at its end instead.
-        write_rollups(&mut script, rollup_deltas(replaced, &applied));
-    }
+
     write_updates(&mut script, &applied);
-    write_leads(
-        &mut script,
-        project_leads(&affected, &facts, rules),
-        &before.callbacks,
-    );
+    let after = project_leads(&affected, &facts, rules);
+    let counts = replaced.map(|replaced| {
+        // A lead has a row if it was read, or held a replaced activity.
+        let previous: HashSet<&str> = stored.lead_of.values().map(String::as_str).collect();
+        let existed = |lead: &str| stored.leads.contains(lead) || previous.contains(lead);
+        (
+            rollup_deltas(replaced, &applied),
+            lead_deltas(&before.leads, &after.leads, existed),
+        )
+    });
+    write_leads(&mut script, after, &before.callbacks);
     let (events, activities) = if live {
         write_feeds(&mut script, &applied, received_at);
         (applied.events.len(), applied.activities.len())
     } else {
         (0, 0)
     };
+    if let Some((activities, leads)) = counts {
+        // Replay (reproject) counts everything at its end instead.
+        write_counts(&mut script, activities);
+        write_counts(&mut script, leads);
+    }
     script.execute(txn).await?;
     Ok(BatchResult {
         statuses: decided.statuses,
@@ -156,7 +164,7 @@ fn replaced_keys(
 
 /// What the batch changes in the rollup: each winning version counts
 /// under its key, and the version it replaces no longer counts.
-fn rollup_deltas(replaced: HashMap<String, Vec<Key>>, applied: &Applied) -> Deltas {
+fn rollup_deltas(replaced: HashMap<String, Vec<Key>>, applied: &Applied) -> Deltas<Key> {
     let mut deltas = Deltas::default();
     for key in replaced.into_values().flatten() {
         deltas.add(key, -1);
@@ -165,6 +173,24 @@ fn rollup_deltas(replaced: HashMap<String, Vec<Key>>, applied: &Applied) -> Delt
         for key in Key::of(&LeadFacts::from(&w.activity)) {
             deltas.add(key, 1);
         }
+    }
+    deltas
+}
+
+/// What the batch changes in the lead rollup: each lead it writes counts
+/// under its new projection's key, and no longer under its stored one's
+/// (if it `existed`).
+fn lead_deltas(
+    before: &[lead::Model],
+    after: &[lead::Model],
+    existed: impl Fn(&str) -> bool,
+) -> Deltas<LeadKey> {
+    let mut deltas = Deltas::default();
+    for lead in before.iter().filter(|l| existed(&l.id)) {
+        deltas.add(LeadKey::of(lead), -1);
+    }
+    for lead in after {
+        deltas.add(LeadKey::of(lead), 1);
     }
     deltas
 }

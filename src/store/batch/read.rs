@@ -34,6 +34,8 @@ pub(super) struct Stored {
     pub(super) updates: HashMap<String, (i64, String)>,
     /// The lead each stored activity belongs to now.
     pub(super) lead_of: HashMap<String, String>,
+    /// The batch's leads that have a row already (live batches only).
+    pub(super) leads: HashSet<String>,
 }
 
 impl Stored {
@@ -47,11 +49,15 @@ impl Stored {
             activities: HashMap::new(),
             updates: HashMap::new(),
             lead_of: HashMap::new(),
+            leads: HashSet::new(),
         };
         for v in stored_state(txn, deliveries, live).await? {
             match v.kind.as_str() {
                 "h" => {
                     stored.logged.insert(v.id);
+                }
+                "l" => {
+                    stored.leads.insert(v.id);
                 }
                 "a" => {
                     stored.lead_of.insert(v.id.clone(), v.lead_id);
@@ -105,6 +111,18 @@ pub(super) async fn stored_state<C: ConnectionTrait>(
                 .expr_as(Expr::col("body_hash"), "version_hash")
                 .from("deliveries")
                 .and_where(Expr::col("body_hash").is_in(hashes))
+                .take(),
+        );
+        let leads: BTreeSet<&str> = deliveries.iter().map(|d| d.lead_id.as_str()).collect();
+        parts.push(
+            Query::select()
+                .expr_as(Expr::val("l"), "kind")
+                .column("id")
+                .expr_as(Expr::col("id"), "lead_id")
+                .expr_as(Expr::val(0_i64), "timestamp")
+                .expr_as(Expr::val(""), "version_hash")
+                .from("leads")
+                .and_where(Expr::col("id").is_in(leads))
                 .take(),
         );
     }

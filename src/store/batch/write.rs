@@ -7,10 +7,10 @@ use crate::ingest::payload::callback::Rules;
 use crate::ingest::payload::Delivery;
 use crate::store::callbacks::project_callbacks;
 use crate::store::projection::{project_lead, LeadFacts};
-use crate::store::rollup::Deltas;
+use crate::store::rollup::{Deltas, Rollup};
 use entity::{
-    activity, activity_event, activity_rollup, analysis, callback, conversation, delivery,
-    disposition_event, lead, lead_update, message, tool_call, variable,
+    activity, activity_event, analysis, callback, conversation, delivery, disposition_event, lead,
+    lead_update, message, tool_call, variable,
 };
 use sea_orm::sea_query::{
     Expr, ExprTrait, MysqlQueryBuilder, OnConflict, PostgresQueryBuilder, QueryStatementWriter,
@@ -25,36 +25,34 @@ use std::collections::HashMap;
 /// Most rows per multi-row INSERT.
 const ROWS_PER_INSERT: usize = 500;
 
-/// Add the batch's changes to the rollup's counts (rows that reach zero
-/// are removed). Last in the script: on PostgreSQL a row shared with a
+/// Add the batch's changes to a rollup's counts (rows that reach zero are
+/// removed). Last in the script: on PostgreSQL a row shared with a
 /// concurrent batch stays locked only until this batch commits.
-pub(super) fn write_rollups(script: &mut Script, deltas: Deltas) {
-    use activity_rollup::Column as C;
+pub(super) fn write_counts<K: Rollup>(script: &mut Script, deltas: Deltas<K>)
+where
+    <K::Entity as EntityTrait>::Model: IntoActiveModel<<K::Entity as EntityTrait>::ActiveModel>,
+    <K::Entity as EntityTrait>::ActiveModel: Send,
+{
     let (rows, fell) = deltas.rows();
-    let keys: Vec<String> = if fell {
-        rows.iter().map(|r| r.key.clone()).collect()
-    } else {
-        Vec::new()
-    };
-    script.insert::<activity_rollup::Entity, _>(
+    let count = Expr::col((K::Entity::default(), K::COUNT));
+    script.insert::<K::Entity, _>(
         rows.into_iter()
             .map(IntoActiveModel::into_active_model)
             .collect(),
         Some(
-            OnConflict::column(C::Key)
+            OnConflict::column(K::KEY)
                 .value(
-                    C::Activities,
-                    Expr::col((activity_rollup::Entity, C::Activities))
-                        .add(Expr::cust("excluded.activities")),
+                    K::COUNT,
+                    count.add(Expr::cust(format!("excluded.{}", K::COUNT.as_str()))),
                 )
                 .to_owned(),
         ),
     );
-    if !keys.is_empty() {
+    if !fell.is_empty() {
         script.push(
-            activity_rollup::Entity::delete_many()
-                .filter(C::Key.is_in(keys))
-                .filter(C::Activities.eq(0))
+            K::Entity::delete_many()
+                .filter(K::KEY.is_in(fell))
+                .filter(K::COUNT.eq(0))
                 .into_query(),
         );
     }
