@@ -319,9 +319,10 @@ pub async fn disposition_counts_rolled_up(
         parts.union(UnionType::All, ends);
     }
     let total = Expr::cust("CAST(SUM(n) AS BIGINT)");
+    // Named as the exact statement names them, for `one_json_row`.
     let mut q = Query::select();
-    q.column("d")
-        .column("t")
+    q.expr_as(Expr::col("d"), Alias::new("analysis_disposition"))
+        .expr_as(Expr::col("t"), Alias::new("analysis_disposition_type"))
         .column("bucket")
         .expr_as(total.clone(), Alias::new("count"))
         .from_subquery(parts, Alias::new("counted"))
@@ -335,23 +336,27 @@ pub async fn disposition_counts_rolled_up(
     q.order_by_expr(total, sea_orm::Order::Desc)
         .order_by("d", sea_orm::Order::Asc)
         .order_by("t", sea_orm::Order::Asc);
-    let rows = reader
-        .db()
-        .query_all(&q)
-        .await
-        .map_err(|e| ApiError::database(&e))?;
-    let rows: Vec<CountRow> = rows
-        .iter()
-        .map(|row| {
-            Ok((
-                row.try_get_by_index(0)?,
-                row.try_get_by_index(1)?,
-                row.try_get_by_index(2)?,
-                row.try_get_by_index(3)?,
-            ))
-        })
-        .collect::<Result<_, sea_orm::DbErr>>()
-        .map_err(|e| ApiError::database(&e))?;
+    let rows: Vec<CountRow> = match reader.db().get_database_backend() {
+        DbBackend::Sqlite => one_json_row(reader, q).await?,
+        _ => {
+            let rows = reader
+                .db()
+                .query_all(&q)
+                .await
+                .map_err(|e| ApiError::database(&e))?;
+            rows.iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get_by_index(0)?,
+                        row.try_get_by_index(1)?,
+                        row.try_get_by_index(2)?,
+                        row.try_get_by_index(3)?,
+                    ))
+                })
+                .collect::<Result<_, sea_orm::DbErr>>()
+                .map_err(|e| ApiError::database(&e))?
+        }
+    };
     Ok(counts(rows))
 }
 
