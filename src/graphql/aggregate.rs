@@ -414,15 +414,11 @@ pub async fn lead_funnel(
         .all(reader.db())
         .await
         .map_err(|e| ApiError::database(&e))?;
-    Ok(rows
-        .into_iter()
-        .map(|(d, t, count)| DispositionCount {
-            disposition: d,
-            disposition_type: t,
-            bucket_start: None,
-            count,
-        })
-        .collect())
+    Ok(counts(
+        rows.into_iter()
+            .map(|(d, t, count)| (d, t, None, count))
+            .collect(),
+    ))
 }
 
 /// The condition on `lead_rollups` that selects exactly the leads
@@ -481,15 +477,11 @@ pub async fn lead_funnel_rolled_up(
         .all(reader.db())
         .await
         .map_err(|e| ApiError::database(&e))?;
-    Ok(rows
-        .into_iter()
-        .map(|(d, t, count)| DispositionCount {
-            disposition: d,
-            disposition_type: t,
-            bucket_start: None,
-            count,
-        })
-        .collect())
+    Ok(counts(
+        rows.into_iter()
+            .map(|(d, t, count)| (d, t, None, count))
+            .collect(),
+    ))
 }
 
 pub async fn call_stats(reader: &Reader, filter: Condition) -> async_graphql::Result<CallStats> {

@@ -262,32 +262,20 @@ async fn the_rollup_answers_only_what_it_can_answer_exactly() {
     .unwrap()
     .key;
     server.state.keys.reload().await.unwrap();
+    let as_scoped = |query: String, variables: Value| {
+        let request = server
+            .client
+            .post(server.url("/graphql"))
+            .bearer_auth(&key)
+            .json(&json!({ "query": query, "variables": variables }));
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
     let (q, vars) = counts_query(&by_project, None);
-    let answer: Value = server
-        .client
-        .post(server.url("/graphql"))
-        .bearer_auth(&key)
-        .json(&json!({ "query": q, "variables": vars }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = as_scoped(q, vars).await;
     assert_eq!(total(&answer["data"]["dispositionCounts"]), counted);
     // Leads are visible by their project, which the lead rollup records:
     // the scoped key's funnel comes from it (doubled here).
-    let answer: Value = server
-        .client
-        .post(server.url("/graphql"))
-        .bearer_auth(&key)
-        .json(&json!({ "query": "{ leadFunnel { count } }" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = as_scoped("{ leadFunnel { count } }".into(), json!({})).await;
     assert_eq!(total(&answer["data"]["leadFunnel"]), 2 * leads);
     server.stop().await;
 }
