@@ -12,10 +12,16 @@ use entity::{
 };
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use std::collections::HashSet;
+
+/// Delete the rows of `E` that `scope` selects.
+async fn clear<E: EntityTrait>(txn: &DatabaseTransaction, scope: Condition) -> Result<(), DbErr> {
+    E::delete_many().filter(scope).exec(txn).await?;
+    Ok(())
+}
 
 /// What `reproject` did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -103,42 +109,15 @@ pub async fn reproject(
         }
         scope
     };
-    message::Entity::delete_many()
-        .filter(parts(Expr::col(message::Column::ActivityId)))
-        .exec(&txn)
-        .await?;
-    tool_call::Entity::delete_many()
-        .filter(parts(Expr::col(tool_call::Column::ActivityId)))
-        .exec(&txn)
-        .await?;
-    variable::Entity::delete_many()
-        .filter(parts(Expr::col(variable::Column::ActivityId)))
-        .exec(&txn)
-        .await?;
-    analysis::Entity::delete_many()
-        .filter(parts(Expr::col(analysis::Column::ActivityId)))
-        .exec(&txn)
-        .await?;
-    conversation::Entity::delete_many()
-        .filter(parts(Expr::col(conversation::Column::ActivityId)))
-        .exec(&txn)
-        .await?;
-    activity::Entity::delete_many()
-        .filter(rebuilt_activities.clone())
-        .exec(&txn)
-        .await?;
-    lead_update::Entity::delete_many()
-        .filter(rebuilt(Expr::col(lead_update::Column::LeadId)))
-        .exec(&txn)
-        .await?;
-    lead::Entity::delete_many()
-        .filter(rebuilt(Expr::col(lead::Column::Id)))
-        .exec(&txn)
-        .await?;
-    callback::Entity::delete_many()
-        .filter(rebuilt(Expr::col(callback::Column::LeadId)))
-        .exec(&txn)
-        .await?;
+    clear::<message::Entity>(&txn, parts(Expr::col(message::Column::ActivityId))).await?;
+    clear::<tool_call::Entity>(&txn, parts(Expr::col(tool_call::Column::ActivityId))).await?;
+    clear::<variable::Entity>(&txn, parts(Expr::col(variable::Column::ActivityId))).await?;
+    clear::<analysis::Entity>(&txn, parts(Expr::col(analysis::Column::ActivityId))).await?;
+    clear::<conversation::Entity>(&txn, parts(Expr::col(conversation::Column::ActivityId))).await?;
+    clear::<activity::Entity>(&txn, rebuilt_activities.clone()).await?;
+    clear::<lead_update::Entity>(&txn, rebuilt(Expr::col(lead_update::Column::LeadId))).await?;
+    clear::<lead::Entity>(&txn, rebuilt(Expr::col(lead::Column::Id))).await?;
+    clear::<callback::Entity>(&txn, rebuilt(Expr::col(callback::Column::LeadId))).await?;
 
     let mut after = 0_i64;
     let mut passed = 0_u64;
