@@ -10,6 +10,9 @@
 //! - page: "Interested" leads of a random project, newest first, 50;
 //! - counts: dispositionCounts of a random project over a random 7 days,
 //!   by day;
+//! - totals: dispositionCounts and leadFunnel of a random project, all
+//!   time (from the rollups); totals_exact: the same, each filter under
+//!   `and` so the rows are counted instead (the baseline);
 //! - callbacks: the DUE callbacks of a random project, earliest first, 50
 //!   (a sales floor's screen);
 //! - timeline: one lead's timeline, a random lead.
@@ -18,7 +21,7 @@
 //! "10000,100000"), LEADQL_BENCH_REQUESTS (per query kind, default 2000),
 //! LEADQL_BENCH_CLIENTS (default 8), LEADQL_BENCH_RUNS (rounds per query,
 //! the median round is printed; default 3), LEADQL_BENCH_KINDS (which
-//! queries, default "history,page,counts,callbacks,timeline"), LEADQL_BENCH_POSTGRES (admin URL, or
+//! queries, default "history,page,counts,totals,totals_exact,callbacks,timeline"), LEADQL_BENCH_POSTGRES (admin URL, or
 //! "off"), LEADQL_BENCH_URL (measure a server that is already running, on
 //! its data, instead: e.g. http://127.0.0.1:8080), LEADQL_BENCH_TRACES
 //! (`off`, `on`: OpenTelemetry traces exported to a receiver in the
@@ -61,8 +64,28 @@ const TIMELINE: &str = "query Timeline($id: ID!) { lead(id: $id) {
   id name timeline(first: 100) { pageInfo { hasNextPage endCursor }
     edges { cursor node { at kind summary fromState toState } } } } }";
 
+/// A dashboard's totals for a project: its activities per outcome and its
+/// leads per disposition, all time (answered from the rollups).
+const TOTALS: &str = "query Totals($project: String!) {
+  dispositionCounts(filter: { projectId: { eq: $project } }) { disposition dispositionType count }
+  leadFunnel(filter: { projectId: { eq: $project } }) { disposition dispositionType count } }";
+
+/// The same totals with each filter under `and`, which the rollups do not
+/// answer: counted from the activities and leads, the baseline.
+const TOTALS_EXACT: &str = "query TotalsExact($project: String!) {
+  dispositionCounts(filter: { and: [{ projectId: { eq: $project } }] }) { disposition dispositionType count }
+  leadFunnel(filter: { and: [{ projectId: { eq: $project } }] }) { disposition dispositionType count } }";
+
 /// The query kinds, in the order they run.
-const KINDS: &[&str] = &["history", "page", "counts", "callbacks", "timeline"];
+const KINDS: &[&str] = &[
+    "history",
+    "page",
+    "counts",
+    "totals",
+    "totals_exact",
+    "callbacks",
+    "timeline",
+];
 
 struct Sample {
     leads: Vec<String>,
@@ -191,6 +214,8 @@ async fn run(
                     "history" => (HISTORY, json!({ "id": sample.leads[rng.random_range(0..sample.leads.len())] })),
                     "page" => (PAGE, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
                     "callbacks" => (CALLBACKS, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
+                    "totals" => (TOTALS, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
+                    "totals_exact" => (TOTALS_EXACT, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
                     "timeline" => (TIMELINE, json!({ "id": sample.leads[rng.random_range(0..sample.leads.len())] })),
                     _ => {
                         let week = 7 * 86_400_000;
