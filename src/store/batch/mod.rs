@@ -122,17 +122,17 @@ pub async fn apply_batch<C: ConnectionTrait>(
         )
     });
     write_leads(&mut script, after, &before.callbacks);
+    if let Some((activities, leads)) = counts {
+        // Replay (reproject) counts everything at its end instead.
+        write_counts(&mut script, activities);
+        write_counts(&mut script, leads);
+    }
     let (events, activities) = if live {
         write_feeds(&mut script, &applied, received_at);
         (applied.events.len(), applied.activities.len())
     } else {
         (0, 0)
     };
-    if let Some((activities, leads)) = counts {
-        // Replay (reproject) counts everything at its end instead.
-        write_counts(&mut script, activities);
-        write_counts(&mut script, leads);
-    }
     script.execute(txn).await?;
     Ok(BatchResult {
         statuses: decided.statuses,

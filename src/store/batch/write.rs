@@ -26,8 +26,10 @@ use std::collections::HashMap;
 const ROWS_PER_INSERT: usize = 500;
 
 /// Add the batch's changes to a rollup's counts (rows that reach zero are
-/// removed). Last in the script: on PostgreSQL a row shared with a
-/// concurrent batch stays locked only until this batch commits.
+/// removed). Late in the script, before only the feeds' logs: on
+/// PostgreSQL a row shared with a concurrent batch stays locked only
+/// until this batch commits, and is locked before the feeds' lock (which
+/// must come last), so the two never wait on each other in a cycle.
 pub(super) fn write_counts<K: Rollup>(script: &mut Script, deltas: Deltas<K>)
 where
     <K::Entity as EntityTrait>::Model: IntoActiveModel<<K::Entity as EntityTrait>::ActiveModel>,
