@@ -15,7 +15,9 @@
 use super::projection::LeadFacts;
 use entity::{activity, activity_rollup, lead, lead_rollup};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QuerySelect, QueryTrait};
+use sea_orm::{
+    ConnectionTrait, DbErr, EntityTrait, FromQueryResult, IntoActiveModel, QuerySelect, QueryTrait,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -197,25 +199,17 @@ async fn rebuild_activities<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
             .into_model::<Counted>()
             .all(db)
             .await?;
-        let rows: Vec<activity_rollup::ActiveModel> = counted
-            .into_iter()
-            .map(|c| {
-                let key = Key {
-                    project_id: c.project_id,
-                    span,
-                    start: c.start,
-                    disposition: c.disposition,
-                    disposition_type: c.disposition_type,
-                };
-                key.clone().row(key.digest(), c.activities).into()
-            })
-            .collect();
-        written += rows.len() as u64;
-        for chunk in rows.chunks(500) {
-            activity_rollup::Entity::insert_many(chunk.to_vec())
-                .exec(db)
-                .await?;
-        }
+        let counts = counted.into_iter().map(|c| {
+            let key = Key {
+                project_id: c.project_id,
+                span,
+                start: c.start,
+                disposition: c.disposition,
+                disposition_type: c.disposition_type,
+            };
+            (key, c.activities)
+        });
+        written += insert_counts(db, counts.collect()).await?;
     }
     Ok(written)
 }
@@ -243,23 +237,37 @@ async fn rebuild_leads<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
         .into_model()
         .all(db)
         .await?;
-    let rows: Vec<lead_rollup::ActiveModel> = counted
-        .into_iter()
-        .map(|c| {
-            let key = LeadKey {
-                project_id: c.project_id,
-                disposition: c.disposition,
-                disposition_type: c.disposition_type,
-            };
-            key.clone().row(key.digest(), c.leads).into()
-        })
-        .collect();
-    for chunk in rows.chunks(500) {
-        lead_rollup::Entity::insert_many(chunk.to_vec())
-            .exec(db)
-            .await?;
+    let counts = counted.into_iter().map(|c| {
+        let key = LeadKey {
+            project_id: c.project_id,
+            disposition: c.disposition,
+            disposition_type: c.disposition_type,
+        };
+        (key, c.leads)
+    });
+    insert_counts(db, counts.collect()).await
+}
+
+/// Write counted rows into an empty rollup, 500 per statement; how many.
+async fn insert_counts<K: Rollup, C: ConnectionTrait>(
+    db: &C,
+    counts: Vec<(K, i64)>,
+) -> Result<u64, DbErr>
+where
+    <K::Entity as EntityTrait>::Model: IntoActiveModel<<K::Entity as EntityTrait>::ActiveModel>,
+{
+    let written = counts.len() as u64;
+    let mut rows = counts.into_iter().map(|(key, n)| {
+        let digest = key.digest();
+        key.row(digest, n).into_active_model()
+    });
+    loop {
+        let chunk: Vec<_> = rows.by_ref().take(500).collect();
+        if chunk.is_empty() {
+            return Ok(written);
+        }
+        K::Entity::insert_many(chunk).exec(db).await?;
     }
-    Ok(rows.len() as u64)
 }
 
 /// Build the rollups if one is empty while what it counts exists: the

@@ -109,7 +109,6 @@ pub async fn apply_batch<C: ConnectionTrait>(
         log_deliveries(&mut script, deliveries, &decided, &stored, received_at);
     }
     write_activities(&mut script, &applied, &stored);
-
     write_updates(&mut script, &applied);
     let after = project_leads(&affected, &facts, rules);
     let counts = replaced.map(|replaced| {
