@@ -6,7 +6,7 @@ use super::loader::{ChildCount, ChildPage, Children, Loaders};
 use super::page::{narrow, page, rows, Page, PageArgs, PageInfo, SortKey};
 use super::resource::Resource;
 use crate::error::ApiError;
-use crate::store::read::{Reader, Scoped};
+use crate::store::read::{ReadDb, Reader, Scoped};
 use async_graphql::context::SelectionField;
 use async_graphql::Context;
 use futures::future::BoxFuture;
@@ -20,6 +20,26 @@ impl Total {
     /// A count known already (a list paged in memory).
     pub fn known(count: i64) -> Total {
         Total(Box::new(move || Box::pin(async move { Ok(count) })))
+    }
+
+    /// The number of rows `select` finds, counted when a client asks.
+    pub fn rows<E>(db: &ReadDb, select: Select<E>) -> Total
+    where
+        E: EntityTrait + Send + Sync,
+        E::Model: Send + Sync,
+    {
+        let db = db.clone();
+        Total(Box::new(move || {
+            let select = select.clone();
+            let db = db.clone();
+            Box::pin(async move {
+                select
+                    .count(&db)
+                    .await
+                    .map(|n| n as i64)
+                    .map_err(|e| ApiError::database(&e).into())
+            })
+        }))
     }
 
     pub async fn get(&self) -> async_graphql::Result<i64> {
@@ -89,19 +109,7 @@ where
     let page = page(reader.db(), select.clone(), &key, &window, &reads)
         .await
         .map_err(|e| ApiError::database(&e))?;
-    let db = reader.db().clone();
-    let total = Total(Box::new(move || {
-        let select = select.clone();
-        let db = db.clone();
-        Box::pin(async move {
-            select
-                .count(&db)
-                .await
-                .map(|n| n as i64)
-                .map_err(|e| ApiError::database(&e).into())
-        })
-    }));
-    Ok((page, total))
+    Ok((page, Total::rows(reader.db(), select)))
 }
 
 /// One parent's page of a nested list (the rows of `R` whose `parent`

@@ -101,6 +101,14 @@ pub struct Against {
 }
 
 impl Against {
+    /// What `reader`'s statements are evaluated against.
+    pub fn of(reader: &crate::store::read::Reader) -> Against {
+        Against {
+            backend: reader.db().get_database_backend(),
+            now_ms: reader.now_ms(),
+        }
+    }
+
     /// The moment, as a statement compares a column with it. On PostgreSQL
     /// it is a one-row subquery, `(SELECT $n)`: the planner then estimates
     /// the comparison without looking at the moment, which is new on every
@@ -203,14 +211,7 @@ pub fn condition_of<F: Filter>(
     reader: &crate::store::read::Reader,
 ) -> async_graphql::Result<Condition> {
     match filter {
-        Some(f) => condition_at(
-            f,
-            Against {
-                backend: reader.db().get_database_backend(),
-                now_ms: reader.now_ms(),
-            },
-            reader.role(),
-        ),
+        Some(f) => condition_at(f, Against::of(reader), reader.role()),
         None => Ok(Condition::all()),
     }
 }
