@@ -7,6 +7,7 @@ mod callbacks;
 mod common;
 mod connections;
 mod convergence;
+mod counts;
 mod crash;
 mod fanout;
 mod filters;

@@ -14,7 +14,7 @@ const HOUR: i64 = 3_600_000;
 /// Generated leads, plus older versions (over an hour older, another
 /// outcome) of every fourth activity, delivered newest first so the older
 /// ones arrive stale, and some again so duplicates happen.
-async fn loaded_server(db: &TestDb, seed: u64) -> TestServer {
+pub(crate) async fn loaded_server(db: &TestDb, seed: u64) -> TestServer {
     let server = TestServer::start(db).await;
     let mut bodies = Vec::new();
     for (i, body) in leadql::generate::generate(40, seed).into_iter().enumerate() {

@@ -5,13 +5,14 @@ use super::analysis::Analysis;
 use super::conversation::Conversation;
 use super::lead::{lead_of, Lead};
 use super::{condition, look_up, reader};
-use crate::graphql::engine::connection::{connection, cost, one, root};
+use crate::graphql::engine::connection::{connection, cost, one, root, Total};
 use crate::graphql::engine::filter::{like, like_pattern, Against};
 use crate::graphql::engine::join::Join;
 use crate::graphql::engine::order::order_input;
 use crate::graphql::engine::page::{PageArgs, SortKey};
 use crate::graphql::engine::resource::{resource, Joined};
 use crate::graphql::engine::search;
+use crate::store::read::Reader;
 use async_graphql::{ComplexObject, Context, InputObject, Json, Object, Result, ID};
 use chrono::{DateTime, Utc};
 use entity::{activity, analysis, conversation, lead, variable};
@@ -168,21 +169,52 @@ pub struct VariableFilter {
 
 /// `id IN (SELECT activity_id FROM variables WHERE name = … AND …)`.
 fn variable_condition(f: &VariableFilter, at: Against) -> Condition {
-    let mut sub = Query::select();
-    sub.column(variable::Column::ActivityId)
+    let sub = Query::select()
+        .column(variable::Column::ActivityId)
         .from(variable::Entity)
-        .and_where(variable::Column::Name.eq(f.name.clone()));
+        .cond_where(variable_rows(f, at))
+        .to_owned();
+    Condition::all().add(activity::Column::Id.into_simple_expr().in_subquery(sub))
+}
+
+/// The variables `f` asks for: `name = … AND <value conditions>`.
+fn variable_rows(f: &VariableFilter, at: Against) -> Condition {
+    let mut rows = Condition::all().add(variable::Column::Name.eq(f.name.clone()));
     let value = Expr::col(variable::Column::ValueText);
     if let Some(v) = &f.eq {
-        sub.and_where(value.clone().eq(v.clone()));
+        rows = rows.add(value.clone().eq(v.clone()));
     }
     if let Some(vs) = &f.r#in {
-        sub.and_where(value.clone().is_in(vs.iter().cloned()));
+        rows = rows.add(value.clone().is_in(vs.iter().cloned()));
     }
     if let Some(v) = &f.contains {
-        sub.and_where(like(value, like_pattern("%", v, "%"), at.backend));
+        rows = rows.add(like(value, like_pattern("%", v, "%"), at.backend));
     }
-    Condition::all().add(activity::Column::Id.into_simple_expr().in_subquery(sub))
+    rows
+}
+
+/// The count of a root list whose filter is one `variable` condition and
+/// nothing else, from the variables table alone: it holds one row per
+/// activity and name, written and replaced with its activity and carrying
+/// the activity's lead (by which a scoped reader sees both), so its
+/// matching rows are the matching activities, and the count reads one
+/// index instead of probing an activity per match. None for any other
+/// filter (the activities are counted).
+fn variable_total(reader: &Reader, filter: Option<&ActivityFilter>) -> Option<Total> {
+    let f = filter?;
+    let v = f.variable.as_ref()?;
+    let alone = ActivityFilter {
+        variable: Some(v.clone()),
+        ..Default::default()
+    };
+    (*f == alone).then(|| {
+        Total::rows(
+            reader.db(),
+            reader
+                .find::<variable::Entity>()
+                .filter(variable_rows(v, Against::of(reader))),
+        )
+    })
 }
 
 /// An activity's lead, analysis and conversation come with it when asked
@@ -319,6 +351,7 @@ impl ActivityQuery {
         };
         let select = r.find::<activity::Entity>().filter(cond);
         let (page, total) = root(ctx, r, select, activity_key(order_by.as_deref()), args).await?;
+        let total = variable_total(r, filter.as_ref()).unwrap_or(total);
         Ok(ActivityConnection::from_page(page, total))
     }
 }

@@ -1,0 +1,230 @@
+//! `totalCount`: however a list's count is found (from the rows the filter
+//! selects, or from the side table a `variable` filter lives in), it is the
+//! number of nodes the list pages through, for a key of every project and
+//! for a scoped key.
+
+use crate::common::*;
+use crate::rollup::loaded_server;
+use proptest::prelude::*;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+
+const PAGE: &str = "query($f: ActivityFilter, $after: String) {
+  activities(filter: $f, first: 100, after: $after) {
+    totalCount nodes { id } pageInfo { hasNextPage endCursor } } }";
+
+/// POST a GraphQL query as `key`; its `data`.
+async fn data(server: &TestServer, key: &str, query: &str, variables: Value) -> Value {
+    let request = server
+        .client
+        .post(server.url("/graphql"))
+        .bearer_auth(key)
+        .json(&json!({ "query": query, "variables": variables }));
+    let body: Value = request.send().await.unwrap().json().await.unwrap();
+    assert!(
+        body.get("errors").is_none(),
+        "{body}\nvariables: {variables}"
+    );
+    body["data"].clone()
+}
+
+/// The list's `totalCount` (as its first page gives it), and the ids of
+/// every page.
+async fn count_and_nodes(server: &TestServer, key: &str, filter: &Value) -> (i64, Vec<String>) {
+    let mut after = Value::Null;
+    let mut total = None;
+    let mut ids = Vec::new();
+    loop {
+        let answer = data(server, key, PAGE, json!({ "f": filter, "after": after })).await;
+        let list = &answer["activities"];
+        total.get_or_insert(list["totalCount"].as_i64().unwrap());
+        ids.extend(
+            list["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["id"].as_str().unwrap().to_string()),
+        );
+        if !list["pageInfo"]["hasNextPage"].as_bool().unwrap() {
+            break;
+        }
+        after = list["pageInfo"]["endCursor"].clone();
+    }
+    (total.unwrap(), ids)
+}
+
+/// A key that reads only `project`, or every project (None).
+async fn key_for(server: &TestServer, project: Option<&str>) -> String {
+    let projects: Vec<String> = project.into_iter().map(str::to_string).collect();
+    let key = leadql::access::create(server.db(), None, &projects, leadql::access::Role::Full)
+        .await
+        .unwrap()
+        .key;
+    server.state.keys.reload().await.unwrap();
+    key
+}
+
+/// Every (name, value) of the stored variables, and the projects.
+async fn variables_and_projects(
+    server: &TestServer,
+) -> (Vec<(String, Option<String>)>, Vec<String>) {
+    use sea_orm::EntityTrait;
+    let rows = entity::variable::Entity::find()
+        .all(server.db())
+        .await
+        .unwrap();
+    let pairs: BTreeSet<(String, Option<String>)> =
+        rows.into_iter().map(|v| (v.name, v.value_text)).collect();
+    let projects: BTreeSet<String> = entity::lead::Entity::find()
+        .all(server.db())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|l| l.project_id)
+        .collect();
+    (pairs.into_iter().collect(), projects.into_iter().collect())
+}
+
+/// A variable condition on `name`: the name alone, a value, a value among
+/// others, part of a value (in another case), or a value no row has.
+fn variable(name: &str, value: Option<&str>, how: usize) -> Value {
+    let value = value.unwrap_or("");
+    match how {
+        0 => json!({ "name": name }),
+        1 => json!({ "name": name, "eq": value }),
+        2 => json!({ "name": name, "in": [value, "Normal", "no such value"] }),
+        3 => {
+            let part: String = value.chars().skip(1).take(3).collect();
+            json!({ "name": name, "contains": part.to_uppercase() })
+        }
+        _ => json!({ "name": name, "eq": "no such value" }),
+    }
+}
+
+#[test]
+fn total_counts_equal_the_nodes_of_every_page_for_any_filter() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = runtime.block_on(TestDb::new());
+    let server = runtime.block_on(loaded_server(&db, 41));
+    let (pairs, projects) = runtime.block_on(variables_and_projects(&server));
+    assert!(
+        pairs.len() > 10 && projects.len() >= 2,
+        "{pairs:?} {projects:?}"
+    );
+    let every = runtime.block_on(key_for(&server, None));
+    let scoped = runtime.block_on(key_for(&server, Some(&projects[0])));
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 48,
+        ..ProptestConfig::default()
+    });
+    let strategy = (
+        any::<prop::sample::Index>(),
+        any::<prop::sample::Index>(),
+        0usize..5,
+        0usize..7,
+        any::<bool>(),
+    );
+    let non_empty = std::sync::atomic::AtomicUsize::new(0);
+    runner
+        .run(&strategy, |(a, b, how, wrap, as_scoped)| {
+            let (name, value) = a.get(&pairs);
+            let one = variable(name, value.as_deref(), how);
+            let (other_name, other_value) = b.get(&pairs);
+            let other = json!({ "variable": variable(other_name, other_value.as_deref(), 1) });
+            // The variable condition alone (counted in the variables
+            // table), or with other conditions (counted from the rows).
+            let filter = match wrap {
+                0 | 1 => json!({ "variable": one }),
+                2 => json!({ "and": [{ "variable": one }] }),
+                3 => json!({ "variable": one, "type": { "eq": "call" } }),
+                4 => json!({ "or": [{ "variable": one }, other] }),
+                5 => json!({ "not": { "variable": one } }),
+                _ => json!({ "search": "the" }),
+            };
+            let key = if as_scoped { &scoped } else { &every };
+            let (total, ids) = runtime.block_on(count_and_nodes(&server, key, &filter));
+            let distinct: BTreeSet<&String> = ids.iter().collect();
+            prop_assert_eq!(distinct.len(), ids.len(), "a node twice: {}", filter);
+            prop_assert_eq!(
+                total,
+                ids.len() as i64,
+                "filter {} scoped {}",
+                filter,
+                as_scoped
+            );
+            if total > 0 {
+                non_empty.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(())
+        })
+        .unwrap();
+    let non_empty = non_empty.into_inner();
+    assert!(non_empty > 10, "only {non_empty} filters matched anything");
+    runtime.block_on(server.stop());
+}
+
+/// Which path counts: a variables row of no activity is counted by a
+/// filter that is one variable condition (the variables table answers it,
+/// for the keys that see the row's lead) and by no other filter.
+#[tokio::test]
+async fn a_variable_filter_alone_is_counted_in_the_variables_table() {
+    use sea_orm::ConnectionTrait;
+    let db = TestDb::new().await;
+    let server = loaded_server(&db, 42).await;
+    let (_, projects) = variables_and_projects(&server).await;
+    let lead: entity::lead::Model = {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        entity::lead::Entity::find()
+            .filter(entity::lead::Column::ProjectId.eq(projects[0].clone()))
+            .one(server.db())
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let alone = json!({ "variable": { "name": "Urgency", "eq": "None" } });
+    let wrapped = json!({ "and": [alone] });
+    let every = key_for(&server, None).await;
+    let inside = key_for(&server, Some(&projects[0])).await;
+    let outside = key_for(&server, Some(&projects[1])).await;
+    let mut before = Vec::new();
+    for key in [&every, &inside, &outside] {
+        let (total, ids) = count_and_nodes(&server, key, &alone).await;
+        assert_eq!(total, ids.len() as i64);
+        assert_eq!(count_and_nodes(&server, key, &wrapped).await.0, total);
+        before.push(total);
+    }
+    assert!(before.iter().all(|n| *n > 0), "{before:?}");
+    server
+        .db()
+        .execute_unprepared(&format!(
+            "INSERT INTO variables (activity_id, name, lead_id, project_id, value_text) \
+             VALUES ('no-such-activity', 'Urgency', '{}', '{}', 'None')",
+            lead.id, projects[0]
+        ))
+        .await
+        .unwrap();
+    for (key, sees_lead, was) in [
+        (&every, true, before[0]),
+        (&inside, true, before[1]),
+        (&outside, false, before[2]),
+    ] {
+        let (total, ids) = count_and_nodes(&server, key, &alone).await;
+        assert_eq!(ids.len() as i64, was, "the nodes are the activities'");
+        assert_eq!(
+            total,
+            was + i64::from(sees_lead),
+            "counted in the variables table"
+        );
+        let (total, ids) = count_and_nodes(&server, key, &wrapped).await;
+        assert_eq!(
+            (total, ids.len() as i64),
+            (was, was),
+            "counted from the activities"
+        );
+    }
+    server.stop().await;
+}
