@@ -15,6 +15,7 @@ mod m20261207_000009_callbacks;
 mod m20261208_000010_delivery_retention;
 mod m20261209_000011_activity_rollups;
 mod m20261209_000012_lead_rollups;
+mod m20261210_000013_covering_variables;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000010_delivery_retention::Migration),
             Box::new(m20261209_000011_activity_rollups::Migration),
             Box::new(m20261209_000012_lead_rollups::Migration),
+            Box::new(m20261210_000013_covering_variables::Migration),
         ]
     }
 }
