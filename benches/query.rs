@@ -13,6 +13,10 @@
 //! - totals: dispositionCounts and leadFunnel of a random project, all
 //!   time (from the rollups); totals_exact: the same, each filter under
 //!   `and` so the rows are counted instead (the baseline);
+//! - variable_page: the newest 20 activities with a random urgency
+//!   (a variable filter); variable_count: that list's totalCount (from the
+//!   variables table); variable_count_exact: the same count with the
+//!   filter under `and`, counted from the activities (the baseline);
 //! - callbacks: the DUE callbacks of a random project, earliest first, 50
 //!   (a sales floor's screen);
 //! - timeline: one lead's timeline, a random lead.
@@ -21,7 +25,7 @@
 //! "10000,100000"), LEADQL_BENCH_REQUESTS (per query kind, default 2000),
 //! LEADQL_BENCH_CLIENTS (default 8), LEADQL_BENCH_RUNS (rounds per query,
 //! the median round is printed; default 3), LEADQL_BENCH_KINDS (which
-//! queries, default "history,page,counts,totals,totals_exact,callbacks,timeline"), LEADQL_BENCH_POSTGRES (admin URL, or
+//! queries, default all of them, in the order above), LEADQL_BENCH_POSTGRES (admin URL, or
 //! "off"), LEADQL_BENCH_URL (measure a server that is already running, on
 //! its data, instead: e.g. http://127.0.0.1:8080), LEADQL_BENCH_TRACES
 //! (`off`, `on`: OpenTelemetry traces exported to a receiver in the
@@ -76,6 +80,25 @@ const TOTALS_EXACT: &str = "query TotalsExact($project: String!) {
   dispositionCounts(filter: { and: [{ projectId: { eq: $project } }] }) { disposition dispositionType count }
   leadFunnel(filter: { and: [{ projectId: { eq: $project } }] }) { disposition dispositionType count } }";
 
+/// A list filtered by an extracted variable (a random one of the
+/// generator's urgencies; "None" matches most calls, "Very Urgent" a few
+/// percent): its first page, newest first...
+const VARIABLE_PAGE: &str = "query VariablePage($v: String!) {
+  activities(filter: { variable: { name: \"Urgency\", eq: $v } },
+             orderBy: [{ field: TIMESTAMP, direction: DESC }], first: 20) {
+    pageInfo { hasNextPage endCursor } nodes { id timestamp callStatus } } }";
+
+/// ...its `totalCount` (counted in the variables table)...
+const VARIABLE_COUNT: &str = "query VariableCount($v: String!) {
+  activities(filter: { variable: { name: \"Urgency\", eq: $v } }) { totalCount } }";
+
+/// ...and the same count with the filter under `and`, which counts the
+/// activities (the baseline).
+const VARIABLE_COUNT_EXACT: &str = "query VariableCountExact($v: String!) {
+  activities(filter: { and: [{ variable: { name: \"Urgency\", eq: $v } }] }) { totalCount } }";
+
+const URGENCIES: &[&str] = &["Very Urgent", "Urgent", "Normal", "None"];
+
 /// The query kinds, in the order they run.
 const KINDS: &[&str] = &[
     "history",
@@ -83,6 +106,9 @@ const KINDS: &[&str] = &[
     "counts",
     "totals",
     "totals_exact",
+    "variable_page",
+    "variable_count",
+    "variable_count_exact",
     "callbacks",
     "timeline",
 ];
@@ -216,6 +242,9 @@ async fn run(
                     "callbacks" => (CALLBACKS, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
                     "totals" => (TOTALS, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
                     "totals_exact" => (TOTALS_EXACT, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
+                    "variable_page" => (VARIABLE_PAGE, json!({ "v": URGENCIES[rng.random_range(0..URGENCIES.len())] })),
+                    "variable_count" => (VARIABLE_COUNT, json!({ "v": URGENCIES[rng.random_range(0..URGENCIES.len())] })),
+                    "variable_count_exact" => (VARIABLE_COUNT_EXACT, json!({ "v": URGENCIES[rng.random_range(0..URGENCIES.len())] })),
                     "timeline" => (TIMELINE, json!({ "id": sample.leads[rng.random_range(0..sample.leads.len())] })),
                     _ => {
                         let week = 7 * 86_400_000;
