@@ -1,5 +1,6 @@
 //! Activities counted per project, UTC hour and day, analysis disposition
-//! and disposition type; kept by ingest (see `leadql::store::rollup`).
+//! and disposition type, with what `callStats` adds up of them; kept by
+//! ingest (see `leadql::store::rollup`).
 
 use sea_orm::entity::prelude::*;
 
@@ -20,6 +21,16 @@ pub struct Model {
     pub disposition_type: Option<String>,
     /// How many current activities have this key.
     pub activities: i64,
+    /// How many of them are calls (`type` "call").
+    pub calls: i64,
+    /// How many of the calls connected (as `callStats` counts them).
+    pub connected: i64,
+    /// How many of them have a conversation with a `turnCount`...
+    pub turn_counts: i64,
+    /// ...and those turn counts added up.
+    pub turns: i64,
+    /// How many tool calls they made.
+    pub tool_calls: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,6 +16,7 @@ mod m20261208_000010_delivery_retention;
 mod m20261209_000011_activity_rollups;
 mod m20261209_000012_lead_rollups;
 mod m20261210_000013_covering_variables;
+mod m20261210_000014_call_rollups;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261209_000011_activity_rollups::Migration),
             Box::new(m20261209_000012_lead_rollups::Migration),
             Box::new(m20261210_000013_covering_variables::Migration),
+            Box::new(m20261210_000014_call_rollups::Migration),
         ]
     }
 }

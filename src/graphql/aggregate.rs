@@ -9,6 +9,7 @@ use super::resources::lead::LeadFilter;
 use super::resources::{condition, reader};
 use crate::error::ApiError;
 use crate::store::read::Reader;
+use crate::store::rollup::CONNECTED;
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{activity, conversation, lead, tool_call};
@@ -484,19 +485,57 @@ pub async fn lead_funnel_rolled_up(
     ))
 }
 
-pub async fn call_stats(reader: &Reader, filter: Condition) -> async_graphql::Result<CallStats> {
+/// What [`CallStats`] is made of: sums, which add up across the parts of
+/// a window (the rollup's periods and the activities at its ends).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CallSums {
+    calls: i64,
+    connected: i64,
+    /// Conversations with a turn count, and their turns.
+    turn_counts: i64,
+    turns: i64,
+    tool_calls: i64,
+}
+
+impl std::ops::Add for CallSums {
+    type Output = CallSums;
+    fn add(self, o: CallSums) -> CallSums {
+        CallSums {
+            calls: self.calls + o.calls,
+            connected: self.connected + o.connected,
+            turn_counts: self.turn_counts + o.turn_counts,
+            turns: self.turns + o.turns,
+            tool_calls: self.tool_calls + o.tool_calls,
+        }
+    }
+}
+
+impl CallSums {
+    fn stats(self) -> CallStats {
+        let rate = |n: i64, of: i64| (of != 0).then(|| n as f64 / of as f64);
+        CallStats {
+            attempts: self.calls,
+            connected: self.connected,
+            connect_rate: rate(self.connected, self.calls).unwrap_or(0.0),
+            average_turn_count: rate(self.turns, self.turn_counts),
+            tool_calls: self.tool_calls,
+        }
+    }
+}
+
+/// [`CallSums`] of the activities `filter` selects, counted from them.
+pub async fn call_sums(reader: &Reader, filter: Condition) -> async_graphql::Result<CallSums> {
     use activity::Column as C;
-    let connected = Expr::cust(
-        "COALESCE(SUM(CASE WHEN is_connected IS NOT NULL THEN (CASE WHEN is_connected THEN 1 ELSE 0 END) \
-         WHEN has_conversation THEN 1 WHEN call_status = 'completed' THEN 1 ELSE 0 END), 0)",
-    );
-    let (attempts, connected): (i64, i64) = reader
+    let (calls, connected): (i64, i64) = reader
         .find::<activity::Entity>()
         .filter(filter.clone())
         .filter(C::Type.eq("call"))
         .select_only()
         .column_as(Expr::cust("COUNT(*)"), "attempts")
-        .column_as(connected, "connected")
+        .column_as(
+            Expr::cust(format!("CAST(COALESCE(SUM({CONNECTED}), 0) AS BIGINT)")),
+            "connected",
+        )
         .into_tuple()
         .one(reader.db())
         .await
@@ -508,19 +547,20 @@ pub async fn call_stats(reader: &Reader, filter: Condition) -> async_graphql::Re
         .select_only()
         .column(C::Id)
         .into_query();
-    let average_turn_count: Option<f64> = reader
+    let (turn_counts, turns): (i64, i64) = reader
         .find::<conversation::Entity>()
         .filter(conversation::Column::ActivityId.in_subquery(matching.clone()))
         .select_only()
+        .column_as(Expr::cust("COUNT(turn_count)"), "turn_counts")
         .column_as(
-            Expr::cust("CAST(AVG(turn_count) AS DOUBLE PRECISION)"),
-            "avg",
+            Expr::cust("CAST(COALESCE(SUM(turn_count), 0) AS BIGINT)"),
+            "turns",
         )
         .into_tuple()
         .one(reader.db())
         .await
         .map_err(|e| ApiError::database(&e))?
-        .flatten();
+        .unwrap_or_default();
     let tool_calls: i64 = reader
         .find::<tool_call::Entity>()
         .filter(tool_call::Column::ActivityId.in_subquery(matching))
@@ -531,15 +571,42 @@ pub async fn call_stats(reader: &Reader, filter: Condition) -> async_graphql::Re
         .await
         .map_err(|e| ApiError::database(&e))?
         .unwrap_or(0);
-    Ok(CallStats {
-        attempts,
+    Ok(CallSums {
+        calls,
         connected,
-        connect_rate: if attempts == 0 {
-            0.0
-        } else {
-            connected as f64 / attempts as f64
-        },
-        average_turn_count,
+        turn_counts,
+        turns,
+        tool_calls,
+    })
+}
+
+/// [`CallSums`] of a [`RollupPlan`]'s whole periods, from the rollup.
+async fn call_sums_rolled_up(
+    reader: &Reader,
+    plan: &RollupPlan,
+) -> async_graphql::Result<CallSums> {
+    use entity::activity_rollup::Entity;
+    use sea_orm::EntityTrait;
+    let sum = |column: &str| Expr::cust(format!("CAST(COALESCE(SUM({column}), 0) AS BIGINT)"));
+    let (calls, connected, turn_counts, turns, tool_calls): (i64, i64, i64, i64, i64) =
+        Entity::find()
+            .filter(plan.periods.clone())
+            .select_only()
+            .column_as(sum("calls"), "calls")
+            .column_as(sum("connected"), "connected")
+            .column_as(sum("turn_counts"), "turn_counts")
+            .column_as(sum("turns"), "turns")
+            .column_as(sum("tool_calls"), "tool_calls")
+            .into_tuple()
+            .one(reader.db())
+            .await
+            .map_err(|e| ApiError::database(&e))?
+            .unwrap_or_default();
+    Ok(CallSums {
+        calls,
+        connected,
+        turn_counts,
+        turns,
         tool_calls,
     })
 }
@@ -601,7 +668,18 @@ impl AggregateQuery {
         ctx: &Context<'_>,
         filter: Option<ActivityFilter>,
     ) -> Result<CallStats> {
-        let cond = condition(ctx, filter.as_ref())?;
-        call_stats(reader(ctx), cond).await
+        let reader = reader(ctx);
+        let backend = reader.db().get_database_backend();
+        let sums = match rollup_plan(reader, filter.as_ref(), None, backend) {
+            Some(plan) => {
+                let periods = call_sums_rolled_up(reader, &plan).await?;
+                match &plan.ends {
+                    Some(ends) => periods + call_sums(reader, condition(ctx, Some(ends))?).await?,
+                    None => periods,
+                }
+            }
+            None => call_sums(reader, condition(ctx, filter.as_ref())?).await?,
+        };
+        Ok(sums.stats())
     }
 }

@@ -134,6 +134,9 @@ mod tests {
             callback_date: None,
             callback_time: None,
             callback_offset: None,
+            is_connected: None,
+            has_conversation: false,
+            call_status: None,
         }
     }
 

@@ -7,8 +7,9 @@
 use entity::{activity, lead};
 use sea_orm::DerivePartialModel;
 
-/// The columns of an activity the lead projection reads (listed here
-/// only: they are read with `into_partial_model::<LeadFacts>()`).
+/// The columns of an activity the lead projection (and the rollups) read
+/// (listed here only: they are read with
+/// `into_partial_model::<LeadFacts>()`).
 #[derive(Clone, Debug, DerivePartialModel)]
 #[sea_orm(entity = "activity::Entity")]
 pub struct LeadFacts {
@@ -31,6 +32,9 @@ pub struct LeadFacts {
     pub callback_date: Option<String>,
     pub callback_time: Option<String>,
     pub callback_offset: Option<i32>,
+    pub is_connected: Option<bool>,
+    pub has_conversation: bool,
+    pub call_status: Option<String>,
 }
 
 impl From<&activity::Model> for LeadFacts {
@@ -55,6 +59,9 @@ impl From<&activity::Model> for LeadFacts {
             callback_date: a.callback_date.clone(),
             callback_time: a.callback_time.clone(),
             callback_offset: a.callback_offset,
+            is_connected: a.is_connected,
+            has_conversation: a.has_conversation,
+            call_status: a.call_status.clone(),
         }
     }
 }
@@ -135,6 +142,9 @@ mod tests {
             callback_date: None,
             callback_time: None,
             callback_offset: None,
+            is_connected: None,
+            has_conversation: false,
+            call_status: None,
         }
     }
 

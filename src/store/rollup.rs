@@ -1,11 +1,12 @@
 //! The rollups: current activities counted per project, period (each UTC
-//! hour, and each UTC day), analysis disposition and disposition type
-//! (`activity_rollups`), and leads counted per project and current
+//! hour, and each UTC day), analysis disposition and disposition type,
+//! with what `callStats` adds up of them ([`Measures`]:
+//! `activity_rollups`), and leads counted per project and current
 //! disposition (`lead_rollups`).
 //!
 //! Ingest keeps them in the batch's transaction: each activity a batch
-//! stores adds one to its keys and, when it replaces an older version,
-//! takes one from the old version's keys; each lead it writes moves from
+//! stores adds its measures to its keys and, when it replaces an older
+//! version, takes the old version's measures from the old version's keys; each lead it writes moves from
 //! its stored projection's key (if it existed) to its new one. So
 //! duplicates and stale versions change nothing, a newer version moves its
 //! count, and the order of delivery does not matter. `reproject`, and the
@@ -14,9 +15,10 @@
 
 use super::projection::LeadFacts;
 use entity::{activity, activity_rollup, lead, lead_rollup};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ConnectionTrait, DbErr, EntityTrait, FromQueryResult, IntoActiveModel, QuerySelect, QueryTrait,
+    Statement,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -35,18 +37,107 @@ pub const SPANS: [i64; 2] = [HOUR, DAY];
 /// an index entry).
 pub trait Rollup: Eq + Hash + Serialize {
     type Entity: EntityTrait;
+    /// What a row counts.
+    type Counts: Counts;
     /// The row's primary key column (the digest).
     const KEY: <Self::Entity as EntityTrait>::Column;
-    /// Its count column.
-    const COUNT: <Self::Entity as EntityTrait>::Column;
-    /// The row for these parts, named `key`, counting `count`.
-    fn row(self, key: String, count: i64) -> <Self::Entity as EntityTrait>::Model;
+    /// Its count columns, in the order [`Counts::values`] gives them; the
+    /// first counts the row's items (a row counting none is deleted).
+    const COUNTS: &'static [<Self::Entity as EntityTrait>::Column];
+    /// The row for these parts, named `key`, counting `counts`.
+    fn row(self, key: String, counts: Self::Counts) -> <Self::Entity as EntityTrait>::Model;
 
     fn digest(&self) -> String {
         let text = serde_json::to_string(self).unwrap_or_default();
         hex::encode(Sha256::digest(text.as_bytes()))
     }
 }
+
+/// The counts of a rollup's row, added and taken away together.
+pub trait Counts: Copy + Default + PartialEq + std::fmt::Debug {
+    /// `self += sign * other`.
+    fn add(&mut self, other: Self, sign: i64);
+    /// The counts, in the order of [`Rollup::COUNTS`].
+    fn values(&self) -> Vec<i64>;
+}
+
+impl Counts for i64 {
+    fn add(&mut self, other: i64, sign: i64) {
+        *self += sign * other;
+    }
+
+    fn values(&self) -> Vec<i64> {
+        vec![*self]
+    }
+}
+
+/// What an activity adds to its rows: itself, and what `callStats` adds
+/// up of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Measures {
+    pub activities: i64,
+    /// 1 for a call (`type` "call").
+    pub calls: i64,
+    /// 1 for a call that connected (see [`connected`]).
+    pub connected: i64,
+    /// 1 when its conversation has a turn count...
+    pub turn_counts: i64,
+    /// ...which is this.
+    pub turns: i64,
+    /// Its tool calls.
+    pub tool_calls: i64,
+}
+
+impl Measures {
+    /// One activity's measures, given its conversation's turn count and
+    /// its number of tool calls.
+    pub fn of(f: &LeadFacts, turn_count: Option<i64>, tool_calls: i64) -> Measures {
+        let call = f.r#type.as_deref() == Some("call");
+        Measures {
+            activities: 1,
+            calls: i64::from(call),
+            connected: i64::from(call && connected(f)),
+            turn_counts: i64::from(turn_count.is_some()),
+            turns: turn_count.unwrap_or(0),
+            tool_calls,
+        }
+    }
+}
+
+impl Counts for Measures {
+    fn add(&mut self, o: Measures, sign: i64) {
+        self.activities += sign * o.activities;
+        self.calls += sign * o.calls;
+        self.connected += sign * o.connected;
+        self.turn_counts += sign * o.turn_counts;
+        self.turns += sign * o.turns;
+        self.tool_calls += sign * o.tool_calls;
+    }
+
+    fn values(&self) -> Vec<i64> {
+        vec![
+            self.activities,
+            self.calls,
+            self.connected,
+            self.turn_counts,
+            self.turns,
+            self.tool_calls,
+        ]
+    }
+}
+
+/// Whether an activity connected, as `callStats` counts it:
+/// `metadata.isConnected` when sent, else a conversation present, else
+/// `callStatus` "completed". [`CONNECTED`] says the same in SQL.
+pub fn connected(f: &LeadFacts) -> bool {
+    f.is_connected
+        .unwrap_or(f.has_conversation || f.call_status.as_deref() == Some("completed"))
+}
+
+/// [`connected`] as SQL over an activity's columns: 1 or 0.
+pub const CONNECTED: &str = "(CASE WHEN is_connected IS NOT NULL THEN \
+     (CASE WHEN is_connected THEN 1 ELSE 0 END) WHEN has_conversation THEN 1 \
+     WHEN call_status = 'completed' THEN 1 ELSE 0 END)";
 
 /// What an activity is counted under.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -75,10 +166,21 @@ impl Key {
 
 impl Rollup for Key {
     type Entity = activity_rollup::Entity;
+    type Counts = Measures;
     const KEY: activity_rollup::Column = activity_rollup::Column::Key;
-    const COUNT: activity_rollup::Column = activity_rollup::Column::Activities;
+    const COUNTS: &'static [activity_rollup::Column] = {
+        use activity_rollup::Column as R;
+        &[
+            R::Activities,
+            R::Calls,
+            R::Connected,
+            R::TurnCounts,
+            R::Turns,
+            R::ToolCalls,
+        ]
+    };
 
-    fn row(self, key: String, activities: i64) -> activity_rollup::Model {
+    fn row(self, key: String, m: Measures) -> activity_rollup::Model {
         activity_rollup::Model {
             key,
             project_id: self.project_id,
@@ -86,7 +188,12 @@ impl Rollup for Key {
             start: self.start,
             disposition: self.disposition,
             disposition_type: self.disposition_type,
-            activities,
+            activities: m.activities,
+            calls: m.calls,
+            connected: m.connected,
+            turn_counts: m.turn_counts,
+            turns: m.turns,
+            tool_calls: m.tool_calls,
         }
     }
 }
@@ -111,8 +218,9 @@ impl LeadKey {
 
 impl Rollup for LeadKey {
     type Entity = lead_rollup::Entity;
+    type Counts = i64;
     const KEY: lead_rollup::Column = lead_rollup::Column::Key;
-    const COUNT: lead_rollup::Column = lead_rollup::Column::Leads;
+    const COUNTS: &'static [lead_rollup::Column] = &[lead_rollup::Column::Leads];
 
     fn row(self, key: String, leads: i64) -> lead_rollup::Model {
         lead_rollup::Model {
@@ -127,33 +235,35 @@ impl Rollup for LeadKey {
 
 /// Changes to a rollup's counts that a batch makes.
 #[derive(Debug)]
-pub struct Deltas<K>(HashMap<K, i64>);
+pub struct Deltas<K: Rollup>(HashMap<K, K::Counts>);
 
-impl<K> Default for Deltas<K> {
+impl<K: Rollup> Default for Deltas<K> {
     fn default() -> Self {
         Deltas(HashMap::new())
     }
 }
 
 impl<K: Rollup> Deltas<K> {
-    pub fn add(&mut self, key: K, n: i64) {
-        *self.0.entry(key).or_default() += n;
+    /// Add `counts` to `key`'s row (`sign` 1), or take them away (-1).
+    pub fn add(&mut self, key: K, counts: K::Counts, sign: i64) {
+        self.0.entry(key).or_default().add(counts, sign);
     }
 
     /// The non-zero changes as rows to add, in key order (so concurrent
     /// batches on PostgreSQL lock shared rows in one order), and the keys
-    /// of the rows whose count went down (which may have reached zero).
+    /// of the rows whose first count went down (which may have reached
+    /// zero).
     pub fn rows(self) -> (Vec<<K::Entity as EntityTrait>::Model>, Vec<String>) {
-        let mut changes: Vec<(String, K, i64)> = self
+        let mut changes: Vec<(String, K, K::Counts)> = self
             .0
             .into_iter()
-            .filter(|(_, n)| *n != 0)
+            .filter(|(_, n)| *n != K::Counts::default())
             .map(|(key, n)| (key.digest(), key, n))
             .collect();
         changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let fell = changes
             .iter()
-            .filter(|(_, _, n)| *n < 0)
+            .filter(|(_, _, n)| n.values()[0] < 0)
             .map(|(digest, _, _)| digest.clone())
             .collect();
         let rows = changes
@@ -171,6 +281,11 @@ struct Counted {
     disposition: Option<String>,
     disposition_type: Option<String>,
     activities: i64,
+    calls: i64,
+    connected: i64,
+    turn_counts: i64,
+    turns: i64,
+    tool_calls: i64,
 }
 
 /// Count every current activity and lead again into empty rollups; the
@@ -180,25 +295,32 @@ pub async fn rebuild<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
 }
 
 async fn rebuild_activities<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
-    use activity::Column as A;
     activity_rollup::Entity::delete_many().exec(db).await?;
     let mut written = 0;
     for span in SPANS {
-        let start = Expr::col(A::Timestamp).div(span).mul(span);
-        let counted = activity::Entity::find()
-            .select_only()
-            .column(A::ProjectId)
-            .column_as(start, "start")
-            .column_as(A::AnalysisDisposition, "disposition")
-            .column_as(A::AnalysisDispositionType, "disposition_type")
-            .column_as(Expr::cust("COUNT(*)"), "activities")
-            .group_by(A::ProjectId)
-            .group_by(Expr::col("start"))
-            .group_by(A::AnalysisDisposition)
-            .group_by(A::AnalysisDispositionType)
-            .into_model::<Counted>()
-            .all(db)
-            .await?;
+        // Each activity with its conversation's turn count and its number
+        // of tool calls, then added up per key: [`Measures::of`] in SQL.
+        let sql = format!(
+            "SELECT project_id, \"timestamp\" / {span} * {span} AS start, \
+               analysis_disposition AS disposition, analysis_disposition_type AS disposition_type, \
+               COUNT(*) AS activities, \
+               CAST(SUM(CASE WHEN \"type\" = 'call' THEN 1 ELSE 0 END) AS BIGINT) AS calls, \
+               CAST(SUM(CASE WHEN \"type\" = 'call' THEN {CONNECTED} ELSE 0 END) AS BIGINT) AS connected, \
+               COUNT(turn_count) AS turn_counts, \
+               CAST(COALESCE(SUM(turn_count), 0) AS BIGINT) AS turns, \
+               CAST(SUM(tool_calls) AS BIGINT) AS tool_calls \
+             FROM (SELECT a.project_id, a.\"timestamp\", a.analysis_disposition, \
+                     a.analysis_disposition_type, a.\"type\", a.is_connected, a.has_conversation, \
+                     a.call_status, \
+                     (SELECT c.turn_count FROM conversations c WHERE c.activity_id = a.id) AS turn_count, \
+                     (SELECT COUNT(*) FROM tool_calls t WHERE t.activity_id = a.id) AS tool_calls \
+                   FROM activities a) AS measured \
+             GROUP BY project_id, start, analysis_disposition, analysis_disposition_type"
+        );
+        let counted =
+            Counted::find_by_statement(Statement::from_string(db.get_database_backend(), sql))
+                .all(db)
+                .await?;
         let counts = counted.into_iter().map(|c| {
             let key = Key {
                 project_id: c.project_id,
@@ -207,7 +329,15 @@ async fn rebuild_activities<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
                 disposition: c.disposition,
                 disposition_type: c.disposition_type,
             };
-            (key, c.activities)
+            let measures = Measures {
+                activities: c.activities,
+                calls: c.calls,
+                connected: c.connected,
+                turn_counts: c.turn_counts,
+                turns: c.turns,
+                tool_calls: c.tool_calls,
+            };
+            (key, measures)
         });
         written += insert_counts(db, counts.collect()).await?;
     }
@@ -251,7 +381,7 @@ async fn rebuild_leads<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
 /// Write counted rows into an empty rollup, 500 per statement; how many.
 async fn insert_counts<K: Rollup, C: ConnectionTrait>(
     db: &C,
-    counts: Vec<(K, i64)>,
+    counts: Vec<(K, K::Counts)>,
 ) -> Result<u64, DbErr>
 where
     <K::Entity as EntityTrait>::Model: IntoActiveModel<<K::Entity as EntityTrait>::ActiveModel>,

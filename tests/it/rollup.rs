@@ -1,4 +1,4 @@
-//! `dispositionCounts` and `leadFunnel` from the rollups: the same answers
+//! `dispositionCounts`, `callStats` and `leadFunnel` from the rollups: the same answers
 //! as counting the activities and leads, for every filter the rollups
 //! answer, and the exact count for every other (a wider filter; for
 //! activities, a scoped key).
@@ -12,8 +12,9 @@ use std::collections::BTreeSet;
 const HOUR: i64 = 3_600_000;
 
 /// Generated leads, plus older versions (over an hour older, another
-/// outcome) of every fourth activity, delivered newest first so the older
-/// ones arrive stale, and some again so duplicates happen.
+/// outcome; or, for every twelfth, moments older with another
+/// conversation) of every fourth activity, delivered newest first so the
+/// older ones arrive stale, and some again so duplicates happen.
 pub(crate) async fn loaded_server(db: &TestDb, seed: u64) -> TestServer {
     let server = TestServer::start(db).await;
     let mut bodies = Vec::new();
@@ -21,10 +22,22 @@ pub(crate) async fn loaded_server(db: &TestDb, seed: u64) -> TestServer {
         if i % 4 == 0 {
             let mut older: Value = serde_json::from_str(&body).unwrap();
             if let Some(ts) = older["timestamp"].as_i64() {
-                older["timestamp"] = (ts - 2 * HOUR - 17).into();
-                let analysis = &mut older["activity"]["result"]["analysis"];
-                if analysis.is_object() {
-                    analysis["disposition"] = "Older Outcome".into();
+                if i % 12 == 0 {
+                    // Moments older, in the same rows as the newer version
+                    // and other activities, with another conversation: the
+                    // newer version moves what callStats counts of it.
+                    older["timestamp"] = (ts - 17).into();
+                    let conversation = &mut older["activity"]["result"]["conversation"];
+                    if conversation.is_object() {
+                        conversation["turnCount"] = 99.into();
+                        conversation["toolCalls"] = json!([]);
+                    }
+                } else {
+                    older["timestamp"] = (ts - 2 * HOUR - 17).into();
+                    let analysis = &mut older["activity"]["result"]["analysis"];
+                    if analysis.is_object() {
+                        analysis["disposition"] = "Older Outcome".into();
+                    }
                 }
                 // Half of them arrive first (then replaced), half after (stale).
                 if i % 8 == 0 {
@@ -62,6 +75,19 @@ async fn both(server: &TestServer, filter: &Value, bucket: Option<&str>) -> (Val
     let rolled = server.query(&q, vars).await["dispositionCounts"].clone();
     let (q, vars) = counts_query(&json!({ "and": [filter] }), bucket);
     let exact = server.query(&q, vars).await["dispositionCounts"].clone();
+    (rolled, exact)
+}
+
+const STATS: &str = "query($f: ActivityFilter) { callStats(filter: $f) {
+  attempts connected connectRate averageTurnCount toolCalls } }";
+
+/// `callStats` for `filter`, and the exact one (the filter under `and`).
+async fn stats(server: &TestServer, filter: &Value) -> (Value, Value) {
+    let rolled = server.query(STATS, json!({ "f": filter })).await["callStats"].clone();
+    let exact = server
+        .query(STATS, json!({ "f": { "and": [filter] } }))
+        .await["callStats"]
+        .clone();
     (rolled, exact)
 }
 
@@ -117,6 +143,7 @@ fn rolled_up_counts_equal_the_exact_counts_for_any_filter_they_answer() {
         proptest::option::of(prop::sample::select(vec!["HOUR", "DAY", "WEEK"])),
     );
     let non_empty = std::sync::atomic::AtomicUsize::new(0);
+    let non_empty_stats = std::sync::atomic::AtomicUsize::new(0);
     runner
         .run(&strategy, |(how, a, b, from, until, bucket)| {
             let (pa, pb) = (a.get(&projects), b.get(&projects));
@@ -148,6 +175,11 @@ fn rolled_up_counts_equal_the_exact_counts_for_any_filter_they_answer() {
             let filter = Value::Object(filter);
             let (rolled, exact) = runtime.block_on(both(&server, &filter, bucket));
             prop_assert_eq!(&rolled, &exact, "filter {} bucket {:?}", filter, bucket);
+            let (rolled, exact) = runtime.block_on(stats(&server, &filter));
+            prop_assert_eq!(&rolled, &exact, "callStats, filter {}", filter);
+            if rolled["attempts"].as_i64() > Some(0) {
+                non_empty_stats.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             // The lead funnel by the same project condition.
             let leads = match filter.get("projectId") {
                 Some(p) => json!({ "projectId": p }),
@@ -163,6 +195,8 @@ fn rolled_up_counts_equal_the_exact_counts_for_any_filter_they_answer() {
         .unwrap();
     let non_empty = non_empty.into_inner();
     assert!(non_empty > 10, "only {non_empty} filters matched anything");
+    let non_empty = non_empty_stats.into_inner();
+    assert!(non_empty > 10, "only {non_empty} filters had calls");
     runtime.block_on(server.stop());
 }
 
@@ -219,9 +253,17 @@ async fn the_rollup_answers_only_what_it_can_answer_exactly() {
     assert_eq!(funnel, exact_funnel);
     let leads = total(&exact_funnel);
     assert!(leads > 0);
+    let (call_stats, exact_stats) = stats(&server, &by_project).await;
+    assert_eq!(call_stats, exact_stats);
+    let attempts = exact_stats["attempts"].as_i64().unwrap();
+    assert!(attempts > 0 && exact_stats["toolCalls"].as_i64().unwrap() > 0);
     server
         .db()
-        .execute_unprepared("UPDATE activity_rollups SET activities = 2 * activities")
+        .execute_unprepared(
+            "UPDATE activity_rollups SET activities = 2 * activities, calls = 2 * calls, \
+             connected = 2 * connected, turn_counts = 2 * turn_counts, turns = 2 * turns, \
+             tool_calls = 2 * tool_calls",
+        )
         .await
         .unwrap();
     server
@@ -233,6 +275,17 @@ async fn the_rollup_answers_only_what_it_can_answer_exactly() {
     assert_eq!((total(&rolled), total(&exact)), (2 * counted, counted));
     let (funnel, exact_funnel) = funnels(&server, &lead_filter).await;
     assert_eq!((total(&funnel), total(&exact_funnel)), (2 * leads, leads));
+    let (doubled, exact) = stats(&server, &by_project).await;
+    assert_eq!(exact, exact_stats);
+    for field in ["attempts", "connected", "toolCalls"] {
+        assert_eq!(
+            doubled[field].as_i64(),
+            exact[field].as_i64().map(|n| 2 * n)
+        );
+    }
+    // Rates of doubled counts are the same rates.
+    assert_eq!(doubled["connectRate"], exact["connectRate"]);
+    assert_eq!(doubled["averageTurnCount"], exact["averageTurnCount"]);
     // A funnel filtered on anything else counts the leads.
     let by_state = json!({ "projectId": { "eq": project }, "state": { "isNull": false } });
     let (q, v) = (FUNNEL, json!({ "f": by_state }));
@@ -273,6 +326,8 @@ async fn the_rollup_answers_only_what_it_can_answer_exactly() {
     let (q, vars) = counts_query(&by_project, None);
     let answer = as_scoped(q, vars).await;
     assert_eq!(total(&answer["data"]["dispositionCounts"]), counted);
+    let answer = as_scoped(STATS.into(), json!({ "f": by_project })).await;
+    assert_eq!(answer["data"]["callStats"], exact_stats);
     // Leads are visible by their project, which the lead rollup records:
     // the scoped key's funnel comes from it (doubled here).
     let answer = as_scoped("{ leadFunnel { count } }".into(), json!({})).await;

@@ -11,7 +11,7 @@ mod read;
 mod write;
 
 use super::projection::{project_lead, LeadFacts};
-use super::rollup::{Deltas, Key, LeadKey};
+use super::rollup::{Deltas, Key, LeadKey, Measures};
 use crate::ingest::payload::callback::{Promise, Rules};
 use crate::ingest::payload::{ActivityRows, Delivery, Kind, Projection};
 use entity::{activity, disposition_event, lead, lead_update};
@@ -93,7 +93,7 @@ pub async fn apply_batch<C: ConnectionTrait>(
     // What is stored now: a lead and its callbacks are a function of its
     // activities; so are the rollup's counts.
     let before = project_leads(&affected, &facts, rules);
-    let replaced = live.then(|| replaced_keys(deliveries, &decided.statuses, &facts));
+    let replaced = live.then(|| replaced_keys(deliveries, &decided.statuses, &facts, &stored));
     let applied = apply_in_order(
         deliveries,
         &decided.statuses,
@@ -140,13 +140,14 @@ pub async fn apply_batch<C: ConnectionTrait>(
     })
 }
 
-/// The rollup keys of the stored versions this batch replaces (read
-/// before it applies anything), by activity id.
+/// The rollup keys and measures of the stored versions this batch
+/// replaces (read before it applies anything), by activity id.
 fn replaced_keys(
     deliveries: &[&Delivery],
     statuses: &[Status],
     facts: &HashMap<String, Vec<LeadFacts>>,
-) -> HashMap<String, Vec<Key>> {
+    stored: &Stored,
+) -> HashMap<String, (Vec<Key>, Measures)> {
     let ids: HashSet<&str> = deliveries
         .iter()
         .zip(statuses)
@@ -157,20 +158,39 @@ fn replaced_keys(
         .values()
         .flatten()
         .filter(|f| ids.contains(f.id.as_str()))
-        .map(|f| (f.id.clone(), Key::of(f).collect()))
+        .map(|f| {
+            let measures = Measures::of(
+                f,
+                stored.turn_counts.get(&f.id).copied(),
+                stored.tool_calls.get(&f.id).copied().unwrap_or(0),
+            );
+            (f.id.clone(), (Key::of(f).collect(), measures))
+        })
         .collect()
 }
 
 /// What the batch changes in the rollup: each winning version counts
 /// under its key, and the version it replaces no longer counts.
-fn rollup_deltas(replaced: HashMap<String, Vec<Key>>, applied: &Applied) -> Deltas<Key> {
+fn rollup_deltas(
+    replaced: HashMap<String, (Vec<Key>, Measures)>,
+    applied: &Applied,
+) -> Deltas<Key> {
     let mut deltas = Deltas::default();
-    for key in replaced.into_values().flatten() {
-        deltas.add(key, -1);
+    for (keys, measures) in replaced.into_values() {
+        for key in keys {
+            deltas.add(key, measures, -1);
+        }
     }
     for w in &applied.activities {
-        for key in Key::of(&LeadFacts::from(&w.activity)) {
-            deltas.add(key, 1);
+        let facts = LeadFacts::from(&w.activity);
+        let turn_count = w.rows.conversation.as_ref().and_then(|c| c.turn_count);
+        let measures = Measures::of(
+            &facts,
+            turn_count.map(i64::from),
+            w.rows.tool_calls.len() as i64,
+        );
+        for key in Key::of(&facts) {
+            deltas.add(key, measures, 1);
         }
     }
     deltas
@@ -186,10 +206,10 @@ fn lead_deltas(
 ) -> Deltas<LeadKey> {
     let mut deltas = Deltas::default();
     for lead in before.iter().filter(|l| existed(&l.id)) {
-        deltas.add(LeadKey::of(lead), -1);
+        deltas.add(LeadKey::of(lead), 1, -1);
     }
     for lead in after {
-        deltas.add(LeadKey::of(lead), 1);
+        deltas.add(LeadKey::of(lead), 1, 1);
     }
     deltas
 }

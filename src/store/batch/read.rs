@@ -6,7 +6,7 @@ use crate::ingest::payload::Delivery;
 use crate::ingest::payload::Kind;
 use crate::store::projection::LeadFacts;
 use entity::activity;
-use sea_orm::sea_query::{Expr, ExprTrait, Query, UnionType};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, UnionType};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,
     Statement,
@@ -14,8 +14,10 @@ use sea_orm::{
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-/// A logged body (`kind` "h"), or the current version of an activity ("a")
-/// or update ("u").
+/// A logged body (`kind` "h"), a lead with a row ("l"), the current
+/// version of an activity ("a") or update ("u"), or what the rollups count
+/// of a stored activity: its conversation's turn count ("c") or its number
+/// of tool calls ("t"), in `n`.
 #[derive(FromQueryResult)]
 pub(super) struct Version {
     kind: String,
@@ -23,6 +25,7 @@ pub(super) struct Version {
     lead_id: String,
     timestamp: i64,
     version_hash: String,
+    n: Option<i64>,
 }
 
 /// What is stored already of a batch's bodies, activities and updates.
@@ -36,6 +39,12 @@ pub(super) struct Stored {
     pub(super) lead_of: HashMap<String, String>,
     /// The batch's leads that have a row already (live batches only).
     pub(super) leads: HashSet<String>,
+    /// The turn count of each stored activity's conversation, where it has
+    /// one, and each stored activity's number of tool calls, where it made
+    /// any (live batches only: what its replacement takes from the
+    /// rollup).
+    pub(super) turn_counts: HashMap<String, i64>,
+    pub(super) tool_calls: HashMap<String, i64>,
 }
 
 impl Stored {
@@ -50,6 +59,8 @@ impl Stored {
             updates: HashMap::new(),
             lead_of: HashMap::new(),
             leads: HashSet::new(),
+            turn_counts: HashMap::new(),
+            tool_calls: HashMap::new(),
         };
         for v in stored_state(txn, deliveries, live).await? {
             match v.kind.as_str() {
@@ -58,6 +69,14 @@ impl Stored {
                 }
                 "l" => {
                     stored.leads.insert(v.id);
+                }
+                "c" => {
+                    if let Some(n) = v.n {
+                        stored.turn_counts.insert(v.id, n);
+                    }
+                }
+                "t" => {
+                    stored.tool_calls.insert(v.id, v.n.unwrap_or(0));
                 }
                 "a" => {
                     stored.lead_of.insert(v.id.clone(), v.lead_id);
@@ -75,8 +94,10 @@ impl Stored {
 }
 
 /// In one query: which of the batch's bodies are already logged (`kind`
-/// "h", live batches only), and the current versions of its activities
-/// ("a") and updates ("u").
+/// "h", live batches only), which of its leads have a row ("l", live),
+/// the current versions of its activities ("a") and updates ("u"), and
+/// the turn counts ("c", live) and tool calls ("t", live) of those
+/// activities.
 pub(super) async fn stored_state<C: ConnectionTrait>(
     txn: &C,
     deliveries: &[&Delivery],
@@ -89,10 +110,13 @@ pub(super) async fn stored_state<C: ConnectionTrait>(
             .map(|d| d.source_id.clone().into())
             .collect()
     };
+    // Typed, so PostgreSQL's UNION finds one type for the column.
+    let no_number = || Expr::cust("CAST(NULL AS BIGINT)");
     let version_query = |kind: &str, table: &'static str, ids: Vec<sea_orm::Value>| {
         Query::select()
             .expr_as(Expr::val(kind), "kind")
             .columns(["id", "lead_id", "timestamp", "version_hash"])
+            .expr_as(no_number(), "n")
             .from(table)
             .and_where(Expr::col("id").is_in(ids))
             .take()
@@ -109,6 +133,7 @@ pub(super) async fn stored_state<C: ConnectionTrait>(
                 .expr_as(Expr::col("body_hash"), "id")
                 .columns(["lead_id", "timestamp"])
                 .expr_as(Expr::col("body_hash"), "version_hash")
+                .expr_as(no_number(), "n")
                 .from("deliveries")
                 .and_where(Expr::col("body_hash").is_in(hashes))
                 .take(),
@@ -121,6 +146,7 @@ pub(super) async fn stored_state<C: ConnectionTrait>(
                 .expr_as(Expr::col("id"), "lead_id")
                 .expr_as(Expr::val(0_i64), "timestamp")
                 .expr_as(Expr::val(""), "version_hash")
+                .expr_as(no_number(), "n")
                 .from("leads")
                 .and_where(Expr::col("id").is_in(leads))
                 .take(),
@@ -128,6 +154,29 @@ pub(super) async fn stored_state<C: ConnectionTrait>(
     }
     let (activities, updates) = (ids(Kind::Activity), ids(Kind::Update));
     if !activities.is_empty() {
+        if live {
+            // What the rollups count of the versions this batch may replace.
+            let of_activity = |kind: &str, table: &str, n: Expr| {
+                Query::select()
+                    .expr_as(Expr::val(kind), "kind")
+                    .expr_as(Expr::col("activity_id"), "id")
+                    .expr_as(Expr::val(""), "lead_id")
+                    .expr_as(Expr::val(0_i64), "timestamp")
+                    .expr_as(Expr::val(""), "version_hash")
+                    .expr_as(n, "n")
+                    .from(Alias::new(table))
+                    .and_where(Expr::col("activity_id").is_in(activities.clone()))
+                    .take()
+            };
+            parts.push(of_activity(
+                "c",
+                "conversations",
+                Expr::cust("CAST(turn_count AS BIGINT)"),
+            ));
+            let mut tool_calls = of_activity("t", "tool_calls", Expr::cust("COUNT(*)"));
+            tool_calls.group_by_col("activity_id");
+            parts.push(tool_calls);
+        }
         parts.push(version_query("a", "activities", activities));
     }
     if !updates.is_empty() {

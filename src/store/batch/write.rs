@@ -36,25 +36,25 @@ where
     <K::Entity as EntityTrait>::ActiveModel: Send,
 {
     let (rows, fell) = deltas.rows();
-    let count = Expr::col((K::Entity::default(), K::COUNT));
+    let mut upsert = OnConflict::column(K::KEY);
+    for column in K::COUNTS {
+        let stored = Expr::col((K::Entity::default(), *column));
+        upsert.value(
+            *column,
+            stored.add(Expr::cust(format!("excluded.{}", column.as_str()))),
+        );
+    }
     script.insert::<K::Entity, _>(
         rows.into_iter()
             .map(IntoActiveModel::into_active_model)
             .collect(),
-        Some(
-            OnConflict::column(K::KEY)
-                .value(
-                    K::COUNT,
-                    count.add(Expr::cust(format!("excluded.{}", K::COUNT.as_str()))),
-                )
-                .to_owned(),
-        ),
+        Some(upsert),
     );
-    if !fell.is_empty() {
+    if let (false, Some(first)) = (fell.is_empty(), K::COUNTS.first()) {
         script.push(
             K::Entity::delete_many()
                 .filter(K::KEY.is_in(fell))
-                .filter(K::COUNT.eq(0))
+                .filter(first.eq(0))
                 .into_query(),
         );
     }
