@@ -1,6 +1,6 @@
 //! Query benchmark: `leadql generate --leads N`, `leadql import`, then the
-//! release server answering three typical queries over HTTP from 8
-//! concurrent clients, on SQLite and PostgreSQL, at each size. Prints a
+//! release server answering typical queries over HTTP from 8 concurrent
+//! clients, on SQLite and PostgreSQL, at each size. Prints a
 //! table of medians.
 //!
 //!     cargo bench --bench query
@@ -13,6 +13,9 @@
 //! - totals: dispositionCounts and leadFunnel of a random project, all
 //!   time (from the rollups); totals_exact: the same, each filter under
 //!   `and` so the rows are counted instead (the baseline);
+//! - stats: callStats of a random project, all time (from the rollup);
+//!   stats_exact: the same with the filter under `and`, counted from the
+//!   rows (the baseline);
 //! - variable_page: the newest 20 activities with a random urgency
 //!   (a variable filter); variable_count: that list's totalCount (from the
 //!   variables table); variable_count_exact: the same count with the
@@ -25,8 +28,8 @@
 //! "10000,100000"), LEADQL_BENCH_REQUESTS (per query kind, default 2000),
 //! LEADQL_BENCH_CLIENTS (default 8), LEADQL_BENCH_RUNS (rounds per query,
 //! the median round is printed; default 3), LEADQL_BENCH_KINDS (which
-//! queries, default all of them, in the order above), LEADQL_BENCH_POSTGRES (admin URL, or
-//! "off"), LEADQL_BENCH_URL (measure a server that is already running, on
+//! queries, default all of them, in the order above),
+//! LEADQL_BENCH_POSTGRES (admin URL, or "off"), LEADQL_BENCH_URL (measure a server that is already running, on
 //! its data, instead: e.g. http://127.0.0.1:8080), LEADQL_BENCH_TRACES
 //! (`off`, `on`: OpenTelemetry traces exported to a receiver in the
 //! benchmark, or `both`: each database measured without and with, by two
@@ -80,6 +83,17 @@ const TOTALS_EXACT: &str = "query TotalsExact($project: String!) {
   dispositionCounts(filter: { and: [{ projectId: { eq: $project } }] }) { disposition dispositionType count }
   leadFunnel(filter: { and: [{ projectId: { eq: $project } }] }) { disposition dispositionType count } }";
 
+/// A project's call statistics, all time (from the activity rollup)...
+const STATS: &str = "query Stats($project: String!) {
+  callStats(filter: { projectId: { eq: $project } }) {
+    attempts connected connectRate averageTurnCount toolCalls } }";
+
+/// ...and the same with the filter under `and`, counted from the
+/// activities, their conversations and tool calls (the baseline).
+const STATS_EXACT: &str = "query StatsExact($project: String!) {
+  callStats(filter: { and: [{ projectId: { eq: $project } }] }) {
+    attempts connected connectRate averageTurnCount toolCalls } }";
+
 /// A list filtered by an extracted variable (a random one of the
 /// generator's urgencies; "None" matches most calls, "Very Urgent" a few
 /// percent): its first page, newest first...
@@ -106,6 +120,8 @@ const KINDS: &[&str] = &[
     "counts",
     "totals",
     "totals_exact",
+    "stats",
+    "stats_exact",
     "variable_page",
     "variable_count",
     "variable_count_exact",
@@ -242,6 +258,8 @@ async fn run(
                     "callbacks" => (CALLBACKS, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
                     "totals" => (TOTALS, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
                     "totals_exact" => (TOTALS_EXACT, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
+                    "stats" => (STATS, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
+                    "stats_exact" => (STATS_EXACT, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
                     "variable_page" => (VARIABLE_PAGE, json!({ "v": URGENCIES[rng.random_range(0..URGENCIES.len())] })),
                     "variable_count" => (VARIABLE_COUNT, json!({ "v": URGENCIES[rng.random_range(0..URGENCIES.len())] })),
                     "variable_count_exact" => (VARIABLE_COUNT_EXACT, json!({ "v": URGENCIES[rng.random_range(0..URGENCIES.len())] })),
