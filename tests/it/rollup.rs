@@ -81,27 +81,32 @@ async fn both(server: &TestServer, filter: &Value, bucket: Option<&str>) -> (Val
 const STATS: &str = "query($f: ActivityFilter) { callStats(filter: $f) {
   attempts connected connectRate averageTurnCount toolCalls } }";
 
-/// `callStats` for `filter`, and the exact one (the filter under `and`).
-async fn stats(server: &TestServer, filter: &Value) -> (Value, Value) {
-    let rolled = server.query(STATS, json!({ "f": filter })).await["callStats"].clone();
-    let exact = server
-        .query(STATS, json!({ "f": { "and": [filter] } }))
-        .await["callStats"]
-        .clone();
-    (rolled, exact)
-}
-
 const FUNNEL: &str =
     "query($f: LeadFilter) { leadFunnel(filter: $f) { disposition dispositionType count } }";
 
-/// The funnel for `filter`, and the exact one (the filter under `and`).
+/// `field` of `query` for `filter`, and the exact one: the same filter
+/// under `and`, which the rollups do not answer.
+async fn rolled_and_exact(
+    server: &TestServer,
+    (query, field): (&str, &str),
+    filter: &Value,
+) -> (Value, Value) {
+    let mut answers = Vec::new();
+    for f in [filter.clone(), json!({ "and": [filter] })] {
+        answers.push(server.query(query, json!({ "f": f })).await[field].clone());
+    }
+    let exact = answers.pop().unwrap_or_default();
+    (answers.pop().unwrap_or_default(), exact)
+}
+
+/// `callStats` for `filter`, and the exact one.
+async fn stats(server: &TestServer, filter: &Value) -> (Value, Value) {
+    rolled_and_exact(server, (STATS, "callStats"), filter).await
+}
+
+/// The funnel for `filter`, and the exact one.
 async fn funnels(server: &TestServer, filter: &Value) -> (Value, Value) {
-    let rolled = server.query(FUNNEL, json!({ "f": filter })).await["leadFunnel"].clone();
-    let exact = server
-        .query(FUNNEL, json!({ "f": { "and": [filter] } }))
-        .await["leadFunnel"]
-        .clone();
-    (rolled, exact)
+    rolled_and_exact(server, (FUNNEL, "leadFunnel"), filter).await
 }
 
 #[test]
