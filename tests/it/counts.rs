@@ -13,6 +13,8 @@ const PAGE: &str = "query($f: ActivityFilter, $after: String) {
   activities(filter: $f, first: 100, after: $after) {
     totalCount nodes { id } pageInfo { hasNextPage endCursor } } }";
 
+const COUNT: &str = "query($f: ActivityFilter) { activities(filter: $f) { totalCount } }";
+
 /// POST a GraphQL query as `key`; its `data`.
 async fn data(server: &TestServer, key: &str, query: &str, variables: Value) -> Value {
     let request = server
@@ -147,6 +149,14 @@ fn total_counts_equal_the_nodes_of_every_page_for_any_filter() {
             };
             let key = if as_scoped { &scoped } else { &every };
             let (total, ids) = runtime.block_on(count_and_nodes(&server, key, &filter));
+            // Asked alone (no page is read), the same count.
+            let alone = runtime.block_on(data(&server, key, COUNT, json!({ "f": filter })));
+            prop_assert_eq!(
+                &alone["activities"]["totalCount"],
+                &json!(total),
+                "alone: {}",
+                filter
+            );
             let distinct: BTreeSet<&String> = ids.iter().collect();
             prop_assert_eq!(distinct.len(), ids.len(), "a node twice: {}", filter);
             prop_assert_eq!(

@@ -105,10 +105,19 @@ where
 {
     sorts_allowed(reader, &key)?;
     let window = args.window(&key)?;
-    let reads = Reads::of::<R>(&node_fields(ctx));
-    let page = page(reader.db(), select.clone(), &key, &window, &reads)
-        .await
-        .map_err(|e| ApiError::database(&e))?;
+    // A list asked only for its `totalCount` (a badge) reads no page.
+    let paged = ctx
+        .field()
+        .selection_set()
+        .any(|f| matches!(f.name(), "edges" | "nodes" | "pageInfo"));
+    let page = if paged {
+        let reads = Reads::of::<R>(&node_fields(ctx));
+        page(reader.db(), select.clone(), &key, &window, &reads)
+            .await
+            .map_err(|e| ApiError::database(&e))?
+    } else {
+        Page::empty()
+    };
     Ok((page, Total::rows(reader.db(), select)))
 }
 
