@@ -26,6 +26,8 @@ const POSTGRES_UP: &[&str] = &[
     "DROP INDEX IF EXISTS variables_name_value",
     "CREATE STATISTICS IF NOT EXISTS variables_name_value_stats (mcv, ndistinct, dependencies) \
      ON name, value_text FROM variables",
+    // The new statistics are empty until the table is analyzed.
+    "ANALYZE variables",
 ];
 
 const POSTGRES_DOWN: &[&str] = &[
@@ -39,6 +41,7 @@ const POSTGRES_DOWN: &[&str] = &[
 const SQLITE_UP: &[&str] = &[
     "CREATE INDEX variables_name_value_cover ON variables (name, value_text, lead_id)",
     "DROP INDEX IF EXISTS variables_name_value",
+    "ANALYZE variables",
 ];
 
 const SQLITE_DOWN: &[&str] = &[
