@@ -6,10 +6,11 @@
 //!
 //! Ingest keeps them in the batch's transaction: each activity a batch
 //! stores adds its measures to its keys and, when it replaces an older
-//! version, takes the old version's measures from the old version's keys; each lead it writes moves from
-//! its stored projection's key (if it existed) to its new one. So
-//! duplicates and stale versions change nothing, a newer version moves its
-//! count, and the order of delivery does not matter. `reproject`, and the
+//! version, takes the old version's measures from the old version's
+//! keys; each lead it writes moves from its stored projection's key (if
+//! it existed) to its new one. So duplicates and stale versions change
+//! nothing, a newer version moves its counts, and the order of delivery
+//! does not matter. `reproject`, and the
 //! first start after a migration that adds one, count them afresh instead
 //! ([`rebuild`]).
 
@@ -41,8 +42,8 @@ pub trait Rollup: Eq + Hash + Serialize {
     type Counts: Counts;
     /// The row's primary key column (the digest).
     const KEY: <Self::Entity as EntityTrait>::Column;
-    /// Its count columns, in the order [`Counts::values`] gives them; the
-    /// first counts the row's items (a row counting none is deleted).
+    /// Its count columns, each added to on conflict; the first is
+    /// [`Counts::items`] (a row counting none is deleted).
     const COUNTS: &'static [<Self::Entity as EntityTrait>::Column];
     /// The row for these parts, named `key`, counting `counts`.
     fn row(self, key: String, counts: Self::Counts) -> <Self::Entity as EntityTrait>::Model;
@@ -57,8 +58,9 @@ pub trait Rollup: Eq + Hash + Serialize {
 pub trait Counts: Copy + Default + PartialEq + std::fmt::Debug {
     /// `self += sign * other`.
     fn add(&mut self, other: Self, sign: i64);
-    /// The counts, in the order of [`Rollup::COUNTS`].
-    fn values(&self) -> Vec<i64>;
+    /// What the row counts the items of (activities, leads): its first
+    /// count column.
+    fn items(&self) -> i64;
 }
 
 impl Counts for i64 {
@@ -66,8 +68,8 @@ impl Counts for i64 {
         *self += sign * other;
     }
 
-    fn values(&self) -> Vec<i64> {
-        vec![*self]
+    fn items(&self) -> i64 {
+        *self
     }
 }
 
@@ -114,15 +116,8 @@ impl Counts for Measures {
         self.tool_calls += sign * o.tool_calls;
     }
 
-    fn values(&self) -> Vec<i64> {
-        vec![
-            self.activities,
-            self.calls,
-            self.connected,
-            self.turn_counts,
-            self.turns,
-            self.tool_calls,
-        ]
+    fn items(&self) -> i64 {
+        self.activities
     }
 }
 
@@ -263,7 +258,7 @@ impl<K: Rollup> Deltas<K> {
         changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let fell = changes
             .iter()
-            .filter(|(_, _, n)| n.values()[0] < 0)
+            .filter(|(_, _, n)| n.items() < 0)
             .map(|(digest, _, _)| digest.clone())
             .collect();
         let rows = changes
