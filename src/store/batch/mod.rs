@@ -68,9 +68,10 @@ pub enum Mode {
 /// promised callbacks are found and read.
 ///
 /// Round trips are what a batch costs (each is a thread hop for SQLite and
-/// a network hop for PostgreSQL), so it reads in two queries and writes
-/// every row, the feeds' logs included, in one script of multi-row
-/// statements built by sea-query.
+/// a network hop for PostgreSQL), so it reads in two queries (three when
+/// it replaces stored activities, whose measures the rollup takes back)
+/// and writes every row, the feeds' logs included, in one script of
+/// multi-row statements built by sea-query.
 #[tracing::instrument(skip_all, fields(deliveries = deliveries.len()))]
 pub async fn apply_batch<C: ConnectionTrait>(
     txn: &C,
@@ -88,6 +89,10 @@ pub async fn apply_batch<C: ConnectionTrait>(
     }
     let mut stored = Stored::read(txn, deliveries, live).await?;
     let decided = decide(deliveries, &mut stored);
+    if live {
+        let replaced = replaced_ids(deliveries, &decided.statuses, &stored);
+        stored.read_measures(txn, &replaced).await?;
+    }
     let affected = affected_leads(deliveries, &decided.statuses, &stored);
     let mut facts = lead_facts(txn, &affected).await?;
     // What is stored now: a lead and its callbacks are a function of its
@@ -138,6 +143,22 @@ pub async fn apply_batch<C: ConnectionTrait>(
         events,
         activities,
     })
+}
+
+/// The activities whose stored versions this batch replaces.
+fn replaced_ids<'a>(
+    deliveries: &[&'a Delivery],
+    statuses: &[Status],
+    stored: &Stored,
+) -> Vec<&'a str> {
+    let ids: BTreeSet<&str> = deliveries
+        .iter()
+        .zip(statuses)
+        .filter(|(d, s)| **s == Status::Stored && d.kind == Kind::Activity)
+        .map(|(d, _)| d.source_id.as_str())
+        .filter(|id| stored.lead_of.contains_key(*id))
+        .collect();
+    ids.into_iter().collect()
 }
 
 /// The rollup keys and measures of the stored versions this batch

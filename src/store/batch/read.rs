@@ -15,9 +15,10 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// A logged body (`kind` "h"), a lead with a row ("l"), the current
-/// version of an activity ("a") or update ("u"), or what the rollups count
-/// of a stored activity: its conversation's turn count ("c") or its number
-/// of tool calls ("t"), in `n`.
+/// version of an activity ("a") or update ("u") (see [`stored_state`]), or
+/// what the rollups count of a stored activity: its conversation's turn
+/// count ("c") or its number of tool calls ("t"), in `n` (see
+/// [`Stored::read_measures`]).
 #[derive(FromQueryResult)]
 pub(super) struct Version {
     kind: String,
@@ -39,10 +40,10 @@ pub(super) struct Stored {
     pub(super) lead_of: HashMap<String, String>,
     /// The batch's leads that have a row already (live batches only).
     pub(super) leads: HashSet<String>,
-    /// The turn count of each stored activity's conversation, where it has
-    /// one, and each stored activity's number of tool calls, where it made
-    /// any (live batches only: what its replacement takes from the
-    /// rollup).
+    /// The turn count of each replaced activity's conversation, where it
+    /// has one, and each replaced activity's number of tool calls, where it
+    /// made any: what its replacement takes from the rollup (live batches
+    /// only, read by [`Stored::read_measures`] once the batch is decided).
     pub(super) turn_counts: HashMap<String, i64>,
     pub(super) tool_calls: HashMap<String, i64>,
 }
@@ -70,14 +71,6 @@ impl Stored {
                 "l" => {
                     stored.leads.insert(v.id);
                 }
-                "c" => {
-                    if let Some(n) = v.n {
-                        stored.turn_counts.insert(v.id, n);
-                    }
-                }
-                "t" => {
-                    stored.tool_calls.insert(v.id, v.n.unwrap_or(0));
-                }
                 "a" => {
                     stored.lead_of.insert(v.id.clone(), v.lead_id);
                     stored
@@ -91,13 +84,62 @@ impl Stored {
         }
         Ok(stored)
     }
+
+    /// Read what the rollups count of the stored versions of `replaced`
+    /// activities: their conversations' turn counts ("c") and their tool
+    /// calls ("t"), in one query, and none when nothing is replaced (most
+    /// batches: new activities and stale repeats replace nothing).
+    pub(super) async fn read_measures<C: ConnectionTrait>(
+        &mut self,
+        txn: &C,
+        replaced: &[&str],
+    ) -> Result<(), DbErr> {
+        if replaced.is_empty() {
+            return Ok(());
+        }
+        let of_activity = |kind: &str, table: &str, n: Expr| {
+            Query::select()
+                .expr_as(Expr::val(kind), "kind")
+                .expr_as(Expr::col("activity_id"), "id")
+                .expr_as(Expr::val(""), "lead_id")
+                .expr_as(Expr::val(0_i64), "timestamp")
+                .expr_as(Expr::val(""), "version_hash")
+                .expr_as(n, "n")
+                .from(Alias::new(table))
+                .and_where(Expr::col("activity_id").is_in(replaced.iter().copied()))
+                .take()
+        };
+        let mut query = of_activity(
+            "c",
+            "conversations",
+            Expr::cust("CAST(turn_count AS BIGINT)"),
+        );
+        let mut tool_calls = of_activity("t", "tool_calls", Expr::cust("COUNT(*)"));
+        tool_calls.group_by_col("activity_id");
+        query.union(UnionType::All, tool_calls);
+        let backend = txn.get_database_backend();
+        for v in Version::find_by_statement(backend.build(&query))
+            .all(txn)
+            .await?
+        {
+            match v.kind.as_str() {
+                "c" => {
+                    if let Some(n) = v.n {
+                        self.turn_counts.insert(v.id, n);
+                    }
+                }
+                _ => {
+                    self.tool_calls.insert(v.id, v.n.unwrap_or(0));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// In one query: which of the batch's bodies are already logged (`kind`
 /// "h", live batches only), which of its leads have a row ("l", live),
-/// the current versions of its activities ("a") and updates ("u"), and
-/// the turn counts ("c", live) and tool calls ("t", live) of those
-/// activities.
+/// and the current versions of its activities ("a") and updates ("u").
 pub(super) async fn stored_state<C: ConnectionTrait>(
     txn: &C,
     deliveries: &[&Delivery],
@@ -154,29 +196,6 @@ pub(super) async fn stored_state<C: ConnectionTrait>(
     }
     let (activities, updates) = (ids(Kind::Activity), ids(Kind::Update));
     if !activities.is_empty() {
-        if live {
-            // What the rollups count of the versions this batch may replace.
-            let of_activity = |kind: &str, table: &str, n: Expr| {
-                Query::select()
-                    .expr_as(Expr::val(kind), "kind")
-                    .expr_as(Expr::col("activity_id"), "id")
-                    .expr_as(Expr::val(""), "lead_id")
-                    .expr_as(Expr::val(0_i64), "timestamp")
-                    .expr_as(Expr::val(""), "version_hash")
-                    .expr_as(n, "n")
-                    .from(Alias::new(table))
-                    .and_where(Expr::col("activity_id").is_in(activities.clone()))
-                    .take()
-            };
-            parts.push(of_activity(
-                "c",
-                "conversations",
-                Expr::cust("CAST(turn_count AS BIGINT)"),
-            ));
-            let mut tool_calls = of_activity("t", "tool_calls", Expr::cust("COUNT(*)"));
-            tool_calls.group_by_col("activity_id");
-            parts.push(tool_calls);
-        }
         parts.push(version_query("a", "activities", activities));
     }
     if !updates.is_empty() {
