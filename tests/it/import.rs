@@ -81,3 +81,50 @@ fn parse_summary(text: &str) -> (u64, u64, u64, u64) {
     assert_eq!(numbers.len(), 4, "summary: {text}");
     (numbers[0], numbers[1], numbers[2], numbers[3])
 }
+
+/// With autovacuum off (here for the activities table, whatever the
+/// server's setting), ingest analyzes the database itself as it grows:
+/// a batch's key lookups would otherwise be planned as whole-table scans.
+#[tokio::test]
+#[cfg_attr(
+    not(leadql_test_postgres),
+    ignore = "PostgreSQL only (SQLite plans key lookups without statistics)"
+)]
+async fn ingest_analyzes_the_tables_when_autovacuum_is_off() {
+    use sea_orm::ConnectionTrait;
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    let conn = &server.state.db;
+    conn.execute_unprepared("ALTER TABLE activities SET (autovacuum_enabled = false)")
+        .await
+        .unwrap();
+    let analyzed = || async {
+        let row = conn
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT reltuples::float8 AS n FROM pg_class WHERE oid = 'activities'::regclass",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<f64>("", "n").unwrap()
+    };
+    // Never analyzed: PostgreSQL knows no row count.
+    assert_eq!(analyzed().await, -1.0);
+    let stored = leadql::demo::load(&server.state, 500).await.unwrap();
+    assert!(
+        stored > 1_000,
+        "{stored} deliveries: past the first threshold"
+    );
+    // The writer analyzes after answering the batch that crossed the
+    // threshold, so the load may return first.
+    let mut rows = analyzed().await;
+    for _ in 0..100 {
+        if rows >= 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        rows = analyzed().await;
+    }
+    assert!(rows > 500.0, "activities analyzed: reltuples {rows}");
+}
