@@ -341,7 +341,7 @@ pub(super) fn upsert<E: EntityTrait>(key: E::Column) -> OnConflict {
 /// On SQLite every statement is rendered with its values inline (escaped
 /// by sea-query) and the whole script goes in one call. On PostgreSQL the
 /// rows of each multi-row insert go as one bound parameter, a JSON array
-/// that `jsonb_populate_recordset` turns into rows of the table's own type:
+/// that `json_populate_recordset` turns into rows of the table's own type:
 /// the statement's text then depends only on the table and its columns,
 /// so the server prepares it once per connection instead of lexing,
 /// parsing and planning a script as large as the batch's data (a quarter
@@ -450,7 +450,7 @@ impl Script {
 }
 
 /// `INSERT INTO t (columns) SELECT columns FROM
-/// jsonb_populate_recordset(NULL::t, $1::jsonb) … [ON CONFLICT …]`, with
+/// json_populate_recordset(NULL::t, $1::json) … [ON CONFLICT …]`, with
 /// `rows` as a JSON array of objects: each value in the text form its
 /// column's type reads (the table's own row type converts them, as a
 /// literal would be), a SQL NULL as JSON null.
@@ -488,9 +488,9 @@ where
     // Only serde_json and ASCII went in.
     let json = String::from_utf8(json).unwrap_or_default();
     let table = E::default();
-    let rows = Func::cust("jsonb_populate_recordset")
+    let rows = Func::cust("json_populate_recordset")
         .arg(Expr::cust(format!("NULL::\"{}\"", table.table_name())))
-        .arg(Expr::val(json).cast_as("jsonb"));
+        .arg(Expr::val(json).cast_as("json"));
     let mut insert = Query::insert();
     insert.into_table(table).columns(columns.iter().copied());
     insert
