@@ -13,12 +13,12 @@ use entity::{
     lead_update, message, tool_call, variable,
 };
 use sea_orm::sea_query::{
-    sea_value_to_json_value, Expr, ExprTrait, Func, MysqlQueryBuilder, OnConflict,
-    PostgresQueryBuilder, Query, QueryStatementWriter, SqliteQueryBuilder, Value,
+    Expr, ExprTrait, MysqlQueryBuilder, OnConflict, PostgresQueryBuilder, QueryStatementWriter,
+    SqliteQueryBuilder,
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, IdenStatic,
-    IntoActiveModel, Iterable, NotSet, QueryFilter, QueryTrait, Set, Statement,
+    IntoActiveModel, Iterable, NotSet, QueryFilter, QueryTrait, Set,
 };
 use std::collections::HashMap;
 
@@ -336,53 +336,25 @@ pub(super) fn upsert<E: EntityTrait>(key: E::Column) -> OnConflict {
     OnConflict::column(key).update_columns(others).to_owned()
 }
 
-/// What a batch writes, in order, sent in as few round trips as it can.
-///
-/// On SQLite every statement is rendered with its values inline (escaped
-/// by sea-query) and the whole script goes in one call. On PostgreSQL the
-/// rows of each multi-row insert go as one bound parameter, a JSON array
-/// that `json_populate_recordset` turns into rows of the table's own type:
-/// the statement's text then depends only on the table and its columns,
-/// so the server prepares it once per connection instead of lexing,
-/// parsing and planning a script as large as the batch's data (a quarter
-/// of PostgreSQL's ingest CPU when it was inlined). Small statements
-/// between two inserts (deletes, the feeds' lock, NOTIFY) still go
-/// together inline.
+/// Write statements rendered with their values inline (escaped by
+/// sea-query) and sent together in one round trip.
 pub(super) struct Script {
     backend: DbBackend,
-    steps: Vec<Step>,
-}
-
-/// A part of a [`Script`]: inline statements, or one bound statement.
-enum Step {
-    Inline(String),
-    Bound(Statement),
+    sql: String,
 }
 
 impl Script {
     pub(super) fn new(backend: DbBackend) -> Self {
         Script {
             backend,
-            steps: Vec::new(),
-        }
-    }
-
-    /// The inline text the next statement is appended to.
-    fn inline(&mut self) -> &mut String {
-        if !matches!(self.steps.last(), Some(Step::Inline(_))) {
-            self.steps.push(Step::Inline(String::new()));
-        }
-        match self.steps.last_mut() {
-            Some(Step::Inline(sql)) => sql,
-            _ => unreachable!("an inline step was just pushed"),
+            sql: String::new(),
         }
     }
 
     /// A statement sea-query does not build (a lock, a NOTIFY).
     pub(super) fn push_sql(&mut self, sql: &str) {
-        let text = self.inline();
-        text.push_str(sql);
-        text.push_str(";\n");
+        self.sql.push_str(sql);
+        self.sql.push_str(";\n");
     }
 
     pub(super) fn push(&mut self, statement: impl QueryStatementWriter) {
@@ -391,7 +363,8 @@ impl Script {
             DbBackend::Sqlite => statement.to_string(SqliteQueryBuilder),
             _ => statement.to_string(MysqlQueryBuilder),
         };
-        self.push_sql(&sql);
+        self.sql.push_str(&sql);
+        self.sql.push_str(";\n");
     }
 
     /// Delete the rows of `E` that belong to the given activities.
@@ -407,22 +380,12 @@ impl Script {
         );
     }
 
-    /// Insert `rows` (all setting the same columns): on PostgreSQL in one
-    /// statement with the rows bound as JSON, elsewhere as multi-row
-    /// inserts of `ROWS_PER_INSERT` rows inline.
+    /// Multi-row inserts of `rows`, `ROWS_PER_INSERT` at a time.
     pub(super) fn insert<E, A>(&mut self, rows: Vec<A>, on_conflict: Option<OnConflict>)
     where
         E: EntityTrait<ActiveModel = A>,
         A: ActiveModelTrait<Entity = E> + Send,
     {
-        if rows.is_empty() {
-            return;
-        }
-        if self.backend == DbBackend::Postgres {
-            let statement = bound_insert::<E, A>(&rows, on_conflict);
-            self.steps.push(Step::Bound(statement));
-            return;
-        }
         let mut rows = rows.into_iter().peekable();
         while rows.peek().is_some() {
             let chunk: Vec<A> = rows.by_ref().take(ROWS_PER_INSERT).collect();
@@ -435,93 +398,9 @@ impl Script {
     }
 
     pub(super) async fn execute(self, txn: &impl ConnectionTrait) -> Result<(), DbErr> {
-        for step in self.steps {
-            match step {
-                Step::Inline(sql) => {
-                    txn.execute_unprepared(&sql).await?;
-                }
-                Step::Bound(statement) => {
-                    txn.execute_raw(statement).await?;
-                }
-            }
+        if !self.sql.is_empty() {
+            txn.execute_unprepared(&self.sql).await?;
         }
         Ok(())
-    }
-}
-
-/// `INSERT INTO t (columns) SELECT columns FROM
-/// json_populate_recordset(NULL::t, $1::json) … [ON CONFLICT …]`, with
-/// `rows` as a JSON array of objects: each value in the text form its
-/// column's type reads (the table's own row type converts them, as a
-/// literal would be), a SQL NULL as JSON null.
-fn bound_insert<E, A>(rows: &[A], on_conflict: Option<OnConflict>) -> Statement
-where
-    E: EntityTrait<ActiveModel = A>,
-    A: ActiveModelTrait<Entity = E> + Send,
-{
-    // The columns the rows set (a serial id left NotSet takes its default).
-    let columns: Vec<E::Column> = E::Column::iter()
-        .filter(|c| {
-            rows.first()
-                .is_some_and(|r| r.get(*c).into_value().is_some())
-        })
-        .collect();
-    let mut json: Vec<u8> = Vec::with_capacity(rows.len() * 256);
-    json.push(b'[');
-    for (i, row) in rows.iter().enumerate() {
-        json.extend_from_slice(if i == 0 { b"{" } else { b",{" });
-        for (j, column) in columns.iter().enumerate() {
-            if j > 0 {
-                json.push(b',');
-            }
-            json.push(b'"');
-            json.extend_from_slice(column.as_str().as_bytes());
-            json.extend_from_slice(b"\":");
-            match row.get(*column).into_value() {
-                Some(value) => write_json(&mut json, &value),
-                None => json.extend_from_slice(b"null"),
-            }
-        }
-        json.push(b'}');
-    }
-    json.push(b']');
-    // Only serde_json and ASCII went in.
-    let json = String::from_utf8(json).unwrap_or_default();
-    let table = E::default();
-    let rows = Func::cust("json_populate_recordset")
-        .arg(Expr::cust(format!("NULL::\"{}\"", table.table_name())))
-        .arg(Expr::val(json).cast_as("json"));
-    let mut insert = Query::insert();
-    insert.into_table(table).columns(columns.iter().copied());
-    insert
-        .select_from(
-            Query::select()
-                .columns(columns.iter().copied())
-                .from_function(rows, "r")
-                .take(),
-        )
-        .expect("one selected column per inserted column");
-    if let Some(on_conflict) = on_conflict {
-        insert.on_conflict(on_conflict);
-    }
-    let (sql, values) = insert.build(PostgresQueryBuilder);
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
-
-/// One value as JSON, written in place: strings (the bulk of a batch) are
-/// escaped straight from the row, not copied into a JSON tree first.
-fn write_json(out: &mut Vec<u8>, value: &Value) {
-    let written = match value {
-        Value::String(Some(s)) => serde_json::to_writer(&mut *out, s.as_str()),
-        Value::Json(Some(j)) => serde_json::to_writer(&mut *out, j.as_ref()),
-        // bytea reads its hex form.
-        Value::Bytes(Some(b)) => {
-            serde_json::to_writer(&mut *out, &format!("\\x{}", hex::encode(b)))
-        }
-        other => serde_json::to_writer(&mut *out, &sea_value_to_json_value(other)),
-    };
-    // Writing to a Vec fails only on values JSON has no form for.
-    if written.is_err() {
-        out.extend_from_slice(b"null");
     }
 }
