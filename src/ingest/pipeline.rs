@@ -253,11 +253,17 @@ impl Upkeep {
                      AND 'autovacuum_enabled=false' = ANY(reloptions)) AS off",
             ))
             .await
-            .ok()
-            .flatten()
-            .and_then(|row| row.try_get::<Option<bool>>("", "off").ok())
-            .flatten();
-        off == Some(true)
+            .and_then(|row| match row {
+                Some(row) => row.try_get::<Option<bool>>("", "off"),
+                None => Ok(None),
+            });
+        match off {
+            Ok(off) => off == Some(true),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot tell whether autovacuum is on");
+                false
+            }
+        }
     }
 
     /// Count `stored` deliveries; true for the one caller whose count
