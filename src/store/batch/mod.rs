@@ -89,8 +89,8 @@ pub async fn apply_batch<C: ConnectionTrait>(
     }
     let mut stored = Stored::read(txn, deliveries, live).await?;
     let decided = decide(deliveries, &mut stored);
+    let replaced = replaced_ids(deliveries, &decided.statuses, &stored);
     if live {
-        let replaced = replaced_ids(deliveries, &decided.statuses, &stored);
         stored.read_measures(txn, &replaced).await?;
     }
     let affected = affected_leads(deliveries, &decided.statuses, &stored);
@@ -98,7 +98,7 @@ pub async fn apply_batch<C: ConnectionTrait>(
     // What is stored now: a lead and its callbacks are a function of its
     // activities; so are the rollup's counts.
     let before = project_leads(&affected, &facts, rules);
-    let replaced = live.then(|| replaced_keys(deliveries, &decided.statuses, &facts, &stored));
+    let replaced_counts = live.then(|| replaced_keys(&replaced, &facts, &stored));
     let applied = apply_in_order(
         deliveries,
         &decided.statuses,
@@ -113,10 +113,10 @@ pub async fn apply_batch<C: ConnectionTrait>(
     if live {
         log_deliveries(&mut script, deliveries, &decided, &stored, received_at);
     }
-    write_activities(&mut script, &applied, &stored);
+    write_activities(&mut script, &applied, &replaced);
     write_updates(&mut script, &applied);
     let after = project_leads(&affected, &facts, rules);
-    let counts = replaced.map(|replaced| {
+    let counts = replaced_counts.map(|replaced| {
         // A lead has a row if it was read, or held a replaced activity.
         let previous: HashSet<&str> = stored.lead_of.values().map(String::as_str).collect();
         let existed = |lead: &str| stored.leads.contains(lead) || previous.contains(lead);
@@ -145,7 +145,8 @@ pub async fn apply_batch<C: ConnectionTrait>(
     })
 }
 
-/// The activities whose stored versions this batch replaces.
+/// The activities whose stored versions this batch replaces, by id: what
+/// their replacements delete and take back from the rollup.
 fn replaced_ids<'a>(
     deliveries: &[&'a Delivery],
     statuses: &[Status],
@@ -164,17 +165,11 @@ fn replaced_ids<'a>(
 /// The rollup keys and measures of the stored versions this batch
 /// replaces (read before it applies anything), by activity id.
 fn replaced_keys(
-    deliveries: &[&Delivery],
-    statuses: &[Status],
+    replaced: &[&str],
     facts: &HashMap<String, Vec<LeadFacts>>,
     stored: &Stored,
 ) -> HashMap<String, (Vec<Key>, Measures)> {
-    let ids: HashSet<&str> = deliveries
-        .iter()
-        .zip(statuses)
-        .filter(|(d, s)| **s == Status::Stored && d.kind == Kind::Activity)
-        .map(|(d, _)| d.source_id.as_str())
-        .collect();
+    let ids: HashSet<&str> = replaced.iter().copied().collect();
     facts
         .values()
         .flatten()

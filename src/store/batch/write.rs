@@ -116,21 +116,15 @@ pub(super) fn log_deliveries(
     }
 }
 
-/// Each winning activity with its parts; the parts of an older version
-/// are replaced.
-pub(super) fn write_activities(script: &mut Script, applied: &Applied, stored: &Stored) {
-    let replaced: Vec<&str> = applied
-        .activities
-        .iter()
-        .map(|w| w.activity.id.as_str())
-        .filter(|id| stored.lead_of.contains_key(*id))
-        .collect();
+/// Each winning activity with its parts; the parts of the older versions
+/// it `replaced` are deleted first.
+pub(super) fn write_activities(script: &mut Script, applied: &Applied, replaced: &[&str]) {
     if !replaced.is_empty() {
-        script.delete_parts::<message::Entity>(message::Column::ActivityId, &replaced);
-        script.delete_parts::<tool_call::Entity>(tool_call::Column::ActivityId, &replaced);
-        script.delete_parts::<variable::Entity>(variable::Column::ActivityId, &replaced);
-        script.delete_parts::<analysis::Entity>(analysis::Column::ActivityId, &replaced);
-        script.delete_parts::<conversation::Entity>(conversation::Column::ActivityId, &replaced);
+        script.delete_parts::<message::Entity>(message::Column::ActivityId, replaced);
+        script.delete_parts::<tool_call::Entity>(tool_call::Column::ActivityId, replaced);
+        script.delete_parts::<variable::Entity>(variable::Column::ActivityId, replaced);
+        script.delete_parts::<analysis::Entity>(analysis::Column::ActivityId, replaced);
+        script.delete_parts::<conversation::Entity>(conversation::Column::ActivityId, replaced);
     }
     let winners = &applied.activities;
     script.insert::<activity::Entity, _>(
