@@ -11,9 +11,7 @@ use super::payload::callback::Rules;
 use super::payload::Delivery;
 use crate::feed::Feed;
 use crate::store::{self, Mode, Status};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionOptions, TransactionTrait,
-};
+use sea_orm::{DatabaseConnection, DbBackend, DbErr, TransactionOptions, TransactionTrait};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -210,7 +208,7 @@ async fn writer(
 /// a growing table is never analyzed and ingest slows with its size: an
 /// import of 30,000 leads read 32 million activity rows in 818 scans. So
 /// then the writers analyze the columns ingest looks its rows up by (see
-/// [`INGEST_STATISTICS`]; the rest is left to whoever turned autovacuum
+/// [`store::analyze_lookup_columns`]; the rest is left to whoever turned autovacuum
 /// off, and `leadql import` analyzes everything at its end), first after
 /// [`Upkeep::FIRST`] stored deliveries and again each time the count
 /// doubles (a handful of times per import, each sampling a fixed number of
@@ -242,23 +240,8 @@ impl Upkeep {
     /// plans key lookups by its indexes without statistics; `leadql
     /// import` analyzes it at the end.)
     async fn needed(&self, db: &DatabaseConnection) -> bool {
-        if db.get_database_backend() != DbBackend::Postgres {
-            return false;
-        }
-        let off = db
-            .query_one_raw(sea_orm::Statement::from_string(
-                DbBackend::Postgres,
-                "SELECT current_setting('autovacuum') = 'off' OR EXISTS ( \
-                     SELECT 1 FROM pg_class WHERE oid = to_regclass('activities') \
-                     AND 'autovacuum_enabled=false' = ANY(reloptions)) AS off",
-            ))
-            .await
-            .and_then(|row| match row {
-                Some(row) => row.try_get::<Option<bool>>("", "off"),
-                None => Ok(None),
-            });
-        match off {
-            Ok(off) => off == Some(true),
+        match store::autovacuum_off(db).await {
+            Ok(off) => off,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot tell whether autovacuum is on");
                 false
@@ -280,7 +263,7 @@ impl Upkeep {
 
     async fn analyze(&self, db: &DatabaseConnection) {
         let started = std::time::Instant::now();
-        match db.execute_unprepared(INGEST_STATISTICS).await {
+        match store::analyze_lookup_columns(db).await {
             Ok(_) => tracing::info!(
                 stored = self.stored.load(Ordering::Relaxed),
                 ms = started.elapsed().as_millis() as u64,
@@ -290,15 +273,6 @@ impl Upkeep {
         }
     }
 }
-
-/// What ingest looks its rows up by: the statistics [`Upkeep`] refreshes.
-/// Only these columns: analyzing the whole database after an import of
-/// 30,000 leads (95,000 payloads) took 3.3 s, these columns 0.4 s.
-const INGEST_STATISTICS: &str = "ANALYZE deliveries (body_hash), leads (id), \
-     activities (id, lead_id), lead_updates (id), conversations (activity_id), \
-     tool_calls (activity_id), messages (activity_id), \
-     variables (activity_id, name, value_text), \
-     analyses (activity_id), callbacks (id)";
 
 /// Wait for deliveries and take up to `max` of them; false once the
 /// pipeline is closed and drained.

@@ -77,6 +77,42 @@ pub async fn refresh_statistics(db: &DatabaseConnection) -> Result<(), DbErr> {
     Ok(())
 }
 
+/// Whether PostgreSQL's autovacuum is off, for the server or for the
+/// activities table (false on SQLite, which has none).
+pub async fn autovacuum_off(db: &DatabaseConnection) -> Result<bool, DbErr> {
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(false);
+    }
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT current_setting('autovacuum') = 'off' OR EXISTS ( \
+                 SELECT 1 FROM pg_class WHERE oid = to_regclass('activities') \
+                 AND 'autovacuum_enabled=false' = ANY(reloptions)) AS off",
+        ))
+        .await?;
+    match row {
+        Some(row) => Ok(row.try_get::<Option<bool>>("", "off")? == Some(true)),
+        None => Ok(false),
+    }
+}
+
+/// Analyze the columns ingest looks its rows up by (on PostgreSQL, for
+/// when autovacuum is off: see `ingest::pipeline::Upkeep`). Only these
+/// columns: analyzing the whole database after an import of 30,000 leads
+/// (95,000 payloads) took 3.3 s, these columns 0.4 s.
+pub async fn analyze_lookup_columns(db: &DatabaseConnection) -> Result<(), DbErr> {
+    db.execute_unprepared(
+        "ANALYZE deliveries (body_hash), leads (id), \
+         activities (id, lead_id), lead_updates (id), conversations (activity_id), \
+         tool_calls (activity_id), messages (activity_id), \
+         variables (activity_id, name, value_text), \
+         analyses (activity_id), callbacks (id)",
+    )
+    .await?;
+    Ok(())
+}
+
 /// On SQLite, copy the WAL back into the database file every quarter
 /// second from a pool connection, so the ingest writer does not pay for
 /// checkpoints on its own commits. PASSIVE never blocks readers or writers.
