@@ -100,8 +100,16 @@ impl AppState {
                 governor::Quota::per_second(rate).allow_burst(burst),
             ))
         });
+        let mut writer = store::connect_writer(
+            &db,
+            &config.database_url,
+            pipeline.workers,
+            config.sqlite_cache_mib,
+        )
+        .await?;
+        writer.set_metric_callback(metrics.statement_callback());
         let ingestor = Ingestor::start(
-            db.clone(),
+            writer,
             pipeline,
             feed.clone(),
             metrics.clone(),

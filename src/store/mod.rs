@@ -18,7 +18,9 @@ pub mod retention;
 pub mod rollup;
 
 pub use batch::{apply_batch, BatchResult, Mode, Status};
-pub use connect::{connect, connect_with, default_pool_size, DEFAULT_SQLITE_CACHE_MIB};
+pub use connect::{
+    connect, connect_with, connect_writer, default_pool_size, DEFAULT_SQLITE_CACHE_MIB,
+};
 pub use reproject::{reproject, ReprojectSummary};
 pub use retention::{prune, spawn_retention, PruneSummary, Retention};
 
