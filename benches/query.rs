@@ -8,6 +8,8 @@
 //! - history: one lead's full history (activities, analyses, transcripts,
 //!   tool calls, updates) for a random lead;
 //! - page: "Interested" leads of a random project, newest first, 50;
+//! - deep_page: all leads, newest first, 50, after a random lead's cursor
+//!   (on average half the list before it);
 //! - counts: dispositionCounts of a random project over a random 7 days,
 //!   by day;
 //! - totals: dispositionCounts and leadFunnel of a random project, all
@@ -29,7 +31,8 @@
 //! LEADQL_BENCH_CLIENTS (default 8), LEADQL_BENCH_RUNS (rounds per query,
 //! the median round is printed; default 3), LEADQL_BENCH_KINDS (which
 //! queries, default all of them, in the order above),
-//! LEADQL_BENCH_POSTGRES (admin URL, or "off"), LEADQL_BENCH_URL (measure a server that is already running, on
+//! LEADQL_BENCH_POSTGRES (admin URL, or "off"), LEADQL_BENCH_SQLITE ("off"
+//! measures PostgreSQL alone), LEADQL_BENCH_URL (measure a server that is already running, on
 //! its data, instead: e.g. http://127.0.0.1:8080), LEADQL_BENCH_TRACES
 //! (`off`, `on`: OpenTelemetry traces exported to a receiver in the
 //! benchmark, or `both`: each database measured without and with, by two
@@ -56,6 +59,12 @@ const HISTORY: &str = "query History($id: ID!) { lead(id: $id) {
 const PAGE: &str = "query Page($project: String!) {
   leads(filter: { projectId: { eq: $project }, disposition: { eq: \"Interested\" } },
         orderBy: [{ field: LAST_ACTIVITY_AT, direction: DESC }], first: 50) {
+    pageInfo { hasNextPage endCursor } edges { cursor node { id name disposition lastActivityAt summary } } } }";
+
+/// All leads, newest first, 50, from a random lead's place in that order
+/// (a client deep in a long list: half the leads lie before it on average).
+const DEEP_PAGE: &str = "query DeepPage($after: String!) {
+  leads(orderBy: [{ field: LAST_ACTIVITY_AT, direction: DESC }], first: 50, after: $after) {
     pageInfo { hasNextPage endCursor } edges { cursor node { id name disposition lastActivityAt summary } } } }";
 
 const COUNTS: &str = "query Counts($project: String!, $from: DateTime!, $to: DateTime!) {
@@ -117,6 +126,7 @@ const URGENCIES: &[&str] = &["Very Urgent", "Urgent", "Normal", "None"];
 const KINDS: &[&str] = &[
     "history",
     "page",
+    "deep_page",
     "counts",
     "totals",
     "totals_exact",
@@ -131,6 +141,8 @@ const KINDS: &[&str] = &[
 
 struct Sample {
     leads: Vec<String>,
+    /// The sampled leads' cursors in DEEP_PAGE's order.
+    deep_cursors: Vec<String>,
     projects: Vec<String>,
     first_ms: i64,
     last_ms: i64,
@@ -185,6 +197,7 @@ fn ms(t: &Value) -> i64 {
 /// Lead ids, projects and the time range to draw requests from.
 async fn sample(client: &reqwest::Client, base: &str) -> Sample {
     let mut leads = Vec::new();
+    let mut deep_cursors = Vec::new();
     let mut projects = std::collections::BTreeSet::new();
     let mut after = Value::Null;
     for _ in 0..8 {
@@ -203,6 +216,21 @@ async fn sample(client: &reqwest::Client, base: &str) -> Sample {
         }
         after = data["leads"]["pageInfo"]["endCursor"].clone();
     }
+    // A cursor is the sort key of its row: the same lead found by id, in
+    // the same order, gives its cursor in the whole list.
+    for ids in leads.chunks(100) {
+        let data = graphql(
+            client,
+            base,
+            "query($ids: [String!]!) { leads(filter: { id: { in: $ids } }, first: 100,
+               orderBy: [{ field: LAST_ACTIVITY_AT, direction: DESC }]) { edges { cursor } } }",
+            json!({ "ids": ids }),
+        )
+        .await;
+        for e in data["leads"]["edges"].as_array().unwrap() {
+            deep_cursors.push(e["cursor"].as_str().unwrap().to_string());
+        }
+    }
     let range = graphql(
         client,
         base,
@@ -212,6 +240,7 @@ async fn sample(client: &reqwest::Client, base: &str) -> Sample {
     .await;
     Sample {
         leads,
+        deep_cursors,
         projects: projects.into_iter().collect(),
         first_ms: ms(&range["first"]["nodes"][0]["timestamp"]),
         last_ms: ms(&range["last"]["nodes"][0]["timestamp"]),
@@ -255,6 +284,7 @@ async fn run(
                 let (query, variables) = match kind.as_str() {
                     "history" => (HISTORY, json!({ "id": sample.leads[rng.random_range(0..sample.leads.len())] })),
                     "page" => (PAGE, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
+                    "deep_page" => (DEEP_PAGE, json!({ "after": sample.deep_cursors[rng.random_range(0..sample.deep_cursors.len())] })),
                     "callbacks" => (CALLBACKS, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
                     "totals" => (TOTALS, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
                     "totals_exact" => (TOTALS_EXACT, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
@@ -324,6 +354,7 @@ async fn main() {
     let clients = env_or("LEADQL_BENCH_CLIENTS", 8);
     let postgres = std::env::var("LEADQL_BENCH_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let sqlite = std::env::var("LEADQL_BENCH_SQLITE").map_or(true, |v| v != "off");
     let dir = tempfile::tempdir().unwrap();
     let mut rows = Vec::new();
     if let Ok(base) = std::env::var("LEADQL_BENCH_URL") {
@@ -356,19 +387,32 @@ async fn main() {
             "{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let mut databases = vec![(
-            "SQLite",
-            format!("sqlite://{}/q{leads}.db?mode=rwc", dir.path().display()),
-        )];
+        let payloads = count_lines(&file);
+        let mut databases = Vec::new();
+        if sqlite {
+            databases.push((
+                "SQLite",
+                format!("sqlite://{}/q{leads}.db?mode=rwc", dir.path().display()),
+                Storage::File(dir.path().join(format!("q{leads}.db"))),
+            ));
+        }
         if postgres != "off" {
-            match postgres_database(&postgres, &format!("leadql_bench_query_{leads}")) {
-                Some(url) => databases.push(("PostgreSQL", url)),
+            let name = format!("leadql_bench_query_{leads}");
+            match postgres_database(&postgres, &name) {
+                Some(url) => databases.push(("PostgreSQL", url.clone(), Storage::Database(url))),
                 None => eprintln!("PostgreSQL not reachable at {postgres}: skipped"),
             }
         }
-        for (backend, url) in databases {
+        for (backend, url, storage) in databases {
             let seconds = import(&url, &file);
-            eprintln!("{leads} leads imported into {backend} in {seconds:.0}s");
+            let bytes = storage.bytes();
+            eprintln!(
+                "{leads} leads ({payloads} payloads) imported into {backend} in {seconds:.0}s \
+                 ({:.0} payloads/s); {:.2} GiB on disk, {:.1} KiB per payload",
+                payloads as f64 / seconds,
+                bytes as f64 / (1u64 << 30) as f64,
+                bytes as f64 / 1024.0 / payloads.max(1) as f64,
+            );
             // Every variant's server runs at once, on the same data, and the
             // rounds alternate between them: a variant is compared with the
             // others under the same machine load, not a minute apart.
@@ -396,9 +440,82 @@ async fn main() {
                     eprintln!("{} KiB of traces exported so far", sink.received() / 1024);
                 }
             }
+            // A million leads take tens of GiB per database: each size's
+            // data goes once it is measured.
+            drop(servers);
+            storage.remove(&postgres);
+        }
+        let _ = std::fs::remove_file(&file);
+        // The rows so far, in case a larger size does not finish.
+        eprintln!("after {leads} leads:");
+        for row in &rows {
+            eprintln!("{row}");
         }
     }
     print(rows);
+}
+
+fn count_lines(file: &std::path::Path) -> usize {
+    use std::io::BufRead;
+    let file = std::fs::File::open(file).expect("open the generated file");
+    std::io::BufReader::new(file).lines().count()
+}
+
+/// Where a benchmark database lives: what it takes on disk, and removing
+/// it once measured.
+enum Storage {
+    /// A SQLite file (with its `-wal` and `-shm`).
+    File(std::path::PathBuf),
+    /// A PostgreSQL database, by URL.
+    Database(String),
+}
+
+impl Storage {
+    fn sqlite_files(path: &std::path::Path) -> Vec<std::path::PathBuf> {
+        ["", "-wal", "-shm"]
+            .iter()
+            .map(|suffix| std::path::PathBuf::from(format!("{}{suffix}", path.display())))
+            .collect()
+    }
+
+    fn bytes(&self) -> u64 {
+        match self {
+            Storage::File(path) => Storage::sqlite_files(path)
+                .iter()
+                .filter_map(|f| std::fs::metadata(f).ok())
+                .map(|m| m.len())
+                .sum(),
+            Storage::Database(url) => Command::new("psql")
+                .args([url, "-qAtc", "SELECT pg_database_size(current_database())"])
+                .output()
+                .ok()
+                .and_then(|o| String::from_utf8(o.stdout).ok())
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0),
+        }
+    }
+
+    fn remove(&self, admin: &str) {
+        match self {
+            Storage::File(path) => {
+                for f in Storage::sqlite_files(path) {
+                    let _ = std::fs::remove_file(f);
+                }
+            }
+            Storage::Database(url) => {
+                let name = url.split('?').next().unwrap_or(url).rsplit('/').next();
+                if let Some(name) = name {
+                    let _ = Command::new("psql")
+                        .args([
+                            admin,
+                            "-qAtc",
+                            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                        ])
+                        .output();
+                }
+            }
+        }
+    }
 }
 
 /// A server to measure, and the name of its rows.
