@@ -22,6 +22,7 @@ use sea_orm::{
 const HOUR: i64 = 3_600_000;
 const ROLLUP_HOUR: i64 = crate::store::rollup::HOUR;
 const ROLLUP_DAY: i64 = crate::store::rollup::DAY;
+const ROLLUP_LONG: i64 = crate::store::rollup::LONG;
 const DAY: i64 = 24 * HOUR;
 const WEEK: i64 = 7 * DAY;
 /// 1970-01-05, the first Monday after the epoch.
@@ -187,7 +188,8 @@ fn cover(
 /// project, which the rollup does not record), and a filter on
 /// `projectId` (compared as the activity filter compares it: as is) and a
 /// `timestamp` window (`gte` or `gt`, `lt` or `lte`), nothing else. Whole
-/// days come from the day rows (unless counting per HOUR), whole hours
+/// periods of 32 days come from their rows (unless counting per bucket),
+/// whole days from the day rows (unless counting per HOUR), whole hours
 /// from the hour rows. None: count the activities.
 pub fn rollup_plan(
     reader: &Reader,
@@ -235,7 +237,9 @@ pub fn rollup_plan(
     }
     let spans: &[i64] = match bucket {
         Some(TimeBucket::Hour) => &[ROLLUP_HOUR],
-        _ => &[ROLLUP_DAY, ROLLUP_HOUR],
+        Some(_) => &[ROLLUP_DAY, ROLLUP_HOUR],
+        // Counted whole: the longest periods first.
+        None => &[ROLLUP_LONG, ROLLUP_DAY, ROLLUP_HOUR],
     };
     let (mut runs, mut gaps) = (Vec::new(), Vec::new());
     cover(from, until, spans, &mut runs, &mut gaps);

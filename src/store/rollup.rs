@@ -18,8 +18,8 @@ use super::projection::LeadFacts;
 use entity::{activity, activity_rollup, lead, lead_rollup};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ConnectionTrait, DbErr, EntityTrait, FromQueryResult, IntoActiveModel, QuerySelect, QueryTrait,
-    Statement,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, IntoActiveModel,
+    QueryFilter, QuerySelect, QueryTrait, Statement,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -30,8 +30,15 @@ use std::hash::Hash;
 pub const HOUR: i64 = 3_600_000;
 /// A day in epoch milliseconds.
 pub const DAY: i64 = 24 * HOUR;
-/// The periods counted: each activity is counted in its hour and its day.
-pub const SPANS: [i64; 2] = [HOUR, DAY];
+/// 32 days in epoch milliseconds: the periods that answer counts without
+/// a time bucket. An all-time count then reads a row per 32 days instead
+/// of one per day (a million generated leads span about 1,000 days, and
+/// their all-time counts, from day rows, took ten times as long as at
+/// 100,000 leads).
+pub const LONG: i64 = 32 * DAY;
+/// The periods counted: each activity is counted in its hour, its day and
+/// its 32 days (each aligned on the epoch).
+pub const SPANS: [i64; 3] = [HOUR, DAY, LONG];
 
 /// What a rollup's row counts: the parts of its key, which name its row
 /// by their digest (the parts may be null, and long: PostgreSQL bounds
@@ -396,9 +403,10 @@ where
 }
 
 /// Build the rollups if one is empty while what it counts exists: the
-/// first start after the migration that added it. (Every current activity
-/// and lead is counted in some row, so an empty rollup beside stored rows
-/// was never built.) One transaction; on PostgreSQL instances starting together
+/// first start after the migration that added it, or after an upgrade
+/// that added a span. (Every current activity is counted in a row of
+/// every span, and every lead in some row, so an empty rollup, or no row
+/// of the longest span, beside stored rows was never built.) One transaction; on PostgreSQL instances starting together
 /// take turns, and the later ones find it built.
 pub async fn build_if_missing(db: &sea_orm::DatabaseConnection) -> Result<(), DbErr> {
     use sea_orm::TransactionTrait;
@@ -420,6 +428,7 @@ pub async fn build_if_missing(db: &sea_orm::DatabaseConnection) -> Result<(), Db
     let counted = activity_rollup::Entity::find()
         .select_only()
         .column(activity_rollup::Column::Key)
+        .filter(activity_rollup::Column::Span.eq(LONG))
         .limit(1)
         .into_query();
     let leads = lead::Entity::find()

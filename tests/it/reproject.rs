@@ -157,3 +157,31 @@ async fn migrating_builds_a_missing_rollup_from_the_activities() {
     assert_ne!(snapshot(server.db()).await, before);
     server.stop().await;
 }
+
+/// A database from before the 32-day periods (hour and day rows only)
+/// gets every span built again when leadql migrates, and answers an
+/// all-time count from them as the activities do.
+#[tokio::test]
+async fn migrating_adds_the_long_periods_to_an_older_rollup() {
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    for body in leadql::generate::generate(12, 6) {
+        assert_eq!(server.deliver(body).await.0, 200);
+    }
+    let before = snapshot(server.db()).await;
+    let long = leadql::store::rollup::LONG;
+    server
+        .db()
+        .execute_unprepared(&format!("DELETE FROM activity_rollups WHERE span = {long}"))
+        .await
+        .unwrap();
+    assert_ne!(snapshot(server.db()).await, before);
+    leadql::store::migrate(server.db()).await.unwrap();
+    assert_same_state(&before, &snapshot(server.db()).await);
+    let all_time = "{ dispositionCounts { disposition count } }";
+    let exact = "{ dispositionCounts(filter: { and: [{}] }) { disposition count } }";
+    let counted = server.query(all_time, serde_json::json!({})).await;
+    assert!(!counted["dispositionCounts"].as_array().unwrap().is_empty());
+    assert_eq!(counted, server.query(exact, serde_json::json!({})).await);
+    server.stop().await;
+}
