@@ -399,7 +399,9 @@ async fn main() {
         if postgres != "off" {
             let name = format!("leadql_bench_query_{leads}");
             match postgres_database(&postgres, &name) {
-                Some(url) => databases.push(("PostgreSQL", url.clone(), Storage::Database(url))),
+                Some(url) => {
+                    databases.push(("PostgreSQL", url.clone(), Storage::Database { url, name }))
+                }
                 None => eprintln!("PostgreSQL not reachable at {postgres}: skipped"),
             }
         }
@@ -466,8 +468,8 @@ fn count_lines(file: &std::path::Path) -> usize {
 enum Storage {
     /// A SQLite file (with its `-wal` and `-shm`).
     File(std::path::PathBuf),
-    /// A PostgreSQL database, by URL.
-    Database(String),
+    /// A PostgreSQL database: its URL, and its name to drop it by.
+    Database { url: String, name: String },
 }
 
 impl Storage {
@@ -485,7 +487,7 @@ impl Storage {
                 .filter_map(|f| std::fs::metadata(f).ok())
                 .map(|m| m.len())
                 .sum(),
-            Storage::Database(url) => Command::new("psql")
+            Storage::Database { url, .. } => Command::new("psql")
                 .args([url, "-qAtc", "SELECT pg_database_size(current_database())"])
                 .output()
                 .ok()
@@ -502,17 +504,14 @@ impl Storage {
                     let _ = std::fs::remove_file(f);
                 }
             }
-            Storage::Database(url) => {
-                let name = url.split('?').next().unwrap_or(url).rsplit('/').next();
-                if let Some(name) = name {
-                    let _ = Command::new("psql")
-                        .args([
-                            admin,
-                            "-qAtc",
-                            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                        ])
-                        .output();
-                }
+            Storage::Database { name, .. } => {
+                let _ = Command::new("psql")
+                    .args([
+                        admin,
+                        "-qAtc",
+                        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                    ])
+                    .output();
             }
         }
     }
