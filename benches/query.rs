@@ -13,8 +13,8 @@
 //! - counts: dispositionCounts of a random project over a random 7 days,
 //!   by day;
 //! - totals: dispositionCounts and leadFunnel of a random project, all
-//!   time (from the rollups); totals_exact: the same, each filter under
-//!   `and` so the rows are counted instead (the baseline);
+//!   time (from the rollups); totals_exact: the same in forms the rollups
+//!   do not answer, so the rows are counted instead (the baseline);
 //! - stats: callStats of a random project, all time (from the rollup);
 //!   stats_exact: the same with the filter under `and`, counted from the
 //!   rows (the baseline);
@@ -24,7 +24,18 @@
 //!   filter under `and`, counted from the activities (the baseline);
 //! - callbacks: the DUE callbacks of a random project, earliest first, 50
 //!   (a sales floor's screen);
-//! - timeline: one lead's timeline, a random lead.
+//! - timeline: one lead's timeline, a random lead;
+//! - page_count: the totalCount of page's list (from the lead rollup);
+//!   page_count_exact: the same counted from the leads (the baseline);
+//! - window_page: a random project's activities in a random 7 days, newest
+//!   first, 20; window_count: that list's totalCount (from the activity
+//!   rollup); window_count_exact: the same under `and` (the baseline);
+//! - or_page / or_count: a random project's leads with either of two
+//!   dispositions (an `or`), newest first, 50, and that list's totalCount
+//!   (from the lead rollup);
+//! - search_page / search_count: leads whose conversations mention a
+//!   random one of three terms (two common ones, one no call has), newest
+//!   first, 50, and that list's totalCount.
 //!
 //! Environment: LEADQL_BENCH_LEADS (comma-separated sizes, default
 //! "10000,100000"), LEADQL_BENCH_REQUESTS (per query kind, default 2000),
@@ -86,11 +97,13 @@ const TOTALS: &str = "query Totals($project: String!) {
   dispositionCounts(filter: { projectId: { eq: $project } }) { disposition dispositionType count }
   leadFunnel(filter: { projectId: { eq: $project } }) { disposition dispositionType count } }";
 
-/// The same totals with each filter under `and`, which the rollups do not
-/// answer: counted from the activities and leads, the baseline.
+/// The same totals in forms the rollups do not answer, counted from the
+/// activities and leads (the baseline): the activity filter under `and`;
+/// the lead filter with a condition every lead meets on a field the lead
+/// rollup does not hold (it answers `and`, `or` and `not` over its own).
 const TOTALS_EXACT: &str = "query TotalsExact($project: String!) {
   dispositionCounts(filter: { and: [{ projectId: { eq: $project } }] }) { disposition dispositionType count }
-  leadFunnel(filter: { and: [{ projectId: { eq: $project } }] }) { disposition dispositionType count } }";
+  leadFunnel(filter: { projectId: { eq: $project }, activityCount: { gte: 0 } }) { disposition dispositionType count } }";
 
 /// A project's call statistics, all time (from the activity rollup)...
 const STATS: &str = "query Stats($project: String!) {
@@ -120,6 +133,58 @@ const VARIABLE_COUNT: &str = "query VariableCount($v: String!) {
 const VARIABLE_COUNT_EXACT: &str = "query VariableCountExact($v: String!) {
   activities(filter: { and: [{ variable: { name: \"Urgency\", eq: $v } }] }) { totalCount } }";
 
+/// The count of PAGE's list (from the lead rollup)...
+const PAGE_COUNT: &str = "query PageCount($project: String!) {
+  leads(filter: { projectId: { eq: $project }, disposition: { eq: \"Interested\" } }) { totalCount } }";
+
+/// ...and the same with a condition every lead meets on a field the
+/// rollup does not hold, counted from the leads (the baseline).
+const PAGE_COUNT_EXACT: &str = "query PageCountExact($project: String!) {
+  leads(filter: { projectId: { eq: $project }, disposition: { eq: \"Interested\" }, activityCount: { gte: 0 } }) {
+    totalCount } }";
+
+/// A project's activities in a random 7 days, newest first, 20...
+const WINDOW_PAGE: &str = "query WindowPage($project: String!, $from: DateTime!, $to: DateTime!) {
+  activities(filter: { projectId: { eq: $project }, timestamp: { gte: $from, lt: $to } },
+             orderBy: [{ field: TIMESTAMP, direction: DESC }], first: 20) {
+    pageInfo { hasNextPage endCursor } nodes { id timestamp callStatus } } }";
+
+/// ...that list's count (from the activity rollup)...
+const WINDOW_COUNT: &str = "query WindowCount($project: String!, $from: DateTime!, $to: DateTime!) {
+  activities(filter: { projectId: { eq: $project }, timestamp: { gte: $from, lt: $to } }) { totalCount } }";
+
+/// ...and the same under `and`, counted from the activities (the baseline).
+const WINDOW_COUNT_EXACT: &str = "query WindowCountExact($project: String!, $from: DateTime!, $to: DateTime!) {
+  activities(filter: { and: [{ projectId: { eq: $project }, timestamp: { gte: $from, lt: $to } }] }) { totalCount } }";
+
+/// A project's leads with either of two outcomes (an `or`), newest
+/// first, 50...
+const OR_PAGE: &str = "query OrPage($project: String!) {
+  leads(filter: { projectId: { eq: $project },
+                  or: [{ disposition: { eq: \"Interested\" } }, { disposition: { eq: \"Callback Requested\" } }] },
+        orderBy: [{ field: LAST_ACTIVITY_AT, direction: DESC }], first: 50) {
+    pageInfo { hasNextPage endCursor } nodes { id name disposition lastActivityAt } } }";
+
+/// ...and that list's count.
+const OR_COUNT: &str = "query OrCount($project: String!) {
+  leads(filter: { projectId: { eq: $project },
+                  or: [{ disposition: { eq: \"Interested\" } }, { disposition: { eq: \"Callback Requested\" } }] }) {
+    totalCount } }";
+
+/// Leads whose conversations mention a random one of a few terms (text
+/// search), newest first, 50...
+const SEARCH_PAGE: &str = "query SearchPage($term: String!) {
+  leads(filter: { search: $term }, orderBy: [{ field: LAST_ACTIVITY_AT, direction: DESC }], first: 50) {
+    pageInfo { hasNextPage endCursor } nodes { id name disposition lastActivityAt } } }";
+
+/// ...and that list's count.
+const SEARCH_COUNT: &str = "query SearchCount($term: String!) {
+  leads(filter: { search: $term }) { totalCount } }";
+
+/// Search terms: two that many conversations hold (English ones; those
+/// in either language that reached the price), and one none does.
+const TERMS: &[&str] = &["evening", "799", "no such words"];
+
 const URGENCIES: &[&str] = &["Very Urgent", "Urgent", "Normal", "None"];
 
 /// The query kinds, in the order they run.
@@ -137,6 +202,15 @@ const KINDS: &[&str] = &[
     "variable_count_exact",
     "callbacks",
     "timeline",
+    "page_count",
+    "page_count_exact",
+    "window_page",
+    "window_count",
+    "window_count_exact",
+    "or_page",
+    "or_count",
+    "search_page",
+    "search_count",
 ];
 
 struct Sample {
@@ -294,12 +368,23 @@ async fn run(
                     "variable_count" => (VARIABLE_COUNT, json!({ "v": URGENCIES[rng.random_range(0..URGENCIES.len())] })),
                     "variable_count_exact" => (VARIABLE_COUNT_EXACT, json!({ "v": URGENCIES[rng.random_range(0..URGENCIES.len())] })),
                     "timeline" => (TIMELINE, json!({ "id": sample.leads[rng.random_range(0..sample.leads.len())] })),
-                    _ => {
+                    "page_count" => (PAGE_COUNT, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
+                    "page_count_exact" => (PAGE_COUNT_EXACT, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
+                    "or_page" => (OR_PAGE, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
+                    "or_count" => (OR_COUNT, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
+                    "search_page" => (SEARCH_PAGE, json!({ "term": TERMS[rng.random_range(0..TERMS.len())] })),
+                    "search_count" => (SEARCH_COUNT, json!({ "term": TERMS[rng.random_range(0..TERMS.len())] })),
+                    windowed => {
                         let week = 7 * 86_400_000;
                         let span = (sample.last_ms - sample.first_ms - week).max(1);
                         let from = sample.first_ms + rng.random_range(0..span);
                         (
-                            COUNTS,
+                            match windowed {
+                                "window_page" => WINDOW_PAGE,
+                                "window_count" => WINDOW_COUNT,
+                                "window_count_exact" => WINDOW_COUNT_EXACT,
+                                _ => COUNTS,
+                            },
                             json!({
                                 "project": sample.projects[rng.random_range(0..sample.projects.len())],
                                 "from": rfc3339(from),

@@ -2,7 +2,8 @@
 //! They take the same filters as the lists, so a dashboard's numbers and
 //! its drill-down list agree.
 
-use super::engine::filter::{string, DateTimeFilter};
+use super::engine::connection::Total;
+use super::engine::filter::{condition_of, string, DateTimeFilter};
 use super::engine::resource::time;
 use super::resources::activity::ActivityFilter;
 use super::resources::lead::LeadFilter;
@@ -426,67 +427,139 @@ pub async fn lead_funnel(
     ))
 }
 
-/// The condition on `lead_rollups` that selects exactly the leads
-/// `filter` selects, when the rollup can answer it: no filter, or one on
-/// `projectId` only (compared as the lead filter compares it: as is).
-/// Leads are visible by their project, which the rollup records, so a
-/// scoped reader is answered too. None: count the leads.
-pub fn funnel_rollup_condition(
-    filter: Option<&LeadFilter>,
-    backend: DbBackend,
-) -> Option<Condition> {
-    let Some(f) = filter else {
-        return Some(Condition::all());
-    };
-    let only_project = LeadFilter {
+/// Whether the lead rollup can answer `f`: at every level (`and`, `or`,
+/// `not` included) it filters on `projectId`, `disposition` and
+/// `dispositionType` only, the fields a rollup row holds.
+fn lead_rollup_answers(f: &LeadFilter) -> bool {
+    let rolled_up = LeadFilter {
         project_id: f.project_id.clone(),
+        disposition: f.disposition.clone(),
+        disposition_type: f.disposition_type.clone(),
+        and: f.and.clone(),
+        or: f.or.clone(),
+        not: f.not.clone(),
         ..Default::default()
     };
-    if *f != only_project {
-        return None;
-    }
-    let mut cond = Condition::all();
-    if let Some(p) = &f.project_id {
-        cond = cond.add(string(
-            entity::lead_rollup::Column::ProjectId,
-            p,
-            false,
-            backend,
-        ));
-    }
-    Some(cond)
+    *f == rolled_up
+        && f.and.iter().flatten().all(lead_rollup_answers)
+        && f.or.iter().flatten().all(lead_rollup_answers)
+        && f.not.iter().all(|n| lead_rollup_answers(n))
 }
 
-/// [`lead_funnel`] from the lead rollup, for a condition from
-/// [`funnel_rollup_condition`]: the same rows in the same order.
+/// The rows of `lead_rollups` that count exactly the leads `filter`
+/// selects, when the rollup can answer it: `FROM lead_rollups AS leads
+/// WHERE <the lead list's own condition>`. A row holds the project,
+/// disposition and type of the leads it counts under the leads' column
+/// names, so the condition the list uses, folded by the same code (the
+/// same comparisons, case folding, `and`/`or`/`not` and NULLs), holds for
+/// a row exactly when it holds for the leads it counts. Leads are visible
+/// by their project, which the row holds, so a scoped reader is answered
+/// too. None: count the leads.
+pub fn lead_rollup_rows(
+    reader: &Reader,
+    filter: Option<&LeadFilter>,
+) -> Result<Option<SelectStatement>> {
+    use crate::store::read::Scoped;
+    if !filter.is_none_or(lead_rollup_answers) {
+        return Ok(None);
+    }
+    let mut cond = Condition::all().add(condition_of(filter, reader)?);
+    if let Some(projects) = reader.projects() {
+        cond = cond.add(lead::Entity::visible(projects));
+    }
+    let mut rows = Query::select();
+    rows.from_as(entity::lead_rollup::Entity, lead::Entity)
+        .cond_where(cond);
+    Ok(Some(rows))
+}
+
+/// `CAST(COALESCE(SUM(column), 0) AS BIGINT)`: a rollup's sum as a number
+/// on both databases (PostgreSQL sums BIGINTs as NUMERIC).
+fn sum_of(column: &str) -> Expr {
+    Expr::cust(format!("CAST(COALESCE(SUM({column}), 0) AS BIGINT)"))
+}
+
+/// The lead rollup's count column, under [`lead_rollup_rows`]' name for
+/// the table.
+const LEADS_COUNTED: &str = "\"leads\".\"leads\"";
+
+/// The `totalCount` of a root list of leads from the lead rollup, when it
+/// can answer `filter` (see [`lead_rollup_rows`]): a project's leads, or
+/// its leads with some dispositions, counted in a few rows whatever their
+/// number. None: count the leads.
+pub fn leads_total(reader: &Reader, filter: Option<&LeadFilter>) -> Result<Option<Total>> {
+    let Some(mut rows) = lead_rollup_rows(reader, filter)? else {
+        return Ok(None);
+    };
+    rows.expr(sum_of(LEADS_COUNTED));
+    Ok(Some(Total::sum(reader.db(), vec![rows])))
+}
+
+/// The `totalCount` of a root list of activities from the activity
+/// rollup, when it can answer `filter` (see [`rollup_plan`]: a reader of
+/// every project, a filter on `projectId` and a window only): the whole
+/// periods' rows added up, plus the activities at the window's ragged
+/// ends counted. None: count the activities.
+pub fn activities_total(reader: &Reader, filter: Option<&ActivityFilter>) -> Result<Option<Total>> {
+    use entity::activity_rollup::Entity;
+    use sea_orm::EntityTrait;
+    let backend = reader.db().get_database_backend();
+    let Some(plan) = rollup_plan(reader, filter, None, backend) else {
+        return Ok(None);
+    };
+    let mut parts = vec![Entity::find()
+        .filter(plan.periods)
+        .select_only()
+        .column_as(sum_of("activities"), "n")
+        .into_query()];
+    if let Some(ends) = &plan.ends {
+        parts.push(
+            reader
+                .find::<activity::Entity>()
+                .filter(condition_of(Some(ends), reader)?)
+                .select_only()
+                .column_as(Expr::cust("COUNT(*)"), "n")
+                .into_query(),
+        );
+    }
+    Ok(Some(Total::sum(reader.db(), parts)))
+}
+
+/// [`lead_funnel`] from the lead rollup's rows from [`lead_rollup_rows`]:
+/// the same rows in the same order.
 pub async fn lead_funnel_rolled_up(
     reader: &Reader,
-    filter: Condition,
+    mut rows: SelectStatement,
 ) -> async_graphql::Result<Vec<DispositionCount>> {
-    use entity::lead_rollup::Column as R;
-    let total = Expr::cust("CAST(SUM(leads) AS BIGINT)");
-    let rows: Vec<(Option<String>, Option<String>, i64)> = reader
-        .find::<entity::lead_rollup::Entity>()
-        .filter(filter)
-        .select_only()
-        .column(R::Disposition)
-        .column(R::DispositionType)
-        .column_as(total.clone(), "count")
-        .group_by(R::Disposition)
-        .group_by(R::DispositionType)
-        .having(Expr::cust("SUM(leads) > 0"))
-        .order_by_desc(total)
-        .order_by_asc(R::Disposition)
-        .order_by_asc(R::DispositionType)
-        .into_tuple()
-        .all(reader.db())
+    use lead::Column as C;
+    let total = sum_of(LEADS_COUNTED);
+    rows.column((lead::Entity, C::Disposition))
+        .column((lead::Entity, C::DispositionType))
+        .expr(total.clone())
+        .group_by_col((lead::Entity, C::Disposition))
+        .group_by_col((lead::Entity, C::DispositionType))
+        .and_having(Expr::cust(format!("SUM({LEADS_COUNTED}) > 0")))
+        .order_by_expr(total, sea_orm::Order::Desc)
+        .order_by((lead::Entity, C::Disposition), sea_orm::Order::Asc)
+        .order_by((lead::Entity, C::DispositionType), sea_orm::Order::Asc);
+    let found = reader
+        .db()
+        .query_all(&rows)
         .await
         .map_err(|e| ApiError::database(&e))?;
-    Ok(counts(
-        rows.into_iter()
-            .map(|(d, t, count)| (d, t, None, count))
-            .collect(),
-    ))
+    let rows = found
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get_by_index(0)?,
+                row.try_get_by_index(1)?,
+                None,
+                row.try_get_by_index(2)?,
+            ))
+        })
+        .collect::<Result<_, sea_orm::DbErr>>()
+        .map_err(|e| ApiError::database(&e))?;
+    Ok(counts(rows))
 }
 
 /// What [`CallStats`] is made of: sums, which add up across the parts of
@@ -591,7 +664,7 @@ async fn call_sums_rolled_up(
 ) -> async_graphql::Result<CallSums> {
     use entity::activity_rollup::Entity;
     use sea_orm::EntityTrait;
-    let sum = |column: &str| Expr::cust(format!("CAST(COALESCE(SUM({column}), 0) AS BIGINT)"));
+    let sum = sum_of;
     let (calls, connected, turn_counts, turns, tool_calls): (i64, i64, i64, i64, i64) =
         Entity::find()
             .filter(plan.periods.clone())
@@ -655,9 +728,8 @@ impl AggregateQuery {
         filter: Option<LeadFilter>,
     ) -> Result<Vec<DispositionCount>> {
         let reader = reader(ctx);
-        let backend = reader.db().get_database_backend();
-        match funnel_rollup_condition(filter.as_ref(), backend) {
-            Some(cond) => lead_funnel_rolled_up(reader, cond).await,
+        match lead_rollup_rows(reader, filter.as_ref())? {
+            Some(rows) => lead_funnel_rolled_up(reader, rows).await,
             None => {
                 let cond = condition(ctx, filter.as_ref())?;
                 lead_funnel(reader, cond).await

@@ -1,4 +1,5 @@
-//! `dispositionCounts`, `callStats` and `leadFunnel` from the rollups: the same answers
+//! `dispositionCounts`, `callStats`, `leadFunnel` and the `totalCount` of
+//! `leads` and `activities` from the rollups: the same answers
 //! as counting the activities and leads, for every filter the rollups
 //! answer, and the exact count for every other (a wider filter; for
 //! activities, a scoped key).
@@ -84,15 +85,25 @@ const STATS: &str = "query($f: ActivityFilter) { callStats(filter: $f) {
 const FUNNEL: &str =
     "query($f: LeadFilter) { leadFunnel(filter: $f) { disposition dispositionType count } }";
 
-/// `field` of `query` for `filter`, and the exact one: the same filter
-/// under `and`, which the rollups do not answer.
+/// `filter` in a form no rollup answers, so the rows are counted: for
+/// activities the filter under `and`; for leads (whose rollup answers
+/// `and`, `or` and `not` over the fields it holds) also with a condition
+/// every lead meets on a field the rollup does not hold.
+fn exact(list: &str, filter: &Value) -> Value {
+    match list {
+        "leads" => json!({ "and": [filter], "activityCount": { "gte": 0 } }),
+        _ => json!({ "and": [filter] }),
+    }
+}
+
+/// `field` of `query` over `list` for `filter`, and the exact one.
 async fn rolled_and_exact(
     server: &TestServer,
-    (query, field): (&str, &str),
+    (query, field, list): (&str, &str, &str),
     filter: &Value,
 ) -> (Value, Value) {
     let mut answers = Vec::new();
-    for f in [filter.clone(), json!({ "and": [filter] })] {
+    for f in [filter.clone(), exact(list, filter)] {
         answers.push(server.query(query, json!({ "f": f })).await[field].clone());
     }
     let exact = answers.pop().unwrap_or_default();
@@ -101,12 +112,38 @@ async fn rolled_and_exact(
 
 /// `callStats` for `filter`, and the exact one.
 async fn stats(server: &TestServer, filter: &Value) -> (Value, Value) {
-    rolled_and_exact(server, (STATS, "callStats"), filter).await
+    rolled_and_exact(server, (STATS, "callStats", "activities"), filter).await
 }
 
 /// The funnel for `filter`, and the exact one.
 async fn funnels(server: &TestServer, filter: &Value) -> (Value, Value) {
-    rolled_and_exact(server, (FUNNEL, "leadFunnel"), filter).await
+    rolled_and_exact(server, (FUNNEL, "leadFunnel", "leads"), filter).await
+}
+
+/// `totalCount` of the root list `list` ("leads" or "activities") for
+/// `filter`, and the exact one.
+async fn totals(server: &TestServer, list: &str, filter: &Value) -> (i64, i64) {
+    let kind = if list == "leads" { "Lead" } else { "Activity" };
+    let query = format!("query($f: {kind}Filter) {{ {list}(filter: $f) {{ totalCount }} }}");
+    let (rolled, exact) = rolled_and_exact(server, (&query, list, list), filter).await;
+    let count = |v: &Value| v["totalCount"].as_i64().unwrap();
+    (count(&rolled), count(&exact))
+}
+
+/// A filter on a disposition field, in one of the ways the lead filter
+/// compares them (which ignore case, so the spelling varies).
+fn disposition_filter(how: usize, a: &str, b: &str) -> Option<Value> {
+    match how {
+        0 => None,
+        1 => Some(json!({ "eq": a })),
+        2 => Some(json!({ "eq": a.to_uppercase() })),
+        3 => Some(json!({ "in": [a.to_lowercase(), b] })),
+        4 => Some(json!({ "ne": a })),
+        5 => Some(json!({ "notIn": [b] })),
+        6 => Some(json!({ "isNull": true })),
+        7 => Some(json!({ "contains": &a[..a.len().min(3)] })),
+        _ => Some(json!({ "startsWith": &b[..b.len().min(2)] })),
+    }
 }
 
 #[test]
@@ -118,7 +155,7 @@ fn rolled_up_counts_equal_the_exact_counts_for_any_filter_they_answer() {
         .unwrap();
     let db = runtime.block_on(TestDb::new());
     let server = runtime.block_on(loaded_server(&db, 31));
-    let (projects, first, last) = runtime.block_on(async {
+    let (projects, first, last, dispositions, types) = runtime.block_on(async {
         let activities = entity::activity::Entity::find().all(server.db());
         use sea_orm::EntityTrait;
         let activities = activities.await.unwrap();
@@ -128,8 +165,17 @@ fn rolled_up_counts_equal_the_exact_counts_for_any_filter_they_answer() {
             .collect();
         let first = activities.iter().map(|a| a.timestamp).min().unwrap();
         let last = activities.iter().map(|a| a.timestamp).max().unwrap();
-        (projects.into_iter().collect::<Vec<_>>(), first, last)
+        let leads = entity::lead::Entity::find().all(server.db()).await.unwrap();
+        let dispositions: BTreeSet<String> =
+            leads.iter().filter_map(|l| l.disposition.clone()).collect();
+        let types: BTreeSet<String> = leads
+            .iter()
+            .filter_map(|l| l.disposition_type.clone())
+            .collect();
+        let list = |s: BTreeSet<String>| s.into_iter().collect::<Vec<_>>();
+        (list(projects), first, last, list(dispositions), list(types))
     });
+    assert!(dispositions.len() >= 2 && types.len() >= 2);
     assert!(
         projects.len() >= 2,
         "the generator spreads leads over projects"
@@ -146,11 +192,19 @@ fn rolled_up_counts_equal_the_exact_counts_for_any_filter_they_answer() {
         proptest::option::of(bound(hours)),
         proptest::option::of(bound(hours)),
         proptest::option::of(prop::sample::select(vec!["HOUR", "DAY", "WEEK"])),
+        (
+            0usize..9,
+            0usize..9,
+            any::<prop::sample::Index>(),
+            any::<prop::sample::Index>(),
+            0usize..5,
+        ),
     );
     let non_empty = std::sync::atomic::AtomicUsize::new(0);
     let non_empty_stats = std::sync::atomic::AtomicUsize::new(0);
+    let non_empty_leads = std::sync::atomic::AtomicUsize::new(0);
     runner
-        .run(&strategy, |(how, a, b, from, until, bucket)| {
+        .run(&strategy, |(how, a, b, from, until, bucket, lead_how)| {
             let (pa, pb) = (a.get(&projects), b.get(&projects));
             let project = match how {
                 0 => None,
@@ -195,6 +249,40 @@ fn rolled_up_counts_equal_the_exact_counts_for_any_filter_they_answer() {
             if !rolled.as_array().unwrap().is_empty() {
                 non_empty.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
+            // The lists' totalCount: activities by the same filter, leads
+            // by the project and their dispositions.
+            let (rolled, exact) = runtime.block_on(totals(&server, "activities", &filter));
+            prop_assert_eq!(rolled, exact, "activities, filter {}", filter);
+            let (d, t, da, ta, shape) = lead_how;
+            let (d1, d2) = (da.get(&dispositions), a.get(&dispositions));
+            let (t1, t2) = (ta.get(&types), b.get(&types));
+            let (d, t) = (disposition_filter(d, d1, d2), disposition_filter(t, t1, t2));
+            let mut flat = leads.as_object().unwrap().clone();
+            if let Some(d) = &d {
+                flat.insert("disposition".into(), d.clone());
+            }
+            if let Some(t) = &t {
+                flat.insert("dispositionType".into(), t.clone());
+            }
+            let (d, t) = (
+                json!({ "disposition": d.unwrap_or(json!({ "eq": d2 })) }),
+                json!({ "dispositionType": t.unwrap_or(json!({ "eq": t2 })) }),
+            );
+            let project = leads.clone();
+            let leads = match shape {
+                0 => Value::Object(flat),
+                1 => json!({ "or": [d, t], "and": [project] }),
+                2 => json!({ "not": flat }),
+                3 => json!({ "and": [project, { "not": { "or": [d, { "and": [t] }] } }] }),
+                _ => json!({ "or": [], "not": { "not": d }, "and": [t, project] }),
+            };
+            let (rolled, exact) = runtime.block_on(totals(&server, "leads", &leads));
+            prop_assert_eq!(rolled, exact, "leads, filter {}", leads);
+            if exact > 0 {
+                non_empty_leads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            let (rolled, exact) = runtime.block_on(funnels(&server, &leads));
+            prop_assert_eq!(&rolled, &exact, "lead filter {}", leads);
             Ok(())
         })
         .unwrap();
@@ -202,6 +290,11 @@ fn rolled_up_counts_equal_the_exact_counts_for_any_filter_they_answer() {
     assert!(non_empty > 10, "only {non_empty} filters matched anything");
     let non_empty = non_empty_stats.into_inner();
     assert!(non_empty > 10, "only {non_empty} filters had calls");
+    let non_empty = non_empty_leads.into_inner();
+    assert!(
+        non_empty > 10,
+        "only {non_empty} lead filters matched a lead"
+    );
     runtime.block_on(server.stop());
 }
 
@@ -262,6 +355,17 @@ async fn the_rollup_answers_only_what_it_can_answer_exactly() {
     assert_eq!(call_stats, exact_stats);
     let attempts = exact_stats["attempts"].as_i64().unwrap();
     assert!(attempts > 0 && exact_stats["toolCalls"].as_i64().unwrap() > 0);
+    let with_outcome =
+        json!({ "projectId": { "eq": project }, "disposition": { "isNull": false } });
+    let (lead_total, exact_lead_total) = totals(&server, "leads", &with_outcome).await;
+    assert_eq!(lead_total, exact_lead_total);
+    assert!(lead_total > 0);
+    let (activity_total, exact_activity_total) = totals(&server, "activities", &by_project).await;
+    assert_eq!(activity_total, exact_activity_total);
+    assert!(
+        activity_total > counted,
+        "activities without an outcome count too"
+    );
     server
         .db()
         .execute_unprepared(
@@ -291,11 +395,27 @@ async fn the_rollup_answers_only_what_it_can_answer_exactly() {
     // Rates of doubled counts are the same rates.
     assert_eq!(doubled["connectRate"], exact["connectRate"]);
     assert_eq!(doubled["averageTurnCount"], exact["averageTurnCount"]);
-    // A funnel filtered on anything else counts the leads.
+    assert_eq!(
+        totals(&server, "leads", &with_outcome).await,
+        (2 * lead_total, lead_total)
+    );
+    assert_eq!(
+        totals(&server, "activities", &by_project).await,
+        (2 * activity_total, activity_total)
+    );
+    // `and`, `or` and `not` over the fields the lead rollup holds: from it.
+    let nested = json!({ "or": [{ "projectId": { "eq": project } }], "not": { "disposition": { "isNull": true } } });
+    assert_eq!(
+        totals(&server, "leads", &nested).await,
+        (2 * lead_total, lead_total)
+    );
+    // A funnel or a list filtered on anything else counts the leads.
     let by_state = json!({ "projectId": { "eq": project }, "state": { "isNull": false } });
     let (q, v) = (FUNNEL, json!({ "f": by_state }));
     let once = server.query(q, v).await["leadFunnel"].clone();
     assert_eq!(once, funnels(&server, &by_state).await.1);
+    let (once, exact) = totals(&server, "leads", &by_state).await;
+    assert_eq!(once, exact);
     // Another field, or a window within one hour: counted from the
     // activities.
     for filter in [
@@ -307,6 +427,8 @@ async fn the_rollup_answers_only_what_it_can_answer_exactly() {
         let once = server.query(&q, vars).await["dispositionCounts"].clone();
         let (q, vars) = counts_query(&json!({ "and": [filter] }), None);
         assert_eq!(once, server.query(&q, vars).await["dispositionCounts"]);
+        let (once, exact) = totals(&server, "activities", &filter).await;
+        assert_eq!(once, exact);
     }
     // A key scoped to the project sees activities by their lead's project:
     // counted exactly, as before.
@@ -337,5 +459,17 @@ async fn the_rollup_answers_only_what_it_can_answer_exactly() {
     // the scoped key's funnel comes from it (doubled here).
     let answer = as_scoped("{ leadFunnel { count } }".into(), json!({})).await;
     assert_eq!(total(&answer["data"]["leadFunnel"]), 2 * leads);
+    let query = "query($f: ActivityFilter) { activities(filter: $f) { totalCount } }";
+    let answer = as_scoped(query.into(), json!({ "f": by_project })).await;
+    assert_eq!(
+        answer["data"]["activities"]["totalCount"].as_i64(),
+        Some(activity_total)
+    );
+    let query = "query($f: LeadFilter) { leads(filter: $f) { totalCount } }";
+    let answer = as_scoped(query.into(), json!({ "f": with_outcome })).await;
+    assert_eq!(
+        answer["data"]["leads"]["totalCount"].as_i64(),
+        Some(2 * lead_total)
+    );
     server.stop().await;
 }

@@ -10,7 +10,8 @@ use crate::store::read::{ReadDb, Reader, Scoped};
 use async_graphql::context::SelectionField;
 use async_graphql::Context;
 use futures::future::BoxFuture;
-use sea_orm::{Condition, EntityTrait, PaginatorTrait, QuerySelect, Select};
+use sea_orm::sea_query::SelectStatement;
+use sea_orm::{Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QuerySelect, Select};
 use std::sync::Arc;
 
 /// How `totalCount` is found, only when a client asks for it.
@@ -38,6 +39,32 @@ impl Total {
                     .await
                     .map(|n| n as i64)
                     .map_err(|e| ApiError::database(&e).into())
+            })
+        }))
+    }
+
+    /// The sum of the one number each statement selects (a count, or a
+    /// rollup's sum), read when a client asks: a count the rollups answer.
+    pub fn sum(db: &ReadDb, statements: Vec<SelectStatement>) -> Total {
+        let db = db.clone();
+        let statements = Arc::new(statements);
+        Total(Box::new(move || {
+            let (db, statements) = (db.clone(), statements.clone());
+            Box::pin(async move {
+                let mut total = 0;
+                for statement in statements.iter() {
+                    let row = db
+                        .query_one(statement)
+                        .await
+                        .map_err(|e| ApiError::database(&e))?;
+                    if let Some(row) = row {
+                        let n: Option<i64> = row
+                            .try_get_by_index(0)
+                            .map_err(|e| ApiError::database(&e))?;
+                        total += n.unwrap_or(0);
+                    }
+                }
+                Ok(total)
             })
         }))
     }

@@ -5,6 +5,7 @@ use super::analysis::Analysis;
 use super::conversation::Conversation;
 use super::lead::{lead_of, Lead};
 use super::{condition, look_up, reader};
+use crate::graphql::aggregate::activities_total;
 use crate::graphql::engine::connection::{connection, cost, one, root, Total};
 use crate::graphql::engine::filter::{like, like_pattern, Against};
 use crate::graphql::engine::join::Join;
@@ -351,7 +352,10 @@ impl ActivityQuery {
         };
         let select = r.find::<activity::Entity>().filter(cond);
         let (page, total) = root(ctx, r, select, activity_key(order_by.as_deref()), args).await?;
-        let total = variable_total(r, filter.as_ref()).unwrap_or(total);
+        let total = match variable_total(r, filter.as_ref()) {
+            Some(total) => total,
+            None => activities_total(r, filter.as_ref())?.unwrap_or(total),
+        };
         Ok(ActivityConnection::from_page(page, total))
     }
 }

@@ -12,6 +12,7 @@ use super::lead_update::{updates_of, LeadUpdate};
 use super::timeline::{timeline_of, TimelineEntryConnection, TimelineKind};
 use super::tool_call::{ToolCall, ToolCallConnection, ToolCallFilter, ToolCallOrderBy};
 use super::{condition, look_up, reader, shape};
+use crate::graphql::aggregate::leads_total;
 use crate::graphql::engine::connection::{connection, cost, nested, one, root};
 use crate::graphql::engine::order::order_input;
 use crate::graphql::engine::page::{PageArgs, SortKey};
@@ -413,6 +414,7 @@ impl LeadQuery {
         };
         let select = r.find::<lead::Entity>().filter(cond);
         let (page, total) = root(ctx, r, select, lead_key(order_by.as_deref()), args).await?;
+        let total = leads_total(r, filter.as_ref())?.unwrap_or(total);
         Ok(LeadConnection::from_page(page, total))
     }
 }
