@@ -13,11 +13,12 @@ use crate::store::read::Reader;
 use crate::store::rollup::CONNECTED;
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
+use entity::activity_rollup::Entity as ActivityRollup;
 use entity::{activity, conversation, lead, tool_call};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait,
+    QueryTrait, Select,
 };
 
 const HOUR: i64 = 3_600_000;
@@ -136,14 +137,50 @@ pub async fn disposition_counts(
     Ok(counts(rows))
 }
 
-/// How the activity rollup answers a filter: the whole days and hours it
-/// counts, and the activities at a window's ragged ends (before its
-/// first whole hour, after its last) counted one by one.
+/// How the activity rollup answers a filter: the whole periods, days and
+/// hours it counts, and the activities at a window's ragged ends (before
+/// its first whole hour, after its last) counted one by one.
 pub struct RollupPlan {
-    /// Rows of `activity_rollups` for the whole periods.
-    periods: Condition,
-    /// The activities outside whole hours, if the window has ragged ends.
-    ends: Option<ActivityFilter>,
+    /// The rows of `activity_rollups` for each run of whole periods of one
+    /// span: each one range of the index (project, span, start).
+    runs: Vec<Condition>,
+    /// The activities of each ragged end of the window.
+    ends: Vec<ActivityFilter>,
+}
+
+impl RollupPlan {
+    /// The rows of the whole periods, `columns` of each: one SELECT per
+    /// run, under UNION ALL. With the runs under one OR, SQLite found each
+    /// run's rows in the covering index and then read every row again by
+    /// its key (a "MULTI-INDEX OR"): a week's rows cost 0.34 ms instead of
+    /// 0.08 at 100,000 leads. None: no whole period.
+    fn periods(
+        &self,
+        columns: impl Fn(Select<ActivityRollup>) -> Select<ActivityRollup>,
+    ) -> Option<SelectStatement> {
+        use sea_orm::sea_query::UnionType;
+        use sea_orm::EntityTrait;
+        let mut selects = self.runs.iter().map(|run| {
+            columns(ActivityRollup::find().filter(run.clone()).select_only()).into_query()
+        });
+        let mut all = selects.next()?;
+        for select in selects {
+            all.union(UnionType::All, select);
+        }
+        Some(all)
+    }
+
+    /// The activities of the ragged ends as one filter (None: none).
+    fn ends_filter(&self) -> Option<ActivityFilter> {
+        match self.ends.len() {
+            0 => None,
+            1 => self.ends.first().cloned(),
+            _ => Some(ActivityFilter {
+                or: Some(self.ends.clone()),
+                ..Default::default()
+            }),
+        }
+    }
 }
 
 /// A run of whole periods of one span: starts from `.1` (inclusive) to
@@ -246,22 +283,20 @@ pub fn rollup_plan(
     cover(from, until, spans, &mut runs, &mut gaps);
     // The project's condition in each run, so each is one range of the
     // index (project, span, start).
-    let mut periods = Condition::any();
-    for (span, first, end) in runs {
-        let mut run = project.clone().add(R::Span.eq(span));
-        if let Some(first) = first {
-            run = run.add(R::Start.gte(first));
-        }
-        if let Some(end) = end {
-            run = run.add(R::Start.lt(end));
-        }
-        periods = periods.add(run);
-    }
-    if periods.is_empty() {
-        // No whole hour: everything is counted from the activities.
-        periods = Condition::all().add(Expr::val(false));
-    }
-    let mut ends: Vec<ActivityFilter> = gaps
+    let runs = runs
+        .into_iter()
+        .map(|(span, first, end)| {
+            let mut run = project.clone().add(R::Span.eq(span));
+            if let Some(first) = first {
+                run = run.add(R::Start.gte(first));
+            }
+            if let Some(end) = end {
+                run = run.add(R::Start.lt(end));
+            }
+            run
+        })
+        .collect();
+    let ends = gaps
         .into_iter()
         .map(|(lo, hi)| ActivityFilter {
             project_id: f.project_id.clone(),
@@ -273,57 +308,53 @@ pub fn rollup_plan(
             ..Default::default()
         })
         .collect();
-    let ends = match ends.len() {
-        0 => None,
-        1 => ends.pop(),
-        _ => Some(ActivityFilter {
-            or: Some(ends),
-            ..Default::default()
-        }),
-    };
-    Some(RollupPlan { periods, ends })
+    Some(RollupPlan { runs, ends })
 }
 
-/// [`disposition_counts`] by a [`RollupPlan`]: the rollup's whole hours
-/// plus the activities of the ragged ends (`ends`, the plan's filter
+/// [`disposition_counts`] by a [`RollupPlan`]: the rollup's whole periods
+/// plus the activities of each ragged end (`ends`, the plan's filters
 /// folded into SQL), added up and ordered in one statement: the same rows
 /// in the same order.
 pub async fn disposition_counts_rolled_up(
     reader: &Reader,
     plan: &RollupPlan,
-    ends: Option<Condition>,
+    ends: Vec<Condition>,
     bucket: Option<TimeBucket>,
 ) -> async_graphql::Result<Vec<DispositionCount>> {
-    use entity::activity_rollup::{Column as R, Entity};
+    use entity::activity_rollup::Column as R;
     use sea_orm::sea_query::UnionType;
-    use sea_orm::EntityTrait;
     let bucket_at = |ts: Expr| match bucket {
         Some(b) => bucket_of(ts, b),
         None => Expr::val(Option::<i64>::None),
     };
-    let mut parts = Entity::find()
-        .filter(plan.periods.clone())
-        .filter(R::Disposition.is_not_null())
-        .select_only()
-        .column_as(R::Disposition, "d")
-        .column_as(R::DispositionType, "t")
-        .column_as(bucket_at(Expr::col(R::Start)), "bucket")
-        .column_as(R::Activities, "n")
-        .into_query();
-    if let Some(ends) = ends {
+    let periods = plan.periods(|rows| {
+        rows.filter(R::Disposition.is_not_null())
+            .column_as(R::Disposition, "d")
+            .column_as(R::DispositionType, "t")
+            .column_as(bucket_at(Expr::col(R::Start)), "bucket")
+            .column_as(R::Activities, "n")
+    });
+    let ends = ends.into_iter().map(|end| {
         use activity::Column as C;
-        let ends = reader
+        reader
             .find::<activity::Entity>()
-            .filter(ends)
+            .filter(end)
             .filter(C::AnalysisDisposition.is_not_null())
             .select_only()
             .column_as(C::AnalysisDisposition, "d")
             .column_as(C::AnalysisDispositionType, "t")
             .column_as(bucket_at(Expr::col(C::Timestamp)), "bucket")
             .column_as(Expr::cust("CAST(1 AS BIGINT)"), "n")
-            .into_query();
-        parts.union(UnionType::All, ends);
+            .into_query()
+    });
+    let mut parts = periods.into_iter().chain(ends);
+    let Some(mut parts_all) = parts.next() else {
+        return Ok(Vec::new());
+    };
+    for part in parts {
+        parts_all.union(UnionType::All, part);
     }
+    let parts = parts_all;
     let total = Expr::cust("CAST(SUM(n) AS BIGINT)");
     // Named as the exact statement names them, for `one_json_row`.
     let mut q = Query::select();
@@ -501,22 +532,24 @@ pub fn leads_total(reader: &Reader, filter: Option<&LeadFilter>) -> Result<Optio
 /// periods' rows added up, plus the activities at the window's ragged
 /// ends counted. None: count the activities.
 pub fn activities_total(reader: &Reader, filter: Option<&ActivityFilter>) -> Result<Option<Total>> {
-    use entity::activity_rollup::Entity;
-    use sea_orm::EntityTrait;
+    use entity::activity_rollup::Column as R;
     let backend = reader.db().get_database_backend();
     let Some(plan) = rollup_plan(reader, filter, None, backend) else {
         return Ok(None);
     };
-    let mut parts = vec![Entity::find()
-        .filter(plan.periods)
-        .select_only()
-        .column_as(sum_of("activities"), "n")
-        .into_query()];
-    if let Some(ends) = &plan.ends {
+    let periods = plan.periods(|rows| rows.column_as(R::Activities, "n"));
+    let mut parts = Vec::new();
+    if let Some(periods) = periods {
+        let mut sum = Query::select();
+        sum.expr(sum_of("n"))
+            .from_subquery(periods, Alias::new("periods"));
+        parts.push(sum);
+    }
+    for end in &plan.ends {
         parts.push(
             reader
                 .find::<activity::Entity>()
-                .filter(condition_of(Some(ends), reader)?)
+                .filter(condition_of(Some(end), reader)?)
                 .select_only()
                 .column_as(Expr::cust("COUNT(*)"), "n")
                 .into_query(),
@@ -662,23 +695,39 @@ async fn call_sums_rolled_up(
     reader: &Reader,
     plan: &RollupPlan,
 ) -> async_graphql::Result<CallSums> {
-    use entity::activity_rollup::Entity;
-    use sea_orm::EntityTrait;
-    let sum = sum_of;
-    let (calls, connected, turn_counts, turns, tool_calls): (i64, i64, i64, i64, i64) =
-        Entity::find()
-            .filter(plan.periods.clone())
-            .select_only()
-            .column_as(sum("calls"), "calls")
-            .column_as(sum("connected"), "connected")
-            .column_as(sum("turn_counts"), "turn_counts")
-            .column_as(sum("turns"), "turns")
-            .column_as(sum("tool_calls"), "tool_calls")
-            .into_tuple()
-            .one(reader.db())
-            .await
-            .map_err(|e| ApiError::database(&e))?
-            .unwrap_or_default();
+    use entity::activity_rollup::Column as R;
+    let Some(periods) = plan.periods(|rows| {
+        rows.column(R::Calls)
+            .column(R::Connected)
+            .column(R::TurnCounts)
+            .column(R::Turns)
+            .column(R::ToolCalls)
+    }) else {
+        return Ok(CallSums::default());
+    };
+    let mut sums = Query::select();
+    for column in ["calls", "connected", "turn_counts", "turns", "tool_calls"] {
+        sums.expr(sum_of(column));
+    }
+    sums.from_subquery(periods, Alias::new("periods"));
+    let row = reader
+        .db()
+        .query_one(&sums)
+        .await
+        .map_err(|e| ApiError::database(&e))?;
+    let (calls, connected, turn_counts, turns, tool_calls): (i64, i64, i64, i64, i64) = match row {
+        Some(row) => (|| {
+            Ok::<_, sea_orm::DbErr>((
+                row.try_get_by_index(0)?,
+                row.try_get_by_index(1)?,
+                row.try_get_by_index(2)?,
+                row.try_get_by_index(3)?,
+                row.try_get_by_index(4)?,
+            ))
+        })()
+        .map_err(|e| ApiError::database(&e))?,
+        None => Default::default(),
+    };
     Ok(CallSums {
         calls,
         connected,
@@ -707,10 +756,11 @@ impl AggregateQuery {
         let backend = reader.db().get_database_backend();
         match rollup_plan(reader, filter.as_ref(), bucket, backend) {
             Some(plan) => {
-                let ends = match &plan.ends {
-                    Some(ends) => Some(condition(ctx, Some(ends))?),
-                    None => None,
-                };
+                let ends = plan
+                    .ends
+                    .iter()
+                    .map(|end| condition(ctx, Some(end)))
+                    .collect::<Result<_>>()?;
                 disposition_counts_rolled_up(reader, &plan, ends, bucket).await
             }
             None => {
@@ -749,8 +799,8 @@ impl AggregateQuery {
         let sums = match rollup_plan(reader, filter.as_ref(), None, backend) {
             Some(plan) => {
                 let periods = call_sums_rolled_up(reader, &plan).await?;
-                match &plan.ends {
-                    Some(ends) => periods + call_sums(reader, condition(ctx, Some(ends))?).await?,
+                match plan.ends_filter() {
+                    Some(ends) => periods + call_sums(reader, condition(ctx, Some(&ends))?).await?,
                     None => periods,
                 }
             }
