@@ -347,14 +347,14 @@ pub async fn disposition_counts_rolled_up(
             .column_as(Expr::cust("CAST(1 AS BIGINT)"), "n")
             .into_query()
     });
-    let mut parts = periods.into_iter().chain(ends);
-    let Some(mut parts_all) = parts.next() else {
+    // No whole period and no ragged end: an empty window counts nothing.
+    let mut selects = periods.into_iter().chain(ends);
+    let Some(mut parts) = selects.next() else {
         return Ok(Vec::new());
     };
-    for part in parts {
-        parts_all.union(UnionType::All, part);
+    for select in selects {
+        parts.union(UnionType::All, select);
     }
-    let parts = parts_all;
     let total = Expr::cust("CAST(SUM(n) AS BIGINT)");
     // Named as the exact statement names them, for `one_json_row`.
     let mut q = Query::select();

@@ -223,6 +223,16 @@ impl TestServer {
     }
 }
 
+/// The runtime a property test drives its server with: a proptest case is
+/// a plain closure, so each case blocks on it.
+pub fn property_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 pub async fn answer(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().await.expect("body");

@@ -126,11 +126,7 @@ async fn logged_hashes(db: &sea_orm::DatabaseConnection) -> HashSet<String> {
 
 #[test]
 fn any_order_any_repeats_converges_to_in_order_state() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = property_runtime();
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 12,
         ..ProptestConfig::default()

@@ -77,6 +77,35 @@ async fn count_and_nodes_of(
     (total.unwrap(), ids)
 }
 
+/// `list`'s `totalCount` for `filter` as `key` sees it, checked: asked
+/// with its first page and asked alone (no page is read), it is the
+/// number of distinct nodes its pages hold.
+fn checked_count(
+    runtime: &tokio::runtime::Runtime,
+    server: &TestServer,
+    key: &str,
+    list: &str,
+    filter: &Value,
+) -> Result<i64, TestCaseError> {
+    let (total, ids) = runtime.block_on(count_and_nodes_of(server, key, list, filter));
+    let alone = runtime.block_on(data(
+        server,
+        key,
+        &count_query(list),
+        json!({ "f": filter }),
+    ));
+    prop_assert_eq!(
+        &alone[list]["totalCount"],
+        &json!(total),
+        "alone: {}",
+        filter
+    );
+    let distinct: BTreeSet<&String> = ids.iter().collect();
+    prop_assert_eq!(distinct.len(), ids.len(), "a node twice: {}", filter);
+    prop_assert_eq!(total, ids.len() as i64, "{} filter {}", list, filter);
+    Ok(total)
+}
+
 /// A key that reads only `project`, or every project (None).
 async fn key_for(server: &TestServer, project: Option<&str>) -> String {
     let projects: Vec<String> = project.into_iter().map(str::to_string).collect();
@@ -127,11 +156,7 @@ fn variable(name: &str, value: Option<&str>, how: usize) -> Value {
 
 #[test]
 fn total_counts_equal_the_nodes_of_every_page_for_any_filter() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = property_runtime();
     let db = runtime.block_on(TestDb::new());
     let server = runtime.block_on(loaded_server(&db, 41));
     let (pairs, projects) = runtime.block_on(variables_and_projects(&server));
@@ -170,29 +195,7 @@ fn total_counts_equal_the_nodes_of_every_page_for_any_filter() {
                 _ => json!({ "search": "the" }),
             };
             let key = if as_scoped { &scoped } else { &every };
-            let (total, ids) = runtime.block_on(count_and_nodes(&server, key, &filter));
-            // Asked alone (no page is read), the same count.
-            let alone = runtime.block_on(data(
-                &server,
-                key,
-                &count_query("activities"),
-                json!({ "f": filter }),
-            ));
-            prop_assert_eq!(
-                &alone["activities"]["totalCount"],
-                &json!(total),
-                "alone: {}",
-                filter
-            );
-            let distinct: BTreeSet<&String> = ids.iter().collect();
-            prop_assert_eq!(distinct.len(), ids.len(), "a node twice: {}", filter);
-            prop_assert_eq!(
-                total,
-                ids.len() as i64,
-                "filter {} scoped {}",
-                filter,
-                as_scoped
-            );
+            let total = checked_count(&runtime, &server, key, "activities", &filter)?;
             if total > 0 {
                 non_empty.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
@@ -291,11 +294,7 @@ fn lead_filter(project: &str, disposition: &str, shape: usize) -> Value {
 /// through, for every key.
 #[test]
 fn rolled_up_total_counts_equal_the_nodes_of_every_page() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = property_runtime();
     let db = runtime.block_on(TestDb::new());
     let server = runtime.block_on(loaded_server(&db, 43));
     let (_, projects) = runtime.block_on(variables_and_projects(&server));
@@ -348,29 +347,7 @@ fn rolled_up_total_counts_equal_the_nodes_of_every_page() {
                 ),
                 ("activities", window),
             ] {
-                let (total, ids) =
-                    runtime.block_on(count_and_nodes_of(&server, key, list, &filter));
-                let alone = runtime.block_on(data(
-                    &server,
-                    key,
-                    &count_query(list),
-                    json!({ "f": filter }),
-                ));
-                prop_assert_eq!(
-                    &alone[list]["totalCount"],
-                    &json!(total),
-                    "alone: {}",
-                    filter
-                );
-                prop_assert_eq!(
-                    total,
-                    ids.len() as i64,
-                    "{} filter {} scoped {}",
-                    list,
-                    filter,
-                    as_scoped
-                );
-                if total > 0 {
+                if checked_count(&runtime, &server, key, list, &filter)? > 0 {
                     non_empty.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }

@@ -148,11 +148,7 @@ fn disposition_filter(how: usize, a: &str, b: &str) -> Option<Value> {
 
 #[test]
 fn rolled_up_counts_equal_the_exact_counts_for_any_filter_they_answer() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = property_runtime();
     let db = runtime.block_on(TestDb::new());
     let server = runtime.block_on(loaded_server(&db, 31));
     let (projects, first, last, dispositions, types) = runtime.block_on(async {
