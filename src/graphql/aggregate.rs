@@ -523,14 +523,14 @@ pub fn leads_total(reader: &Reader, filter: Option<&LeadFilter>) -> Result<Optio
         return Ok(None);
     };
     rows.expr(sum_of(LEADS_COUNTED));
-    Ok(Some(Total::sum(reader.db(), vec![rows])))
+    Ok(Some(Total::number(reader.db(), rows)))
 }
 
 /// The `totalCount` of a root list of activities from the activity
 /// rollup, when it can answer `filter` (see [`rollup_plan`]: a reader of
 /// every project, a filter on `projectId` and a window only): the whole
-/// periods' rows added up, plus the activities at the window's ragged
-/// ends counted. None: count the activities.
+/// periods' rows plus the activities at the window's ragged ends
+/// counted, added up in one statement. None: count the activities.
 pub fn activities_total(reader: &Reader, filter: Option<&ActivityFilter>) -> Result<Option<Total>> {
     use entity::activity_rollup::Column as R;
     let backend = reader.db().get_database_backend();
@@ -538,24 +538,28 @@ pub fn activities_total(reader: &Reader, filter: Option<&ActivityFilter>) -> Res
         return Ok(None);
     };
     let periods = plan.periods(|rows| rows.column_as(R::Activities, "n"));
-    let mut parts = Vec::new();
-    if let Some(periods) = periods {
-        let mut sum = Query::select();
-        sum.expr(sum_of("n"))
-            .from_subquery(periods, Alias::new("periods"));
-        parts.push(sum);
+    let ends = plan.ends.iter().map(|end| -> Result<SelectStatement> {
+        Ok(reader
+            .find::<activity::Entity>()
+            .filter(condition_of(Some(end), reader)?)
+            .select_only()
+            .column_as(Expr::cust("COUNT(*)"), "n")
+            .into_query())
+    });
+    // One statement (one round trip): the periods' rows and each end's
+    // count, added up.
+    let mut selects = periods.map(Ok).into_iter().chain(ends);
+    let Some(first) = selects.next() else {
+        return Ok(Some(Total::known(0)));
+    };
+    let mut parts: SelectStatement = first?;
+    for select in selects {
+        parts.union(sea_orm::sea_query::UnionType::All, select?);
     }
-    for end in &plan.ends {
-        parts.push(
-            reader
-                .find::<activity::Entity>()
-                .filter(condition_of(Some(end), reader)?)
-                .select_only()
-                .column_as(Expr::cust("COUNT(*)"), "n")
-                .into_query(),
-        );
-    }
-    Ok(Some(Total::sum(reader.db(), parts)))
+    let mut sum = Query::select();
+    sum.expr(sum_of("n"))
+        .from_subquery(parts, Alias::new("parts"));
+    Ok(Some(Total::number(reader.db(), sum)))
 }
 
 /// [`lead_funnel`] from the lead rollup's rows from [`lead_rollup_rows`]:

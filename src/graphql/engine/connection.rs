@@ -43,28 +43,25 @@ impl Total {
         }))
     }
 
-    /// The sum of the one number each statement selects (a count, or a
-    /// rollup's sum), read when a client asks: a count the rollups answer.
-    pub fn sum(db: &ReadDb, statements: Vec<SelectStatement>) -> Total {
+    /// The one number `statement` selects (a rollup's sum), read when a
+    /// client asks: a count the rollups answer.
+    pub fn number(db: &ReadDb, statement: SelectStatement) -> Total {
         let db = db.clone();
-        let statements = Arc::new(statements);
+        let statement = Arc::new(statement);
         Total(Box::new(move || {
-            let (db, statements) = (db.clone(), statements.clone());
+            let (db, statement) = (db.clone(), statement.clone());
             Box::pin(async move {
-                let mut total = 0;
-                for statement in statements.iter() {
-                    let row = db
-                        .query_one(statement)
-                        .await
-                        .map_err(|e| ApiError::database(&e))?;
-                    if let Some(row) = row {
-                        let n: Option<i64> = row
-                            .try_get_by_index(0)
-                            .map_err(|e| ApiError::database(&e))?;
-                        total += n.unwrap_or(0);
-                    }
-                }
-                Ok(total)
+                let row = db
+                    .query_one(&*statement)
+                    .await
+                    .map_err(|e| ApiError::database(&e))?;
+                let n: Option<i64> = match row {
+                    Some(row) => row
+                        .try_get_by_index(0)
+                        .map_err(|e| ApiError::database(&e))?,
+                    None => None,
+                };
+                Ok(n.unwrap_or(0))
             })
         }))
     }
