@@ -158,16 +158,10 @@ impl RollupPlan {
         &self,
         columns: impl Fn(Select<ActivityRollup>) -> Select<ActivityRollup>,
     ) -> Option<SelectStatement> {
-        use sea_orm::sea_query::UnionType;
         use sea_orm::EntityTrait;
-        let mut selects = self.runs.iter().map(|run| {
+        union_all(self.runs.iter().map(|run| {
             columns(ActivityRollup::find().filter(run.clone()).select_only()).into_query()
-        });
-        let mut all = selects.next()?;
-        for select in selects {
-            all.union(UnionType::All, select);
-        }
-        Some(all)
+        }))
     }
 
     /// The activities of the ragged ends as one filter (None: none).
@@ -181,6 +175,17 @@ impl RollupPlan {
             }),
         }
     }
+}
+
+/// `selects` under UNION ALL, as one statement (None: no select).
+fn union_all(selects: impl IntoIterator<Item = SelectStatement>) -> Option<SelectStatement> {
+    use sea_orm::sea_query::UnionType;
+    let mut selects = selects.into_iter();
+    let mut all = selects.next()?;
+    for select in selects {
+        all.union(UnionType::All, select);
+    }
+    Some(all)
 }
 
 /// A run of whole periods of one span: starts from `.1` (inclusive) to
@@ -322,7 +327,6 @@ pub async fn disposition_counts_rolled_up(
     bucket: Option<TimeBucket>,
 ) -> async_graphql::Result<Vec<DispositionCount>> {
     use entity::activity_rollup::Column as R;
-    use sea_orm::sea_query::UnionType;
     let bucket_at = |ts: Expr| match bucket {
         Some(b) => bucket_of(ts, b),
         None => Expr::val(Option::<i64>::None),
@@ -348,13 +352,9 @@ pub async fn disposition_counts_rolled_up(
             .into_query()
     });
     // No whole period and no ragged end: an empty window counts nothing.
-    let mut selects = periods.into_iter().chain(ends);
-    let Some(mut parts) = selects.next() else {
+    let Some(parts) = union_all(periods.into_iter().chain(ends)) else {
         return Ok(Vec::new());
     };
-    for select in selects {
-        parts.union(UnionType::All, select);
-    }
     let total = Expr::cust("CAST(SUM(n) AS BIGINT)");
     // Named as the exact statement names them, for `one_json_row`.
     let mut q = Query::select();
@@ -538,24 +538,23 @@ pub fn activities_total(reader: &Reader, filter: Option<&ActivityFilter>) -> Res
         return Ok(None);
     };
     let periods = plan.periods(|rows| rows.column_as(R::Activities, "n"));
-    let ends = plan.ends.iter().map(|end| -> Result<SelectStatement> {
-        Ok(reader
-            .find::<activity::Entity>()
-            .filter(condition_of(Some(end), reader)?)
-            .select_only()
-            .column_as(Expr::cust("COUNT(*)"), "n")
-            .into_query())
-    });
+    let ends = plan
+        .ends
+        .iter()
+        .map(|end| -> Result<SelectStatement> {
+            Ok(reader
+                .find::<activity::Entity>()
+                .filter(condition_of(Some(end), reader)?)
+                .select_only()
+                .column_as(Expr::cust("COUNT(*)"), "n")
+                .into_query())
+        })
+        .collect::<Result<Vec<_>>>()?;
     // One statement (one round trip): the periods' rows and each end's
     // count, added up.
-    let mut selects = periods.map(Ok).into_iter().chain(ends);
-    let Some(first) = selects.next() else {
+    let Some(parts) = union_all(periods.into_iter().chain(ends)) else {
         return Ok(Some(Total::known(0)));
     };
-    let mut parts: SelectStatement = first?;
-    for select in selects {
-        parts.union(sea_orm::sea_query::UnionType::All, select?);
-    }
     let mut sum = Query::select();
     sum.expr(sum_of("n"))
         .from_subquery(parts, Alias::new("parts"));
