@@ -17,6 +17,7 @@ mod m20261209_000011_activity_rollups;
 mod m20261209_000012_lead_rollups;
 mod m20261210_000013_covering_variables;
 mod m20261210_000014_call_rollups;
+mod m20261211_000015_sqlite_activities_rowid;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261209_000012_lead_rollups::Migration),
             Box::new(m20261210_000013_covering_variables::Migration),
             Box::new(m20261210_000014_call_rollups::Migration),
+            Box::new(m20261211_000015_sqlite_activities_rowid::Migration),
         ]
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::common::*;
 use sea_orm::{ConnectionTrait, EntityTrait};
+use serde_json::json;
 
 #[tokio::test]
 async fn reproject_rebuilds_identical_projections() {
@@ -127,6 +128,124 @@ async fn the_language_migration_fills_stored_activities() {
         ]
     );
     conn.close().await.unwrap();
+}
+
+/// SQLite's activities table is made again with a rowid (migration 15):
+/// a database holding activities in the old WITHOUT ROWID table keeps
+/// every row and index, and the API answers as before.
+#[tokio::test]
+#[cfg_attr(
+    leadql_test_postgres,
+    ignore = "SQLite only (PostgreSQL tables have no WITHOUT ROWID form)"
+)]
+async fn the_rowid_migration_keeps_every_activity_and_index() {
+    use migration::MigratorTrait;
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    for body in leadql::generate::generate(30, 5) {
+        assert_eq!(server.deliver(body).await.0, 200);
+    }
+    let conn = server.db().clone();
+    let schema = |kind: &'static str| {
+        let conn = conn.clone();
+        async move {
+            let rows = conn
+                .query_all_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Sqlite,
+                    format!(
+                        "SELECT name, sql FROM sqlite_master WHERE tbl_name = 'activities' \
+                         AND type = '{kind}' ORDER BY name"
+                    ),
+                ))
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|r| {
+                    let sql: Option<String> = r.try_get("", "sql").unwrap();
+                    (r.try_get::<String>("", "name").unwrap(), sql)
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let table = schema("table").await;
+    assert!(
+        !table[0].1.as_deref().unwrap().ends_with("WITHOUT ROWID"),
+        "a new database has the rowid table: {table:?}"
+    );
+    let indexes = schema("index").await;
+    assert!(
+        indexes
+            .iter()
+            .any(|(name, _)| name == "activities_lead_time")
+            && indexes.iter().any(|(_, sql)| sql.is_none()),
+        "named indexes and the id's own: {indexes:?}"
+    );
+    // Every column of every activity, as SQL text (read without the
+    // entities, which follow the newest schema).
+    let rows = || {
+        let conn = conn.clone();
+        async move {
+            let dump = conn
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Sqlite,
+                    "SELECT 'SELECT json_group_array(' || group_concat('quote(' || name || ')', \
+                     ' || '','' || ') || ') FROM (SELECT * FROM activities ORDER BY id)' AS q \
+                     FROM pragma_table_info('activities')",
+                ))
+                .await
+                .unwrap()
+                .unwrap()
+                .try_get::<String>("", "q")
+                .unwrap();
+            let all = conn
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Sqlite,
+                    dump,
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            let text: String = all.try_get_by_index(0).unwrap();
+            serde_json::from_str::<Vec<String>>(&text).unwrap()
+        }
+    };
+    let before = snapshot(&conn).await;
+    let stored = rows().await;
+    assert_eq!(stored.len(), before["activities"].len());
+    assert!(stored.len() > 30);
+    let query = "{ activities(first: 5, orderBy: [{ field: TIMESTAMP, direction: DESC }]) { totalCount nodes { id timestamp } } }";
+    let answer = server.query(query, json!({})).await;
+
+    // Back to the WITHOUT ROWID table of a database from before...
+    let migrations = migration::Migrator::migrations();
+    let rowid = migrations
+        .iter()
+        .position(|m| m.name() == "m20261211_000015_sqlite_activities_rowid")
+        .unwrap();
+    let since = (migrations.len() - rowid) as u32;
+    migration::Migrator::down(&conn, Some(since)).await.unwrap();
+    let old = schema("table").await;
+    assert!(old[0].1.as_deref().unwrap().ends_with("WITHOUT ROWID"));
+    let old_indexes = schema("index").await;
+    assert_eq!(
+        old_indexes.iter().filter(|(_, sql)| sql.is_some()).count(),
+        indexes.iter().filter(|(_, sql)| sql.is_some()).count(),
+        "{old_indexes:?}"
+    );
+    assert_eq!(rows().await, stored);
+
+    // ...and forward again, as leadql migrates it at start.
+    leadql::store::migrate(&conn).await.unwrap();
+    assert_eq!(schema("table").await, table);
+    assert_eq!(schema("index").await, indexes);
+    assert_same_state(&before, &snapshot(&conn).await);
+    assert_eq!(server.query(query, json!({})).await, answer);
+    // Ingest writes to the rebuilt table.
+    for body in leadql::generate::generate(3, 6) {
+        assert_eq!(server.deliver(body).await.0, 200);
+    }
+    assert!(snapshot(&conn).await["activities"].len() > before["activities"].len());
+    server.stop().await;
 }
 
 /// A database from before the rollup (its table empty beside stored
