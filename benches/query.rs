@@ -99,11 +99,12 @@ const TOTALS: &str = "query Totals($project: String!) {
   leadFunnel(filter: { projectId: { eq: $project } }) { disposition dispositionType count } }";
 
 /// The same totals in forms the rollups do not answer, counted from the
-/// activities and leads (the baseline): the activity filter under `and`;
-/// the lead filter with a condition every lead meets on a field the lead
-/// rollup does not hold (it answers `and`, `or` and `not` over its own).
+/// activities and leads (the baseline): each filter with a condition
+/// every row meets that the rollup does not answer (`timestamp` not null;
+/// a lead's `activityCount`, which the lead rollup does not hold). The
+/// rollups answer `and`, `or` and `not` over their own fields.
 const TOTALS_EXACT: &str = "query TotalsExact($project: String!) {
-  dispositionCounts(filter: { and: [{ projectId: { eq: $project } }] }) { disposition dispositionType count }
+  dispositionCounts(filter: { projectId: { eq: $project }, timestamp: { isNull: false } }) { disposition dispositionType count }
   leadFunnel(filter: { projectId: { eq: $project }, activityCount: { gte: 0 } }) { disposition dispositionType count } }";
 
 /// A project's call statistics, all time (from the activity rollup)...
@@ -111,10 +112,11 @@ const STATS: &str = "query Stats($project: String!) {
   callStats(filter: { projectId: { eq: $project } }) {
     attempts connected connectRate averageTurnCount toolCalls } }";
 
-/// ...and the same with the filter under `and`, counted from the
+/// ...and the same with a condition every activity meets that the
+/// rollup does not answer (`timestamp` not null), counted from the
 /// activities, their conversations and tool calls (the baseline).
 const STATS_EXACT: &str = "query StatsExact($project: String!) {
-  callStats(filter: { and: [{ projectId: { eq: $project } }] }) {
+  callStats(filter: { projectId: { eq: $project }, timestamp: { isNull: false } }) {
     attempts connected connectRate averageTurnCount toolCalls } }";
 
 /// A list filtered by an extracted variable (a random one of the
@@ -154,9 +156,32 @@ const WINDOW_PAGE: &str = "query WindowPage($project: String!, $from: DateTime!,
 const WINDOW_COUNT: &str = "query WindowCount($project: String!, $from: DateTime!, $to: DateTime!) {
   activities(filter: { projectId: { eq: $project }, timestamp: { gte: $from, lt: $to } }) { totalCount } }";
 
-/// ...and the same under `and`, counted from the activities (the baseline).
+/// ...and the same with a condition every activity meets that the
+/// rollup does not answer (`timestamp` not null), counted from the
+/// activities (the baseline).
 const WINDOW_COUNT_EXACT: &str = "query WindowCountExact($project: String!, $from: DateTime!, $to: DateTime!) {
-  activities(filter: { and: [{ projectId: { eq: $project }, timestamp: { gte: $from, lt: $to } }] }) { totalCount } }";
+  activities(filter: { projectId: { eq: $project }, timestamp: { gte: $from, lt: $to, isNull: false } }) {
+    totalCount } }";
+
+/// A project's calls with either of two outcomes (an `or` on the
+/// analysis disposition), newest first, 20...
+const OUTCOME_PAGE: &str = "query OutcomePage($project: String!) {
+  activities(filter: { projectId: { eq: $project },
+                       or: [{ disposition: { eq: \"Interested\" } }, { disposition: { eq: \"Callback Requested\" } }] },
+             orderBy: [{ field: TIMESTAMP, direction: DESC }], first: 20) {
+    pageInfo { hasNextPage endCursor } nodes { id timestamp callStatus } } }";
+
+/// ...that list's count (from the activity rollup)...
+const OUTCOME_COUNT: &str = "query OutcomeCount($project: String!) {
+  activities(filter: { projectId: { eq: $project },
+                       or: [{ disposition: { eq: \"Interested\" } }, { disposition: { eq: \"Callback Requested\" } }] }) {
+    totalCount } }";
+
+/// ...and counted from the activities (the baseline).
+const OUTCOME_COUNT_EXACT: &str = "query OutcomeCountExact($project: String!) {
+  activities(filter: { projectId: { eq: $project }, timestamp: { isNull: false },
+                       or: [{ disposition: { eq: \"Interested\" } }, { disposition: { eq: \"Callback Requested\" } }] }) {
+    totalCount } }";
 
 /// A project's leads with either of two outcomes (an `or`), newest
 /// first, 50...
@@ -210,6 +235,9 @@ const KINDS: &[&str] = &[
     "window_count_exact",
     "or_page",
     "or_count",
+    "outcome_page",
+    "outcome_count",
+    "outcome_count_exact",
     "search_page",
     "search_count",
 ];
@@ -378,6 +406,9 @@ async fn run(
                     "page_count_exact" => (PAGE_COUNT_EXACT, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
                     "or_page" => (OR_PAGE, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
                     "or_count" => (OR_COUNT, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
+                    "outcome_page" => (OUTCOME_PAGE, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
+                    "outcome_count" => (OUTCOME_COUNT, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
+                    "outcome_count_exact" => (OUTCOME_COUNT_EXACT, json!({ "project": sample.projects[rng.random_range(0..sample.projects.len())] })),
                     "search_page" => (SEARCH_PAGE, json!({ "term": TERMS[rng.random_range(0..TERMS.len())] })),
                     "search_count" => (SEARCH_COUNT, json!({ "term": TERMS[rng.random_range(0..TERMS.len())] })),
                     windowed => {

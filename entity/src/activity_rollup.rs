@@ -16,9 +16,10 @@ pub struct Model {
     /// Start of the period (UTC) holding the activities' `timestamp`
     /// (epoch ms).
     pub start: i64,
-    /// `result.analysis.disposition` (null: none).
-    pub disposition: Option<String>,
-    pub disposition_type: Option<String>,
+    /// `result.analysis.disposition` (null: none), named as `activities`
+    /// names it.
+    pub analysis_disposition: Option<String>,
+    pub analysis_disposition_type: Option<String>,
     /// How many current activities have this key.
     pub activities: i64,
     /// How many of them are calls (`type` "call").

@@ -18,6 +18,7 @@ mod m20261209_000012_lead_rollups;
 mod m20261210_000013_covering_variables;
 mod m20261210_000014_call_rollups;
 mod m20261211_000015_sqlite_activities_rowid;
+mod m20261211_000016_activity_rollup_names;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000013_covering_variables::Migration),
             Box::new(m20261210_000014_call_rollups::Migration),
             Box::new(m20261211_000015_sqlite_activities_rowid::Migration),
+            Box::new(m20261211_000016_activity_rollup_names::Migration),
         ]
     }
 }

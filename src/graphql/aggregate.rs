@@ -3,7 +3,7 @@
 //! its drill-down list agree.
 
 use super::engine::connection::Total;
-use super::engine::filter::{condition_of, string, DateTimeFilter};
+use super::engine::filter::{condition_of, DateTimeFilter};
 use super::engine::resource::time;
 use super::resources::activity::ActivityFilter;
 use super::resources::lead::LeadFilter;
@@ -18,7 +18,7 @@ use entity::{activity, conversation, lead, tool_call};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Select,
+    QueryTrait,
 };
 
 const HOUR: i64 = 3_600_000;
@@ -142,7 +142,9 @@ pub async fn disposition_counts(
 /// its first whole hour, after its last) counted one by one.
 pub struct RollupPlan {
     /// The rows of `activity_rollups` for each run of whole periods of one
-    /// span: each one range of the index (project, span, start).
+    /// span (under the name `activities`, see [`rolled`]): each one range
+    /// of the index (project, span, start) when the filter names one
+    /// project.
     runs: Vec<Condition>,
     /// The activities of each ragged end of the window.
     ends: Vec<ActivityFilter>,
@@ -154,13 +156,13 @@ impl RollupPlan {
     /// run's rows in the covering index and then read every row again by
     /// its key (a "MULTI-INDEX OR"): a week's rows cost 0.34 ms instead of
     /// 0.08 at 100,000 leads. None: no whole period.
-    fn periods(
-        &self,
-        columns: impl Fn(Select<ActivityRollup>) -> Select<ActivityRollup>,
-    ) -> Option<SelectStatement> {
-        use sea_orm::EntityTrait;
+    fn periods(&self, columns: impl Fn(&mut SelectStatement)) -> Option<SelectStatement> {
         union_all(self.runs.iter().map(|run| {
-            columns(ActivityRollup::find().filter(run.clone()).select_only()).into_query()
+            let mut rows = Query::select();
+            rows.from_as(ActivityRollup, activity::Entity)
+                .cond_where(run.clone());
+            columns(&mut rows);
+            rows
         }))
     }
 
@@ -175,6 +177,37 @@ impl RollupPlan {
             }),
         }
     }
+}
+
+/// A column of `activity_rollups` under the name the plan's rows have,
+/// `activities`: a row holds the project, disposition and type of the
+/// activities it counts under the activities' own column names, so the
+/// activity filter's condition, folded by the same code as for the list,
+/// holds for a row exactly when it holds for the activities it counts.
+fn rolled(column: entity::activity_rollup::Column) -> Expr {
+    Expr::col((activity::Entity, column))
+}
+
+/// Whether the activity rollup's rows hold what `f` asks, at this level
+/// and in every `and`, `or` and `not` under it: `projectId`,
+/// `disposition` and `dispositionType`; and at the top (`window`), the
+/// `timestamp` window the plan covers with whole periods.
+fn activity_rollup_answers(f: &ActivityFilter, window: bool) -> bool {
+    let rolled_up = ActivityFilter {
+        project_id: f.project_id.clone(),
+        disposition: f.disposition.clone(),
+        disposition_type: f.disposition_type.clone(),
+        timestamp: if window { f.timestamp.clone() } else { None },
+        and: f.and.clone(),
+        or: f.or.clone(),
+        not: f.not.clone(),
+        ..Default::default()
+    };
+    let below = |f: &ActivityFilter| activity_rollup_answers(f, false);
+    *f == rolled_up
+        && f.and.iter().flatten().all(below)
+        && f.or.iter().flatten().all(below)
+        && f.not.iter().all(|n| below(n))
 }
 
 /// `selects` under UNION ALL, as one statement (None: no select).
@@ -229,8 +262,9 @@ fn cover(
 /// Whether, and how, the rollup can answer `filter` exactly: for a reader
 /// of every project (a scoped reader sees activities by their lead's
 /// project, which the rollup does not record), and a filter on
-/// `projectId` (compared as the activity filter compares it: as is) and a
-/// `timestamp` window (`gte` or `gt`, `lt` or `lte`), nothing else. Whole
+/// `projectId`, `disposition` and `dispositionType` under any `and`, `or`
+/// and `not` (see [`activity_rollup_answers`]) with at most a `timestamp`
+/// window (`gte` or `gt`, `lt` or `lte`) at its top, nothing else. Whole
 /// periods of 32 days come from their rows (unless counting per bucket),
 /// whole days from the day rows (unless counting per HOUR), whole hours
 /// from the hour rows. None: count the activities.
@@ -238,44 +272,40 @@ pub fn rollup_plan(
     reader: &Reader,
     filter: Option<&ActivityFilter>,
     bucket: Option<TimeBucket>,
-    backend: DbBackend,
-) -> Option<RollupPlan> {
+) -> Result<Option<RollupPlan>> {
     use entity::activity_rollup::Column as R;
     if reader.projects().is_some() {
-        return None;
+        return Ok(None);
     }
     let default = ActivityFilter::default();
     let f = filter.unwrap_or(&default);
-    let only_rolled_up = ActivityFilter {
-        project_id: f.project_id.clone(),
-        timestamp: f.timestamp.clone(),
-        ..Default::default()
+    if !activity_rollup_answers(f, true) {
+        return Ok(None);
+    }
+    // Everything but the window, as the rows hold it.
+    let outside_window = ActivityFilter {
+        timestamp: None,
+        ..f.clone()
     };
-    if *f != only_rolled_up {
-        return None;
-    }
-    let mut project = Condition::all();
-    if let Some(p) = &f.project_id {
-        project = project.add(string(R::ProjectId, p, false, backend));
-    }
+    let rows = condition_of(Some(&outside_window), reader)?;
     let (mut from, mut until) = (None, None);
     if let Some(t) = &f.timestamp {
         let ms = |at: &Option<DateTime<Utc>>| at.map(|at| at.timestamp_millis());
         if t.eq.is_some() || t.is_null.is_some() {
-            return None;
+            return Ok(None);
         }
         // Times are whole milliseconds: `gt t` is `gte t + 1`, `lte t` is
         // `lt t + 1`.
         from = match (ms(&t.gte), ms(&t.gt)) {
-            (Some(_), Some(_)) => return None,
+            (Some(_), Some(_)) => return Ok(None),
             (gte, gt) => gte.or(gt.map(|t| t.saturating_add(1))),
         };
         until = match (ms(&t.lt), ms(&t.lte)) {
-            (Some(_), Some(_)) => return None,
+            (Some(_), Some(_)) => return Ok(None),
             (lt, lte) => lt.or(lte.map(|t| t.saturating_add(1))),
         };
         if from.is_some_and(|t| t < 0) || until.is_some_and(|t| t < 0) {
-            return None;
+            return Ok(None);
         }
     }
     let spans: &[i64] = match bucket {
@@ -286,17 +316,17 @@ pub fn rollup_plan(
     };
     let (mut runs, mut gaps) = (Vec::new(), Vec::new());
     cover(from, until, spans, &mut runs, &mut gaps);
-    // The project's condition in each run, so each is one range of the
-    // index (project, span, start).
+    // The filter's condition in each run, so with one project each is one
+    // range of the index (project, span, start).
     let runs = runs
         .into_iter()
         .map(|(span, first, end)| {
-            let mut run = project.clone().add(R::Span.eq(span));
+            let mut run = rows.clone().add(rolled(R::Span).eq(span));
             if let Some(first) = first {
-                run = run.add(R::Start.gte(first));
+                run = run.add(rolled(R::Start).gte(first));
             }
             if let Some(end) = end {
-                run = run.add(R::Start.lt(end));
+                run = run.add(rolled(R::Start).lt(end));
             }
             run
         })
@@ -304,16 +334,15 @@ pub fn rollup_plan(
     let ends = gaps
         .into_iter()
         .map(|(lo, hi)| ActivityFilter {
-            project_id: f.project_id.clone(),
             timestamp: Some(DateTimeFilter {
                 gte: DateTime::from_timestamp_millis(lo),
                 lt: DateTime::from_timestamp_millis(hi),
                 ..Default::default()
             }),
-            ..Default::default()
+            ..f.clone()
         })
         .collect();
-    Some(RollupPlan { runs, ends })
+    Ok(Some(RollupPlan { runs, ends }))
 }
 
 /// [`disposition_counts`] by a [`RollupPlan`]: the rollup's whole periods
@@ -332,11 +361,11 @@ pub async fn disposition_counts_rolled_up(
         None => Expr::val(Option::<i64>::None),
     };
     let periods = plan.periods(|rows| {
-        rows.filter(R::Disposition.is_not_null())
-            .column_as(R::Disposition, "d")
-            .column_as(R::DispositionType, "t")
-            .column_as(bucket_at(Expr::col(R::Start)), "bucket")
-            .column_as(R::Activities, "n")
+        rows.and_where(rolled(R::AnalysisDisposition).is_not_null())
+            .expr_as(rolled(R::AnalysisDisposition), Alias::new("d"))
+            .expr_as(rolled(R::AnalysisDispositionType), Alias::new("t"))
+            .expr_as(bucket_at(rolled(R::Start)), Alias::new("bucket"))
+            .expr_as(rolled(R::Activities), Alias::new("n"));
     });
     let ends = ends.into_iter().map(|end| {
         use activity::Column as C;
@@ -533,11 +562,12 @@ pub fn leads_total(reader: &Reader, filter: Option<&LeadFilter>) -> Result<Optio
 /// counted, added up in one statement. None: count the activities.
 pub fn activities_total(reader: &Reader, filter: Option<&ActivityFilter>) -> Result<Option<Total>> {
     use entity::activity_rollup::Column as R;
-    let backend = reader.db().get_database_backend();
-    let Some(plan) = rollup_plan(reader, filter, None, backend) else {
+    let Some(plan) = rollup_plan(reader, filter, None)? else {
         return Ok(None);
     };
-    let periods = plan.periods(|rows| rows.column_as(R::Activities, "n"));
+    let periods = plan.periods(|rows| {
+        rows.expr_as(rolled(R::Activities), Alias::new("n"));
+    });
     let ends = plan
         .ends
         .iter()
@@ -699,18 +729,23 @@ async fn call_sums_rolled_up(
     plan: &RollupPlan,
 ) -> async_graphql::Result<CallSums> {
     use entity::activity_rollup::Column as R;
+    const SUMMED: [(R, &str); 5] = [
+        (R::Calls, "calls"),
+        (R::Connected, "connected"),
+        (R::TurnCounts, "turn_counts"),
+        (R::Turns, "turns"),
+        (R::ToolCalls, "tool_calls"),
+    ];
     let Some(periods) = plan.periods(|rows| {
-        rows.column(R::Calls)
-            .column(R::Connected)
-            .column(R::TurnCounts)
-            .column(R::Turns)
-            .column(R::ToolCalls)
+        for (column, name) in SUMMED {
+            rows.expr_as(rolled(column), Alias::new(name));
+        }
     }) else {
         return Ok(CallSums::default());
     };
     let mut sums = Query::select();
-    for column in ["calls", "connected", "turn_counts", "turns", "tool_calls"] {
-        sums.expr(sum_of(column));
+    for (_, name) in SUMMED {
+        sums.expr(sum_of(name));
     }
     sums.from_subquery(periods, Alias::new("periods"));
     let row = reader
@@ -756,8 +791,7 @@ impl AggregateQuery {
         bucket: Option<TimeBucket>,
     ) -> Result<Vec<DispositionCount>> {
         let reader = reader(ctx);
-        let backend = reader.db().get_database_backend();
-        match rollup_plan(reader, filter.as_ref(), bucket, backend) {
+        match rollup_plan(reader, filter.as_ref(), bucket)? {
             Some(plan) => {
                 let ends = plan
                     .ends
@@ -798,8 +832,7 @@ impl AggregateQuery {
         filter: Option<ActivityFilter>,
     ) -> Result<CallStats> {
         let reader = reader(ctx);
-        let backend = reader.db().get_database_backend();
-        let sums = match rollup_plan(reader, filter.as_ref(), None, backend) {
+        let sums = match rollup_plan(reader, filter.as_ref(), None)? {
             Some(plan) => {
                 let periods = call_sums_rolled_up(reader, &plan).await?;
                 match plan.ends_filter() {

@@ -141,7 +141,9 @@ pub const CONNECTED: &str = "(CASE WHEN is_connected IS NOT NULL THEN \
      (CASE WHEN is_connected THEN 1 ELSE 0 END) WHEN has_conversation THEN 1 \
      WHEN call_status = 'completed' THEN 1 ELSE 0 END)";
 
-/// What an activity is counted under.
+/// What an activity is counted under. The fields' names are part of the
+/// row's digest, so they stay as they are though the columns are named
+/// as `activities` names them.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Key {
     pub project_id: Option<String>,
@@ -188,8 +190,8 @@ impl Rollup for Key {
             project_id: self.project_id,
             span: self.span,
             start: self.start,
-            disposition: self.disposition,
-            disposition_type: self.disposition_type,
+            analysis_disposition: self.disposition,
+            analysis_disposition_type: self.disposition_type,
             activities: m.activities,
             calls: m.calls,
             connected: m.connected,

@@ -69,12 +69,11 @@ fn counts_query(filter: &Value, bucket: Option<&str>) -> (String, Value) {
     )
 }
 
-/// The answer for `filter`, and the exact one: the same filter under
-/// `and`, which the rollup does not answer.
+/// The answer for `filter`, and the exact one (see [`exact`]).
 async fn both(server: &TestServer, filter: &Value, bucket: Option<&str>) -> (Value, Value) {
     let (q, vars) = counts_query(filter, bucket);
     let rolled = server.query(&q, vars).await["dispositionCounts"].clone();
-    let (q, vars) = counts_query(&json!({ "and": [filter] }), bucket);
+    let (q, vars) = counts_query(&exact("activities", filter), bucket);
     let exact = server.query(&q, vars).await["dispositionCounts"].clone();
     (rolled, exact)
 }
@@ -85,14 +84,17 @@ const STATS: &str = "query($f: ActivityFilter) { callStats(filter: $f) {
 const FUNNEL: &str =
     "query($f: LeadFilter) { leadFunnel(filter: $f) { disposition dispositionType count } }";
 
-/// `filter` in a form no rollup answers, so the rows are counted: for
-/// activities the filter under `and`; for leads (whose rollup answers
-/// `and`, `or` and `not` over the fields it holds) also with a condition
-/// every lead meets on a field the rollup does not hold.
+/// `filter` in a form no rollup answers, so the rows are counted: the
+/// filter under `and` (which moves an activity filter's window out of
+/// the top, where the activity rollup takes it), with a condition every
+/// row meets that the rollup does not answer (both rollups answer `and`,
+/// `or` and `not` over the fields they hold): a lead's `activityCount`,
+/// which the lead rollup does not hold; an activity's `timestamp` not
+/// null, which the activity rollup does not take.
 fn exact(list: &str, filter: &Value) -> Value {
     match list {
         "leads" => json!({ "and": [filter], "activityCount": { "gte": 0 } }),
-        _ => json!({ "and": [filter] }),
+        _ => json!({ "and": [filter], "timestamp": { "isNull": false } }),
     }
 }
 
@@ -199,6 +201,7 @@ fn rolled_up_counts_equal_the_exact_counts_for_any_filter_they_answer() {
     let non_empty = std::sync::atomic::AtomicUsize::new(0);
     let non_empty_stats = std::sync::atomic::AtomicUsize::new(0);
     let non_empty_leads = std::sync::atomic::AtomicUsize::new(0);
+    let non_empty_outcomes = std::sync::atomic::AtomicUsize::new(0);
     runner
         .run(&strategy, |(how, a, b, from, until, bucket, lead_how)| {
             let (pa, pb) = (a.get(&projects), b.get(&projects));
@@ -279,6 +282,29 @@ fn rolled_up_counts_equal_the_exact_counts_for_any_filter_they_answer() {
             }
             let (rolled, exact) = runtime.block_on(funnels(&server, &leads));
             prop_assert_eq!(&rolled, &exact, "lead filter {}", leads);
+            // The activities by the same conditions on their analysis
+            // disposition and type, in the same shapes, the window at the
+            // top.
+            let mut activities = leads.as_object().unwrap().clone();
+            if let Some(window) = filter.get("timestamp") {
+                activities.insert("timestamp".into(), window.clone());
+            }
+            let activities = Value::Object(activities);
+            let (rolled, exact) = runtime.block_on(both(&server, &activities, bucket));
+            prop_assert_eq!(
+                &rolled,
+                &exact,
+                "activities {} bucket {:?}",
+                activities,
+                bucket
+            );
+            if !exact.as_array().unwrap().is_empty() {
+                non_empty_outcomes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            let (rolled, exact) = runtime.block_on(stats(&server, &activities));
+            prop_assert_eq!(&rolled, &exact, "callStats, activities {}", activities);
+            let (rolled, exact) = runtime.block_on(totals(&server, "activities", &activities));
+            prop_assert_eq!(rolled, exact, "activities, filter {}", activities);
             Ok(())
         })
         .unwrap();
@@ -290,6 +316,11 @@ fn rolled_up_counts_equal_the_exact_counts_for_any_filter_they_answer() {
     assert!(
         non_empty > 10,
         "only {non_empty} lead filters matched a lead"
+    );
+    let non_empty = non_empty_outcomes.into_inner();
+    assert!(
+        non_empty > 10,
+        "only {non_empty} activity filters on outcomes matched an activity"
     );
     runtime.block_on(server.stop());
 }
@@ -405,13 +436,25 @@ async fn the_rollup_answers_only_what_it_can_answer_exactly() {
         totals(&server, "leads", &nested).await,
         (2 * lead_total, lead_total)
     );
+    // ...and over the fields the activity rollup holds: from it.
+    let outcomes = json!({
+        "or": [{ "projectId": { "eq": project }, "disposition": { "isNull": false } },
+               { "not": { "projectId": { "ne": project } }, "dispositionType": { "in": ["x"] } }],
+        "timestamp": { "gte": "2000-01-01T00:00:00Z" }
+    });
+    let (once, outcomes_counted) = totals(&server, "activities", &outcomes).await;
+    assert!(outcomes_counted > 0 && outcomes_counted < activity_total);
+    assert_eq!(once, 2 * outcomes_counted);
+    let (rolled, by_day) = both(&server, &outcomes, Some("DAY")).await;
+    assert_eq!(total(&rolled), 2 * total(&by_day));
+    assert_eq!(total(&by_day), counted);
     // A funnel or a list filtered on anything else counts the leads.
     let by_state = json!({ "projectId": { "eq": project }, "state": { "isNull": false } });
     let (q, v) = (FUNNEL, json!({ "f": by_state }));
     let once = server.query(q, v).await["leadFunnel"].clone();
     assert_eq!(once, funnels(&server, &by_state).await.1);
-    let (once, exact) = totals(&server, "leads", &by_state).await;
-    assert_eq!(once, exact);
+    let (once, counted_leads) = totals(&server, "leads", &by_state).await;
+    assert_eq!(once, counted_leads);
     // Another field, or a window within one hour: counted from the
     // activities.
     for filter in [
@@ -421,10 +464,10 @@ async fn the_rollup_answers_only_what_it_can_answer_exactly() {
     ] {
         let (q, vars) = counts_query(&filter, None);
         let once = server.query(&q, vars).await["dispositionCounts"].clone();
-        let (q, vars) = counts_query(&json!({ "and": [filter] }), None);
+        let (q, vars) = counts_query(&self::exact("activities", &filter), None);
         assert_eq!(once, server.query(&q, vars).await["dispositionCounts"]);
-        let (once, exact) = totals(&server, "activities", &filter).await;
-        assert_eq!(once, exact);
+        let (once, counted_activities) = totals(&server, "activities", &filter).await;
+        assert_eq!(once, counted_activities);
     }
     // A key scoped to the project sees activities by their lead's project:
     // counted exactly, as before.
