@@ -19,6 +19,7 @@ mod m20261210_000013_covering_variables;
 mod m20261210_000014_call_rollups;
 mod m20261211_000015_sqlite_activities_rowid;
 mod m20261211_000016_activity_rollup_names;
+mod m20261211_000017_covering_call_filters;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000014_call_rollups::Migration),
             Box::new(m20261211_000015_sqlite_activities_rowid::Migration),
             Box::new(m20261211_000016_activity_rollup_names::Migration),
+            Box::new(m20261211_000017_covering_call_filters::Migration),
         ]
     }
 }
