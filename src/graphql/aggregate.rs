@@ -3,7 +3,7 @@
 //! its drill-down list agree.
 
 use super::engine::connection::Total;
-use super::engine::filter::{condition_of, DateTimeFilter};
+use super::engine::filter::{condition_of, every_level, DateTimeFilter};
 use super::engine::resource::time;
 use super::resources::activity::ActivityFilter;
 use super::resources::lead::LeadFilter;
@@ -188,26 +188,22 @@ fn rolled(column: entity::activity_rollup::Column) -> Expr {
     Expr::col((activity::Entity, column))
 }
 
-/// Whether the activity rollup's rows hold what `f` asks, at this level
-/// and in every `and`, `or` and `not` under it: `projectId`,
-/// `disposition` and `dispositionType`; and at the top (`window`), the
-/// `timestamp` window the plan covers with whole periods.
-fn activity_rollup_answers(f: &ActivityFilter, window: bool) -> bool {
-    let rolled_up = ActivityFilter {
-        project_id: f.project_id.clone(),
-        disposition: f.disposition.clone(),
-        disposition_type: f.disposition_type.clone(),
-        timestamp: if window { f.timestamp.clone() } else { None },
-        and: f.and.clone(),
-        or: f.or.clone(),
-        not: f.not.clone(),
-        ..Default::default()
-    };
-    let below = |f: &ActivityFilter| activity_rollup_answers(f, false);
-    *f == rolled_up
-        && f.and.iter().flatten().all(below)
-        && f.or.iter().flatten().all(below)
-        && f.not.iter().all(|n| below(n))
+/// Whether the activity rollup's rows hold what `f` asks: at every level
+/// (`and`, `or`, `not` included) it filters on `projectId`, `disposition`
+/// and `dispositionType` only. (A window at the top is taken apart first,
+/// see [`rollup_plan`].)
+fn activity_rollup_answers(f: &ActivityFilter) -> bool {
+    every_level(f, &|l: &ActivityFilter| {
+        *l == ActivityFilter {
+            project_id: l.project_id.clone(),
+            disposition: l.disposition.clone(),
+            disposition_type: l.disposition_type.clone(),
+            and: l.and.clone(),
+            or: l.or.clone(),
+            not: l.not.clone(),
+            ..Default::default()
+        }
+    })
 }
 
 /// `selects` under UNION ALL, as one statement (None: no select).
@@ -279,14 +275,14 @@ pub fn rollup_plan(
     }
     let default = ActivityFilter::default();
     let f = filter.unwrap_or(&default);
-    if !activity_rollup_answers(f, true) {
-        return Ok(None);
-    }
-    // Everything but the window, as the rows hold it.
+    // Everything but the window at the top, as the rows hold it.
     let outside_window = ActivityFilter {
         timestamp: None,
         ..f.clone()
     };
+    if !activity_rollup_answers(&outside_window) {
+        return Ok(None);
+    }
     let rows = condition_of(Some(&outside_window), reader)?;
     let (mut from, mut until) = (None, None);
     if let Some(t) = &f.timestamp {
@@ -491,19 +487,17 @@ pub async fn lead_funnel(
 /// `not` included) it filters on `projectId`, `disposition` and
 /// `dispositionType` only, the fields a rollup row holds.
 fn lead_rollup_answers(f: &LeadFilter) -> bool {
-    let rolled_up = LeadFilter {
-        project_id: f.project_id.clone(),
-        disposition: f.disposition.clone(),
-        disposition_type: f.disposition_type.clone(),
-        and: f.and.clone(),
-        or: f.or.clone(),
-        not: f.not.clone(),
-        ..Default::default()
-    };
-    *f == rolled_up
-        && f.and.iter().flatten().all(lead_rollup_answers)
-        && f.or.iter().flatten().all(lead_rollup_answers)
-        && f.not.iter().all(|n| lead_rollup_answers(n))
+    every_level(f, &|l: &LeadFilter| {
+        *l == LeadFilter {
+            project_id: l.project_id.clone(),
+            disposition: l.disposition.clone(),
+            disposition_type: l.disposition_type.clone(),
+            and: l.and.clone(),
+            or: l.or.clone(),
+            not: l.not.clone(),
+            ..Default::default()
+        }
+    })
 }
 
 /// The rows of `lead_rollups` that count exactly the leads `filter`
@@ -557,7 +551,8 @@ pub fn leads_total(reader: &Reader, filter: Option<&LeadFilter>) -> Result<Optio
 
 /// The `totalCount` of a root list of activities from the activity
 /// rollup, when it can answer `filter` (see [`rollup_plan`]: a reader of
-/// every project, a filter on `projectId` and a window only): the whole
+/// every project, a filter on `projectId`, `disposition` and
+/// `dispositionType` with a window at its top): the whole
 /// periods' rows plus the activities at the window's ragged ends
 /// counted, added up in one statement. None: count the activities.
 pub fn activities_total(reader: &Reader, filter: Option<&ActivityFilter>) -> Result<Option<Total>> {

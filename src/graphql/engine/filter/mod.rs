@@ -204,6 +204,15 @@ fn fold<F: Filter>(
     Ok(all)
 }
 
+/// Whether `level` holds for `filter` and for every filter in its `and`,
+/// `or` and `not`, at any depth (e.g. "uses only these fields").
+pub fn every_level<F: Filter>(filter: &F, level: &impl Fn(&F) -> bool) -> bool {
+    level(filter)
+        && filter.and().iter().all(|f| every_level(f, level))
+        && filter.or().iter().all(|f| every_level(f, level))
+        && filter.not().is_none_or(|f| every_level(f, level))
+}
+
 /// An optional filter of `reader`'s request, folded; no filter is no
 /// condition.
 pub fn condition_of<F: Filter>(
