@@ -23,6 +23,18 @@ mod m20261211_000017_covering_call_filters;
 
 pub struct Migrator;
 
+/// Run `statements` as one script, so one connection runs them all: on
+/// SQLite another pooled connection would still see an index the script
+/// dropped when preparing the statement after it.
+async fn script(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
+    use sea_orm_migration::sea_orm::ConnectionTrait;
+    manager
+        .get_connection()
+        .execute_unprepared(&statements.join(";\n"))
+        .await?;
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {

@@ -6,7 +6,7 @@
 //! SQLite reads its rows from the table cheaply enough and is unchanged.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
+use sea_orm_migration::sea_orm::DbBackend;
 
 pub struct Migration;
 
@@ -45,9 +45,5 @@ async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbE
     if manager.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }
-    let db = manager.get_connection();
-    for sql in statements {
-        db.execute_unprepared(sql).await?;
-    }
-    Ok(())
+    crate::script(manager, statements).await
 }

@@ -8,7 +8,7 @@
 //! `store::case`).
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
+use sea_orm_migration::sea_orm::DbBackend;
 
 pub struct Migration;
 
@@ -45,11 +45,5 @@ async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbE
     if manager.get_database_backend() != DbBackend::Sqlite {
         return Ok(());
     }
-    // One script, so one connection runs both: another pooled connection
-    // would still see the dropped index when preparing the CREATE.
-    manager
-        .get_connection()
-        .execute_unprepared(&statements.join(";\n"))
-        .await?;
-    Ok(())
+    crate::script(manager, statements).await
 }

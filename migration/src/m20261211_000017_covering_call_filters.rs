@@ -15,7 +15,6 @@
 //! 422 like one with such a project id or disposition (see ingest).
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::ConnectionTrait;
 
 pub struct Migration;
 
@@ -41,19 +40,10 @@ const DOWN: &[&str] = &[
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        run(manager, UP).await
+        crate::script(manager, UP).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        run(manager, DOWN).await
+        crate::script(manager, DOWN).await
     }
-}
-
-async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
-    // One script, so one connection runs both (see migration 6).
-    manager
-        .get_connection()
-        .execute_unprepared(&statements.join(";\n"))
-        .await?;
-    Ok(())
 }
