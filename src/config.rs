@@ -141,6 +141,11 @@ pub struct Config {
     /// one they move.
     #[arg(skip)]
     pub clock: crate::clock::Clock,
+
+    /// A bulk load (`leadql import`): ingest takes larger batches unless
+    /// `ingest_batch` says otherwise (see `PipelineConfig::for_import`).
+    #[arg(skip)]
+    pub bulk: bool,
 }
 
 /// How promised callbacks are found and read (shared by `serve`, `import`
@@ -252,6 +257,7 @@ impl Config {
             prune_every: std::time::Duration::from_secs(3600),
             callbacks: CallbackConfig::default(),
             clock: crate::clock::Clock::default(),
+            bulk: false,
         }
     }
 }

@@ -88,9 +88,12 @@ pub async fn import(state: &AppState, bodies: Vec<Vec<u8>>, show_progress: bool)
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut summary = ImportSummary::default();
+    // Enough in flight that the next batch is parsed and waiting while one
+    // commits.
+    let in_flight = state.ingestor.capacity().saturating_mul(4).max(1);
     let mut answers = futures::stream::iter(bodies.iter())
         .map(|body| accept(&state.db, &state.ingestor, body, Some("application/json")))
-        .buffer_unordered(1024);
+        .buffer_unordered(in_flight);
     while let Some(answer) = answers.next().await {
         match answer {
             Ok(Status::Stored) => summary.stored += 1,

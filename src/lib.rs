@@ -78,7 +78,11 @@ impl AppState {
         store::case::check_postgres(&db).await;
         store::spawn_checkpointer(&db);
         store::spawn_retention(&db, config.retention(), config.prune_every);
-        let mut pipeline = PipelineConfig::for_backend(db.get_database_backend());
+        let mut pipeline = if config.bulk {
+            PipelineConfig::for_import(db.get_database_backend())
+        } else {
+            PipelineConfig::for_backend(db.get_database_backend())
+        };
         if let Some(batch) = config.ingest_batch {
             pipeline.max_batch = batch.max(1);
         }

@@ -71,6 +71,24 @@ impl PipelineConfig {
             },
         }
     }
+
+    /// What `leadql import` commits together: larger batches than a
+    /// server's, since nobody waits on one delivery of an import, and each
+    /// commit's cost (writing and syncing the pages it touched, flushing the
+    /// search index) is shared by more deliveries. Measured with 103,553
+    /// generated payloads: on SQLite 4,067–4,493/s at 256, 5,465–6,199/s at
+    /// 1,024 and 6,572/s at 2,048; on PostgreSQL 4,301/s at 128, 5,733/s at
+    /// 1,024 and 4,959/s at 2,048.
+    pub fn for_import(backend: DbBackend) -> Self {
+        let serve = Self::for_backend(backend);
+        PipelineConfig {
+            max_batch: match backend {
+                DbBackend::Sqlite => 2048,
+                _ => 1024,
+            },
+            ..serve
+        }
+    }
 }
 
 struct Job {
@@ -86,6 +104,8 @@ pub struct Ingestor {
     /// One queue per writer; a lead's deliveries always go to the same one,
     /// so writers of one instance never wait on each other's lead locks.
     jobs: Arc<[mpsc::Sender<Job>]>,
+    /// Deliveries the writers take at once, all together.
+    capacity: usize,
 }
 
 impl Ingestor {
@@ -114,7 +134,16 @@ impl Ingestor {
                 jobs
             })
             .collect();
-        Ingestor { jobs: jobs.into() }
+        Ingestor {
+            capacity: jobs.len() * config.max_batch.max(1),
+            jobs: jobs.into(),
+        }
+    }
+
+    /// Deliveries the writers take at once, all together: a caller that
+    /// keeps a few times this many submitted keeps every batch full.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// Store one delivery; returns once it is committed.
