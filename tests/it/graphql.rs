@@ -939,3 +939,61 @@ async fn a_deep_page_reads_what_the_first_reads() {
     }
     s.stop().await;
 }
+
+/// On PostgreSQL a lead name's substring (three characters or more) is
+/// found through the trigram index on names, whatever its case, and the
+/// count is exact.
+#[tokio::test]
+#[cfg_attr(
+    not(leadql_test_postgres),
+    ignore = "PostgreSQL only (SQLite has no index for `contains` on names)"
+)]
+async fn a_lead_name_substring_is_looked_up_by_trigrams() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+    let db = TestDb::new().await;
+    let s = TestServer::start(&db).await;
+    s.db()
+        .execute_unprepared(
+            "INSERT INTO leads (id, name, last_activity_at, activity_count) \
+             SELECT 'L' || i, CASE i % 70 WHEN 0 THEN 'Sara Khan ' || i WHEN 1 THEN 'SARA KHAN' \
+             ELSE 'Meera Iyer ' || i END, 1768000000000 + i, 1 \
+             FROM generate_series(1, 7000) AS s(i)",
+        )
+        .await
+        .unwrap();
+    // What a server's autovacuum (or the end of `leadql import`) does: move
+    // the index's pending entries into the index, and count the rows.
+    s.db()
+        .execute_unprepared("VACUUM ANALYZE leads")
+        .await
+        .unwrap();
+    let data = s
+        .query(
+            r#"{ leads(filter: {name: {contains: "kHaN"}}) { totalCount } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["leads"]["totalCount"], 200, "{data}");
+
+    // With sequential scans ruled out, the plan reads the index (without
+    // it, PostgreSQL would have to scan anyway).
+    let txn = s.db().begin().await.unwrap();
+    txn.execute_unprepared("SET LOCAL enable_seqscan = off")
+        .await
+        .unwrap();
+    let plan = txn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "EXPLAIN (FORMAT JSON) SELECT count(*) FROM leads WHERE name ILIKE '%kHaN%'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let plan: Value = plan.try_get("", "QUERY PLAN").unwrap();
+    assert!(
+        plan.to_string().contains("leads_name_trgm"),
+        "the count reads the trigram index: {plan}"
+    );
+    txn.rollback().await.unwrap();
+    s.stop().await;
+}

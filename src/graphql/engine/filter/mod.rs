@@ -246,6 +246,20 @@ pub(crate) fn like_pattern(prefix: &str, text: &str, suffix: &str) -> String {
     format!("{prefix}{escaped}{suffix}")
 }
 
+/// Whether a LIKE pattern holds three letters or digits in a row, which a
+/// trigram index can look up (wildcards and escapes break a run, as they
+/// break pg_trgm's words).
+fn has_trigram(pattern: &str) -> bool {
+    let mut run = 0;
+    for ch in pattern.chars() {
+        run = if ch.is_alphanumeric() { run + 1 } else { 0 };
+        if run >= 3 {
+            return true;
+        }
+    }
+    false
+}
+
 /// Text ignoring case, as the database compares it (see
 /// [`crate::store::case`]): `lower()` on PostgreSQL, `leadql_lower()` on
 /// SQLite, whose own `lower()` folds ASCII only.
@@ -259,12 +273,25 @@ pub(crate) fn folded(col: Expr, backend: DbBackend) -> Expr {
 /// Case-insensitive LIKE with leadql's case rule: ILIKE on PostgreSQL
 /// (its trigram indexes serve it); on SQLite the folded column against
 /// the folded pattern.
+///
+/// On PostgreSQL a pattern without three letters or digits in a row has
+/// no trigram, and a trigram index would be read whole for it (100,000
+/// entries and then every row, 63-67 ms where reading the table takes 46
+/// ms, for `%an%` at 100,000 leads). The pattern is a bound value, so once
+/// PostgreSQL plans the statement generically it cannot tell; such a
+/// pattern is compared against `col || ''` instead, which no index
+/// matches, in a statement of its own.
 pub(crate) fn like(col: Expr, pattern: String, backend: DbBackend) -> Expr {
     match backend {
         DbBackend::Postgres => {
             // sea-query parenthesises `pattern ESCAPE c` after ILIKE, which
             // PostgreSQL rejects; backslash is its default escape anyway.
             use sea_orm::sea_query::extension::postgres::PgExpr;
+            let col = if has_trigram(&pattern) {
+                col
+            } else {
+                Expr::cust_with_expr("$1 || ''", col)
+            };
             col.ilike(LikeExpr::new(pattern))
         }
         _ => folded(col, backend).like(LikeExpr::new(case::fold(&pattern)).escape('\\')),

@@ -112,7 +112,39 @@ fn operators_of_a_string_filter() {
         ),
         DbBackend::Postgres,
     );
-    assert_eq!(pg, r#""leads"."name" ILIKE '%x%'"#);
+    // One letter has no trigram: compared so that no index is read whole.
+    assert_eq!(pg, r#"("leads"."name" || '') ILIKE '%x%'"#);
+    let pg = render::<lead::Entity>(
+        string(
+            lead::Column::Name,
+            &StringFilter {
+                contains: Some("Khan".into()),
+                ..Default::default()
+            },
+            false,
+            DbBackend::Postgres,
+        ),
+        DbBackend::Postgres,
+    );
+    assert_eq!(pg, r#""leads"."name" ILIKE '%Khan%'"#);
+}
+
+#[test]
+fn a_pattern_has_a_trigram_with_three_letters_or_digits_in_a_row() {
+    use super::has_trigram;
+    for (pattern, trigram) in [
+        ("%an%", false),
+        ("%Kha%", true),
+        ("%a b c%", false),
+        ("%ab\\%c%", false),
+        ("%ab\\%cde%", true),
+        ("%42_7%", false),
+        ("%427%", true),
+        ("%राहुल%", true),
+        ("%%", false),
+    ] {
+        assert_eq!(has_trigram(pattern), trigram, "{pattern}");
+    }
 }
 
 #[test]
