@@ -6,7 +6,7 @@ use crate::store::Status;
 use crate::AppState;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 /// Outcome counts of an import.
@@ -19,6 +19,13 @@ pub struct ImportSummary {
     pub rejected: u64,
     /// Not stored (database error); run the import again to retry them.
     pub failed: u64,
+}
+
+impl ImportSummary {
+    /// Every payload read.
+    pub fn total(&self) -> u64 {
+        self.stored + self.duplicate + self.stale + self.rejected + self.failed
+    }
 }
 
 impl std::fmt::Display for ImportSummary {
@@ -35,17 +42,113 @@ impl std::fmt::Display for ImportSummary {
     }
 }
 
-/// Read a file (`-` for stdin) into its payload bodies: a JSON object, a
-/// JSON array of objects, or NDJSON (one payload per line).
-pub fn read_bodies(source: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
-    let mut text = Vec::new();
-    if source.as_os_str() == "-" {
-        std::io::stdin().read_to_end(&mut text)?;
+/// The payload bodies of a file (`-` for stdin), read as they are
+/// imported: NDJSON a line at a time, so a file of millions of payloads is
+/// never held in memory whole; one JSON document (an object, or an array
+/// of payloads) read whole, as it must be parsed whole. Whether a source is
+/// NDJSON is told from its first non-blank line: a whole JSON object on a
+/// line of its own.
+pub struct Bodies {
+    /// What the progress bar counts to: bytes for NDJSON from a file,
+    /// payloads for a document; unknown for NDJSON from stdin.
+    pub length: Option<u64>,
+    reading: Reading,
+}
+
+enum Reading {
+    /// NDJSON: the first body (already read) and the rest of the lines.
+    Lines {
+        first: Option<(Vec<u8>, u64)>,
+        reader: Box<dyn BufRead + Send>,
+    },
+    /// A document, split.
+    Whole(std::vec::IntoIter<Vec<u8>>),
+}
+
+/// Open `source` (`-` for stdin) for [`import`].
+pub fn open(source: &Path) -> anyhow::Result<Bodies> {
+    let cannot = |e: std::io::Error| anyhow::anyhow!("cannot read {}: {e}", source.display());
+    let (mut reader, size): (Box<dyn BufRead + Send>, Option<u64>) = if source.as_os_str() == "-" {
+        (Box::new(BufReader::new(std::io::stdin())), None)
     } else {
-        text = std::fs::read(source)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", source.display()))?;
+        let file = std::fs::File::open(source).map_err(cannot)?;
+        let size = file.metadata().ok().map(|m| m.len());
+        (Box::new(BufReader::with_capacity(1 << 20, file)), size)
+    };
+    let mut read = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        if reader.read_until(b'\n', &mut line).map_err(cannot)? == 0 {
+            // Blank to the end.
+            return Ok(whole(&read));
+        }
+        read.extend_from_slice(&line);
+        let content = line_content(&line);
+        if content.trim_ascii().is_empty() {
+            continue;
+        }
+        if is_object(content) {
+            return Ok(Bodies {
+                length: size,
+                reading: Reading::Lines {
+                    first: Some((content.to_vec(), read.len() as u64)),
+                    reader,
+                },
+            });
+        }
+        reader.read_to_end(&mut read).map_err(cannot)?;
+        return Ok(whole(&read));
     }
-    Ok(split_bodies(&text))
+}
+
+fn whole(text: &[u8]) -> Bodies {
+    let bodies = split_bodies(text);
+    Bodies {
+        length: Some(bodies.len() as u64),
+        reading: Reading::Whole(bodies.into_iter()),
+    }
+}
+
+/// A line without its line break (`\n` or `\r\n`), as NDJSON's bodies are
+/// taken (see [`split_bodies`]).
+fn line_content(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// Whether `line` is one whole JSON object.
+fn is_object(line: &[u8]) -> bool {
+    line.trim_ascii_start().starts_with(b"{")
+        && serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok()
+}
+
+impl Iterator for Bodies {
+    /// A body, and how far it moves the progress bar.
+    type Item = std::io::Result<(Vec<u8>, u64)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.reading {
+            Reading::Whole(bodies) => bodies.next().map(|body| Ok((body, 1))),
+            Reading::Lines { first, reader } => {
+                if let Some(first) = first.take() {
+                    return Some(Ok(first));
+                }
+                loop {
+                    let mut line = Vec::new();
+                    match reader.read_until(b'\n', &mut line) {
+                        Ok(0) => return None,
+                        Ok(read) => {
+                            let content = line_content(&line);
+                            if !content.trim_ascii().is_empty() {
+                                return Some(Ok((content.to_vec(), read as u64)));
+                            }
+                        }
+                        Err(err) => return Some(Err(err)),
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Split a file's bytes into payload bodies.
@@ -77,24 +180,49 @@ pub fn split_bodies(text: &[u8]) -> Vec<Vec<u8>> {
 }
 
 /// Ingest `bodies`, many in flight at once so they share group commits.
-pub async fn import(state: &AppState, bodies: Vec<Vec<u8>>, show_progress: bool) -> ImportSummary {
-    let progress = if show_progress {
-        ProgressBar::new(bodies.len() as u64)
-    } else {
-        ProgressBar::hidden()
+/// A thread reads them ahead of the writers, at most a few batches ahead,
+/// so memory stays bounded whatever the file's size. A read error ends the
+/// import once what was read is stored, and is returned (importing the
+/// file again stores the rest: what is stored already is a duplicate).
+pub async fn import(
+    state: &AppState,
+    bodies: Bodies,
+    show_progress: bool,
+) -> anyhow::Result<ImportSummary> {
+    let progress = match (show_progress, bodies.length) {
+        (false, _) => ProgressBar::hidden(),
+        (true, Some(length)) => ProgressBar::new(length),
+        (true, None) => ProgressBar::no_length(),
     };
     progress.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} payloads  {per_sec}  eta {eta}")
+        ProgressStyle::with_template("{bar:40} {percent:>3}%  {msg}  {elapsed}  eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut summary = ImportSummary::default();
     // Enough in flight that the next batch is parsed and waiting while one
     // commits.
     let in_flight = state.ingestor.capacity().saturating_mul(4).max(1);
-    let mut answers = futures::stream::iter(bodies.iter())
-        .map(|body| accept(&state.db, &state.ingestor, body, Some("application/json")))
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(in_flight);
+    let reader = tokio::task::spawn_blocking(move || {
+        for body in bodies {
+            match body {
+                Ok(body) => {
+                    if sender.blocking_send(body).is_err() {
+                        return Ok(());
+                    }
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    });
+    let mut summary = ImportSummary::default();
+    let mut answers = futures::stream::poll_fn(|cx| receiver.poll_recv(cx))
+        .map(|(body, weight): (Vec<u8>, u64)| async move {
+            let answer = accept(&state.db, &state.ingestor, &body, Some("application/json")).await;
+            (answer, weight)
+        })
         .buffer_unordered(in_flight);
-    while let Some(answer) = answers.next().await {
+    while let Some((answer, weight)) = answers.next().await {
         match answer {
             Ok(Status::Stored) => summary.stored += 1,
             Ok(Status::Duplicate) => summary.duplicate += 1,
@@ -113,10 +241,17 @@ pub async fn import(state: &AppState, bodies: Vec<Vec<u8>>, show_progress: bool)
                 progress.suspend(|| tracing::error!(error = %err, "payload not stored"));
             }
         }
-        progress.inc(1);
+        progress.inc(weight);
+        progress.set_message(format!("{} payloads", summary.total()));
     }
     progress.finish_and_clear();
-    summary
+    reader
+        .await
+        .map_err(|err| anyhow::anyhow!("the reader stopped: {err}"))?
+        .map_err(|err| {
+            anyhow::anyhow!("reading stopped after {} payloads: {err}", summary.total())
+        })?;
+    Ok(summary)
 }
 
 #[cfg(test)]
@@ -135,6 +270,38 @@ mod tests {
             3
         );
         assert!(split_bodies(b"  \n").is_empty());
+    }
+
+    /// Reading a file as it is imported gives the bodies that splitting it
+    /// whole gives, whether it is NDJSON (read a line at a time) or a
+    /// document.
+    #[test]
+    fn opened_files_give_the_bodies_of_the_whole_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: [&[u8]; 8] = [
+            b"{\"a\":1}\n{\"a\":2}\r\n\n  \nnot json\n{\"a\":3}",
+            b"\n\n{\"a\":1}\n{\"a\":2}\n",
+            b"{\n  \"a\": 1\n}\n",
+            b"[{\"a\":1}, {\"a\":2}]",
+            b"[\n {\"a\":1},\n {\"a\":2}\n]\n",
+            b"{\"activityId\": \"broken\n{\"a\":2}\n",
+            b"{\"a\":1}",
+            b"  \n",
+        ];
+        for (i, text) in cases.into_iter().enumerate() {
+            let path = dir.path().join(format!("{i}.json"));
+            std::fs::write(&path, text).unwrap();
+            let bodies = super::open(&path).unwrap();
+            let read: Vec<Vec<u8>> = bodies.map(|b| b.unwrap().0).collect();
+            assert_eq!(read, split_bodies(text), "case {i}");
+        }
+        // NDJSON is read a line at a time; the progress bar counts its bytes.
+        let path = dir.path().join("lines.ndjson");
+        std::fs::write(&path, cases[1]).unwrap();
+        let bodies = super::open(&path).unwrap();
+        assert_eq!(bodies.length, Some(cases[1].len() as u64));
+        let weights: u64 = bodies.map(|b| b.unwrap().1).sum();
+        assert_eq!(weights, cases[1].len() as u64);
     }
 }
 

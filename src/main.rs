@@ -330,11 +330,11 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             .await?;
             let mut total = leadql::import::ImportSummary::default();
             for file in &files {
-                let bodies = leadql::import::read_bodies(file)?;
+                let bodies = leadql::import::open(file)?;
                 let started = std::time::Instant::now();
-                let count = bodies.len();
                 let summary =
-                    leadql::import::import(&state, bodies, std::io::stderr().is_terminal()).await;
+                    leadql::import::import(&state, bodies, std::io::stderr().is_terminal()).await?;
+                let count = summary.total();
                 let secs = started.elapsed().as_secs_f64();
                 eprintln!(
                     "{}: {summary} ({count} payloads in {secs:.1}s, {:.0}/s)",
