@@ -174,7 +174,7 @@ fn total_counts_equal_the_nodes_of_every_page_for_any_filter() {
         any::<prop::sample::Index>(),
         any::<prop::sample::Index>(),
         0usize..5,
-        0usize..7,
+        0usize..9,
         any::<bool>(),
     );
     let non_empty = std::sync::atomic::AtomicUsize::new(0);
@@ -192,6 +192,9 @@ fn total_counts_equal_the_nodes_of_every_page_for_any_filter() {
                 3 => json!({ "variable": one, "type": { "eq": "call" } }),
                 4 => json!({ "or": [{ "variable": one }, other] }),
                 5 => json!({ "not": { "variable": one } }),
+                // With a project (also counted in the variables table).
+                6 => json!({ "variable": one, "projectId": { "eq": projects[a.index(projects.len())] } }),
+                7 => json!({ "variable": one, "projectId": { "in": [projects[0], "no such project"] } }),
                 _ => json!({ "search": "the" }),
             };
             let key = if as_scoped { &scoped } else { &every };
@@ -208,8 +211,9 @@ fn total_counts_equal_the_nodes_of_every_page_for_any_filter() {
 }
 
 /// Which path counts: a variables row of no activity is counted by a
-/// filter that is one variable condition (the variables table answers it,
-/// for the keys that see the row's lead) and by no other filter.
+/// filter that is one variable condition, alone or with its project (the
+/// variables table answers it, for the keys that see the row's lead), and
+/// by no other filter.
 #[tokio::test]
 async fn a_variable_filter_alone_is_counted_in_the_variables_table() {
     use sea_orm::ConnectionTrait;
@@ -266,6 +270,18 @@ async fn a_variable_filter_alone_is_counted_in_the_variables_table() {
             "counted from the activities"
         );
     }
+    // With the row's project it is counted there too; with another
+    // project it is not.
+    let in_project = |project: &str| json!({ "variable": { "name": "Urgency", "eq": "None" }, "projectId": { "eq": project } });
+    let (total, ids) = count_and_nodes(&server, &every, &in_project(&projects[0])).await;
+    assert_eq!(
+        total,
+        ids.len() as i64 + 1,
+        "the row of its project counted"
+    );
+    let (total, ids) = count_and_nodes(&server, &every, &in_project(&projects[1])).await;
+    assert_eq!(total, ids.len() as i64, "no row of the other project");
+    assert!(total > 0, "the other project has such activities");
     server.stop().await;
 }
 

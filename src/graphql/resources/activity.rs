@@ -7,7 +7,7 @@ use super::lead::{lead_of, Lead};
 use super::{condition, look_up, reader};
 use crate::graphql::aggregate::activities_total;
 use crate::graphql::engine::connection::{connection, cost, one, root, Total};
-use crate::graphql::engine::filter::{like, like_pattern, Against};
+use crate::graphql::engine::filter::{like, like_pattern, string, Against};
 use crate::graphql::engine::join::Join;
 use crate::graphql::engine::order::order_input;
 use crate::graphql::engine::page::{PageArgs, SortKey};
@@ -194,27 +194,34 @@ fn variable_rows(f: &VariableFilter, at: Against) -> Condition {
     rows
 }
 
-/// The count of a root list whose filter is one `variable` condition and
-/// nothing else, from the variables table alone: it holds one row per
-/// activity and name, written and replaced with its activity and carrying
-/// the activity's lead (by which a scoped reader sees both), so its
-/// matching rows are the matching activities, and the count reads one
-/// index instead of probing an activity per match. None for any other
-/// filter (the activities are counted).
+/// The count of a root list whose filter is one `variable` condition,
+/// alone or with a `projectId` condition, from the variables table alone:
+/// it holds one row per activity and name, written and replaced with its
+/// activity and carrying the activity's lead (by which a scoped reader
+/// sees both) and project, so its matching rows are the matching
+/// activities, and the count reads one index instead of probing an
+/// activity per match. None for any other filter (the activities are
+/// counted).
 fn variable_total(reader: &Reader, filter: Option<&ActivityFilter>) -> Option<Total> {
     let f = filter?;
     let v = f.variable.as_ref()?;
     let alone = ActivityFilter {
         variable: Some(v.clone()),
+        project_id: f.project_id.clone(),
         ..Default::default()
     };
     (*f == alone).then(|| {
-        Total::rows(
-            reader.db(),
-            reader
-                .find::<variable::Entity>()
-                .filter(variable_rows(v, Against::of(reader))),
-        )
+        let at = Against::of(reader);
+        let mut rows = variable_rows(v, at);
+        if let Some(project) = &f.project_id {
+            rows = rows.add(string(
+                variable::Column::ProjectId,
+                project,
+                false,
+                at.backend,
+            ));
+        }
+        Total::rows(reader.db(), reader.find::<variable::Entity>().filter(rows))
     })
 }
 
