@@ -20,18 +20,7 @@ async fn import_and_http_give_identical_tables() {
     let lines: Vec<&str> = text.lines().collect();
 
     let imported_db = TestDb::new().await;
-    let output = Command::new(env!("CARGO_BIN_EXE_leadql"))
-        .arg("import")
-        .arg(&file)
-        .env("DATABASE_URL", &imported_db.url)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summary = String::from_utf8(output.stdout).unwrap();
+    let summary = import(&[], &file, &imported_db.url);
 
     let http_db = TestDb::new().await;
     let server = TestServer::start(&http_db).await;
@@ -72,10 +61,23 @@ async fn import_and_http_give_identical_tables() {
     // Batch boundaries change nothing: the same file in batches of five
     // (instead of one batch of the whole file) gives the same tables.
     let small_db = TestDb::new().await;
+    let (s_stored, s_duplicate, s_stale, s_rejected) =
+        parse_summary(&import(&["--ingest-batch", "5"], &file, &small_db.url));
+    assert_eq!(s_stored + s_stale, stored + stale);
+    assert_eq!((s_duplicate, s_rejected), (duplicate, rejected));
+    let small = leadql::store::connect(&small_db.url).await.unwrap();
+    assert_same_state(&snapshot(&small).await, &snapshot(server.db()).await);
+    small.close().await.unwrap();
+    server.stop().await;
+}
+
+/// `leadql import <options> <file>` into `database_url`; its summary line.
+fn import(options: &[&str], file: &std::path::Path, database_url: &str) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_leadql"))
-        .args(["import", "--ingest-batch", "5"])
-        .arg(&file)
-        .env("DATABASE_URL", &small_db.url)
+        .arg("import")
+        .args(options)
+        .arg(file)
+        .env("DATABASE_URL", database_url)
         .output()
         .unwrap();
     assert!(
@@ -83,14 +85,7 @@ async fn import_and_http_give_identical_tables() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let (s_stored, s_duplicate, s_stale, s_rejected) =
-        parse_summary(&String::from_utf8(output.stdout).unwrap());
-    assert_eq!(s_stored + s_stale, stored + stale);
-    assert_eq!((s_duplicate, s_rejected), (duplicate, rejected));
-    let small = leadql::store::connect(&small_db.url).await.unwrap();
-    assert_same_state(&snapshot(&small).await, &snapshot(server.db()).await);
-    small.close().await.unwrap();
-    server.stop().await;
+    String::from_utf8(output.stdout).unwrap()
 }
 
 /// "stored N, duplicate N, stale N, rejected N"
