@@ -71,9 +71,14 @@ pub(crate) fn filter_input(
                     #(#docs)*
                     pub #ident: ::core::option::Option<#ty>,
                 });
+                let call = if only.level {
+                    quote!(#with(v, self, at))
+                } else {
+                    quote!(#with(v, at))
+                };
                 conditions.push(quote! {
                     if let ::core::option::Option::Some(v) = &self.#ident {
-                        out.push(#with(v, at));
+                        out.push(#call);
                     }
                 });
                 tests.push(quote! {

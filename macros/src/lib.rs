@@ -32,7 +32,9 @@
 //! field of its own type with `f(&value, at: Against) -> Condition` (`at`:
 //! the backend and the request's moment), evaluated
 //! by the database only; `#[filter_only(with = f, personal)]` one over
-//! personal data.
+//! personal data; `#[filter_only(with = f, level)]` calls
+//! `f(&value, &filter, at)` with the filter level the field is in, so the
+//! condition may use its siblings.
 //!
 //! The generated code names `crate::graphql::engine` and the `entity`
 //! crate: it is for leadql alone.
@@ -116,6 +118,8 @@ pub(crate) struct FilterOnly {
     ty: Type,
     docs: Vec<Attribute>,
     with: Path,
+    /// `with` is also given the filter's level (its sibling conditions).
+    level: bool,
     personal: bool,
 }
 
@@ -165,6 +169,7 @@ fn entries(item: &ItemStruct) -> syn::Result<Vec<Entry>> {
         if let Some(attr) = f.attrs.iter().find(|a| a.path().is_ident("filter_only")) {
             let mut with = None;
             let mut personal = false;
+            let mut level = false;
             attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("with") {
                     with = Some(meta.value()?.parse::<Path>()?);
@@ -172,8 +177,11 @@ fn entries(item: &ItemStruct) -> syn::Result<Vec<Entry>> {
                 } else if meta.path.is_ident("personal") {
                     personal = true;
                     Ok(())
+                } else if meta.path.is_ident("level") {
+                    level = true;
+                    Ok(())
                 } else {
-                    Err(meta.error("expected `with = function` or `personal`"))
+                    Err(meta.error("expected `with = function`, `level` or `personal`"))
                 }
             })?;
             let with =
@@ -183,6 +191,7 @@ fn entries(item: &ItemStruct) -> syn::Result<Vec<Entry>> {
                 ty: f.ty.clone(),
                 docs,
                 with,
+                level,
                 personal,
             }));
             continue;

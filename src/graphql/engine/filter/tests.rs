@@ -236,6 +236,35 @@ fn variables_filter_through_the_variables_table() {
 }
 
 #[test]
+fn a_project_beside_a_variable_is_also_asked_of_the_variables() {
+    let f = ActivityFilter {
+        project_id: Some(s("P")),
+        variable: Some(VariableFilter {
+            name: "Urgency".into(),
+            eq: Some("None".into()),
+            ..Default::default()
+        }),
+        or: Some(vec![ActivityFilter {
+            variable: Some(VariableFilter {
+                name: "Urgency".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    let sql = render::<activity::Entity>(
+        condition(&f, DbBackend::Sqlite, Role::Full).unwrap(),
+        DbBackend::Sqlite,
+    );
+    // Only at the project's own level: the `or` branch has no project.
+    assert_eq!(
+        sql,
+        r#""activities"."project_id" = 'P' AND "activities"."id" IN (SELECT "activity_id" FROM "variables" WHERE "variables"."name" = 'Urgency' AND "variables"."project_id" = 'P' AND "value_text" = 'None') AND "activities"."id" IN (SELECT "activity_id" FROM "variables" WHERE "variables"."name" = 'Urgency')"#
+    );
+}
+
+#[test]
 fn too_deep_a_filter_is_refused() {
     let mut f = LeadFilter::default();
     for _ in 0..MAX_FILTER_DEPTH {
