@@ -76,28 +76,36 @@ pub fn open(source: &Path) -> anyhow::Result<Bodies> {
         (Box::new(BufReader::with_capacity(1 << 20, file)), size)
     };
     let mut read = Vec::new();
+    match non_blank_line(&mut *reader, &mut read).map_err(cannot)? {
+        Some(first) if is_object(&first) => Ok(Bodies {
+            length: size,
+            reading: Reading::Lines {
+                first: Some((first, read.len() as u64)),
+                reader,
+            },
+        }),
+        _ => {
+            reader.read_to_end(&mut read).map_err(cannot)?;
+            Ok(whole(&read))
+        }
+    }
+}
+
+/// Read `reader` to the end of its next non-blank line, appending what is
+/// read to `read`: that line without its line break, or None at the end.
+fn non_blank_line(
+    reader: &mut dyn BufRead,
+    read: &mut Vec<u8>,
+) -> std::io::Result<Option<Vec<u8>>> {
     loop {
-        let mut line = Vec::new();
-        if reader.read_until(b'\n', &mut line).map_err(cannot)? == 0 {
-            // Blank to the end.
-            return Ok(whole(&read));
+        let start = read.len();
+        if reader.read_until(b'\n', read)? == 0 {
+            return Ok(None);
         }
-        read.extend_from_slice(&line);
-        let content = line_content(&line);
-        if content.trim_ascii().is_empty() {
-            continue;
+        let content = line_content(&read[start..]);
+        if !content.trim_ascii().is_empty() {
+            return Ok(Some(content.to_vec()));
         }
-        if is_object(content) {
-            return Ok(Bodies {
-                length: size,
-                reading: Reading::Lines {
-                    first: Some((content.to_vec(), read.len() as u64)),
-                    reader,
-                },
-            });
-        }
-        reader.read_to_end(&mut read).map_err(cannot)?;
-        return Ok(whole(&read));
     }
 }
 
@@ -133,18 +141,11 @@ impl Iterator for Bodies {
                 if let Some(first) = first.take() {
                     return Some(Ok(first));
                 }
-                loop {
-                    let mut line = Vec::new();
-                    match reader.read_until(b'\n', &mut line) {
-                        Ok(0) => return None,
-                        Ok(read) => {
-                            let content = line_content(&line);
-                            if !content.trim_ascii().is_empty() {
-                                return Some(Ok((content.to_vec(), read as u64)));
-                            }
-                        }
-                        Err(err) => return Some(Err(err)),
-                    }
+                let mut read = Vec::new();
+                match non_blank_line(&mut **reader, &mut read) {
+                    Ok(Some(body)) => Some(Ok((body, read.len() as u64))),
+                    Ok(None) => None,
+                    Err(err) => Some(Err(err)),
                 }
             }
         }
@@ -202,15 +203,10 @@ pub async fn import(
     // commits.
     let in_flight = state.ingestor.capacity().saturating_mul(4).max(1);
     let (sender, mut receiver) = tokio::sync::mpsc::channel(in_flight);
-    let reader = tokio::task::spawn_blocking(move || {
+    let reader = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         for body in bodies {
-            match body {
-                Ok(body) => {
-                    if sender.blocking_send(body).is_err() {
-                        return Ok(());
-                    }
-                }
-                Err(err) => return Err(err),
+            if sender.blocking_send(body?).is_err() {
+                break;
             }
         }
         Ok(())
@@ -242,7 +238,9 @@ pub async fn import(
             }
         }
         progress.inc(weight);
-        progress.set_message(format!("{} payloads", summary.total()));
+        if show_progress {
+            progress.set_message(format!("{} payloads", summary.total()));
+        }
     }
     progress.finish_and_clear();
     reader
@@ -295,13 +293,16 @@ mod tests {
             let read: Vec<Vec<u8>> = bodies.map(|b| b.unwrap().0).collect();
             assert_eq!(read, split_bodies(text), "case {i}");
         }
-        // NDJSON is read a line at a time; the progress bar counts its bytes.
-        let path = dir.path().join("lines.ndjson");
-        std::fs::write(&path, cases[1]).unwrap();
-        let bodies = super::open(&path).unwrap();
-        assert_eq!(bodies.length, Some(cases[1].len() as u64));
-        let weights: u64 = bodies.map(|b| b.unwrap().1).sum();
-        assert_eq!(weights, cases[1].len() as u64);
+        // NDJSON is read a line at a time; the progress bar counts its
+        // bytes, blank lines included.
+        for text in [cases[0], cases[1]] {
+            let path = dir.path().join("lines.ndjson");
+            std::fs::write(&path, text).unwrap();
+            let bodies = super::open(&path).unwrap();
+            assert_eq!(bodies.length, Some(text.len() as u64));
+            let weights: u64 = bodies.map(|b| b.unwrap().1).sum();
+            assert_eq!(weights, text.len() as u64);
+        }
     }
 }
 
