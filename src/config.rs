@@ -146,6 +146,12 @@ pub struct Config {
     /// `ingest_batch` says otherwise (see `PipelineConfig::for_import`).
     #[arg(skip)]
     pub bulk: bool,
+
+    /// From how many matching rows a list in time order walks its index
+    /// rather than reading every match (see `Limits::walk_from`). Not a
+    /// setting: tests lower it to page through both plans on small data.
+    #[arg(skip = crate::graphql::WALK_FROM)]
+    pub walk_from: u64,
 }
 
 /// How promised callbacks are found and read (shared by `serve`, `import`
@@ -227,6 +233,7 @@ impl Config {
             max_depth: self.max_depth,
             max_complexity: self.max_complexity,
             timeout: std::time::Duration::from_secs_f64(self.query_timeout.max(0.001)),
+            walk_from: self.walk_from,
         }
     }
 
@@ -258,6 +265,7 @@ impl Config {
             callbacks: CallbackConfig::default(),
             clock: crate::clock::Clock::default(),
             bulk: false,
+            walk_from: crate::graphql::WALK_FROM,
         }
     }
 }

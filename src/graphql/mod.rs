@@ -22,13 +22,21 @@ pub use http::{router, ws_router};
 
 pub type LeadqlSchema = Schema<query::Query, EmptyMutation, subscription::Subscription>;
 
-/// Limits on what one query may ask for.
+/// Limits on what one query may ask for, and how its reads are planned.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub max_depth: usize,
     pub max_complexity: usize,
     pub timeout: Duration,
+    /// From how many rows meeting a condition a list in time order is
+    /// read by walking its time index and asking each row, rather than by
+    /// reading every row that meets it and sorting them (see
+    /// `resources::activity`'s `page_condition`).
+    pub walk_from: u64,
 }
+
+/// The default of [`Limits::walk_from`].
+pub const WALK_FROM: u64 = 1_000;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -36,6 +44,7 @@ impl Default for Limits {
             max_depth: 16,
             max_complexity: 250_000,
             timeout: Duration::from_secs(10),
+            walk_from: WALK_FROM,
         }
     }
 }
@@ -62,7 +71,8 @@ fn build(
         EmptyMutation,
         subscription::Subscription,
     )
-    .validation_mode(mode);
+    .validation_mode(mode)
+    .data(limits);
     if let Some(feed) = feed {
         builder = builder.data(feed);
     }

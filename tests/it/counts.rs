@@ -5,6 +5,7 @@
 
 use crate::common::*;
 use crate::rollup::loaded_server;
+use leadql::config::Config;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -373,4 +374,96 @@ fn rolled_up_total_counts_equal_the_nodes_of_every_page() {
     let non_empty = non_empty.into_inner();
     assert!(non_empty > 20, "only {non_empty} lists had nodes");
     runtime.block_on(server.stop());
+}
+
+/// Every page of `filter`'s activities in `order` as `key` sees them,
+/// `size` at a time, read forward with `first`/`after` or backward with
+/// `last`/`before`: per page, its edges (cursor and id) and pageInfo.
+async fn all_pages(
+    server: &TestServer,
+    key: &str,
+    filter: &Value,
+    order: &Value,
+    backward: bool,
+) -> Vec<Value> {
+    let query = "query($f: ActivityFilter, $o: [ActivityOrderBy!], $first: Int, $after: String, $last: Int, $before: String) {
+  activities(filter: $f, orderBy: $o, first: $first, after: $after, last: $last, before: $before) {
+    edges { cursor node { id } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }";
+    let mut pages = Vec::new();
+    let mut cursor = Value::Null;
+    loop {
+        let variables = if backward {
+            json!({ "f": filter, "o": order, "last": 7, "before": cursor })
+        } else {
+            json!({ "f": filter, "o": order, "first": 7, "after": cursor })
+        };
+        let list = data(server, key, query, variables).await["activities"].clone();
+        let info = &list["pageInfo"];
+        let more = if backward {
+            info["hasPreviousPage"].as_bool().unwrap()
+        } else {
+            info["hasNextPage"].as_bool().unwrap()
+        };
+        cursor = if backward {
+            info["startCursor"].clone()
+        } else {
+            info["endCursor"].clone()
+        };
+        pages.push(list);
+        if !more {
+            return pages;
+        }
+    }
+}
+
+/// A page of activities with a common variable value can be read by
+/// walking the activities in time order and asking each for the variable
+/// (`walk_from` matches or more) instead of reading every match and
+/// sorting: both plans page through the same rows, with the same cursors
+/// and page info, forward and backward, in both time orders, with and
+/// without a project, for a key of every project and a scoped one. One
+/// server takes the walk for any match, the other never does.
+#[tokio::test]
+async fn a_page_walked_in_time_order_holds_the_rows_of_the_sorted_matches() {
+    let db = TestDb::new().await;
+    let listed = loaded_server(&db, 43).await;
+    let walked = TestServer::start_with(Config {
+        walk_from: 1,
+        ..Config::for_database(&db.url)
+    })
+    .await;
+    let (_, projects) = variables_and_projects(&listed).await;
+    let every = key_for(&listed, None).await;
+    let scoped = key_for(&listed, Some(&projects[0])).await;
+    walked.state.keys.reload().await.unwrap();
+    let filters = [
+        json!({ "variable": { "name": "Urgency", "eq": "None" } }),
+        json!({ "variable": { "name": "Urgency", "in": ["Urgent", "Very Urgent"] } }),
+        json!({ "variable": { "name": "Urgency", "contains": "URG" }, "projectId": { "eq": projects[1] } }),
+        json!({ "variable": { "name": "circle" }, "projectId": { "in": [projects[0], projects[1]] } }),
+        json!({ "variable": { "name": "Urgency", "eq": "no such value" } }),
+    ];
+    let orders = [
+        json!(null),
+        json!([{ "field": "TIMESTAMP", "direction": "DESC" }]),
+    ];
+    let mut rows_seen = 0;
+    for filter in &filters {
+        for order in &orders {
+            for backward in [false, true] {
+                for key in [&every, &scoped] {
+                    let expected = all_pages(&listed, key, filter, order, backward).await;
+                    let got = all_pages(&walked, key, filter, order, backward).await;
+                    assert_eq!(got, expected, "{filter} {order} backward {backward}");
+                    rows_seen += expected
+                        .iter()
+                        .map(|p| p["edges"].as_array().unwrap().len())
+                        .sum::<usize>();
+                }
+            }
+        }
+    }
+    assert!(rows_seen > 200, "only {rows_seen} rows compared");
+    walked.stop().await;
+    listed.stop().await;
 }

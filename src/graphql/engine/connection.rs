@@ -99,6 +99,14 @@ pub fn node_fields<'a>(ctx: &'a Context<'a>) -> Vec<SelectionField<'a>> {
     nodes
 }
 
+/// Whether the list field of `ctx` is asked for rows (`edges`, `nodes`
+/// or `pageInfo`), not only its `totalCount`.
+pub fn paged(ctx: &Context<'_>) -> bool {
+    ctx.field()
+        .selection_set()
+        .any(|f| matches!(f.name(), "edges" | "nodes" | "pageInfo"))
+}
+
 /// A root list: one page of `select` (filtered), reading the columns the
 /// nodes are asked for, plus a lazy count.
 /// A sort by personal data is refused to a reader that may not read it:
@@ -130,11 +138,7 @@ where
     sorts_allowed(reader, &key)?;
     let window = args.window(&key)?;
     // A list asked only for its `totalCount` (a badge) reads no page.
-    let paged = ctx
-        .field()
-        .selection_set()
-        .any(|f| matches!(f.name(), "edges" | "nodes" | "pageInfo"));
-    let page = if paged {
+    let page = if paged(ctx) {
         let reads = Reads::of::<R>(&node_fields(ctx));
         page(reader.db(), select.clone(), &key, &window, &reads)
             .await
