@@ -31,7 +31,7 @@ pub struct Limits {
     /// From how many rows meeting a condition a list in time order is
     /// read by walking its time index and asking each row, rather than by
     /// reading every row that meets it and sorting them (see
-    /// `resources::activity`'s `page_condition`).
+    /// `resources::activity`'s `walked`).
     pub walk_from: u64,
 }
 

@@ -376,19 +376,24 @@ fn rolled_up_total_counts_equal_the_nodes_of_every_page() {
     runtime.block_on(server.stop());
 }
 
-/// Every page of `filter`'s activities in `order` as `key` sees them,
-/// `size` at a time, read forward with `first`/`after` or backward with
-/// `last`/`before`: per page, its edges (cursor and id) and pageInfo.
+/// Every page of `list`'s rows ("activities" or "leads") for `filter` in
+/// `order` as `key` sees them, 7 at a time, read forward with
+/// `first`/`after` or backward with `last`/`before`: per page, its edges
+/// (cursor and id) and pageInfo.
 async fn all_pages(
     server: &TestServer,
     key: &str,
+    list: &str,
     filter: &Value,
     order: &Value,
     backward: bool,
 ) -> Vec<Value> {
-    let query = "query($f: ActivityFilter, $o: [ActivityOrderBy!], $first: Int, $after: String, $last: Int, $before: String) {
-  activities(filter: $f, orderBy: $o, first: $first, after: $after, last: $last, before: $before) {
-    edges { cursor node { id } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }";
+    let kind = if list == "leads" { "Lead" } else { "Activity" };
+    let query = format!(
+        "query($f: {kind}Filter, $o: [{kind}OrderBy!], $first: Int, $after: String, $last: Int, $before: String) {{
+  {list}(filter: $f, orderBy: $o, first: $first, after: $after, last: $last, before: $before) {{
+    edges {{ cursor node {{ id }} }} pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }} }} }}"
+    );
     let mut pages = Vec::new();
     let mut cursor = Value::Null;
     loop {
@@ -397,32 +402,29 @@ async fn all_pages(
         } else {
             json!({ "f": filter, "o": order, "first": 7, "after": cursor })
         };
-        let list = data(server, key, query, variables).await["activities"].clone();
-        let info = &list["pageInfo"];
-        let more = if backward {
-            info["hasPreviousPage"].as_bool().unwrap()
+        let page = data(server, key, &query, variables).await[list].clone();
+        let info = &page["pageInfo"];
+        let (more, next) = if backward {
+            (&info["hasPreviousPage"], &info["startCursor"])
         } else {
-            info["hasNextPage"].as_bool().unwrap()
+            (&info["hasNextPage"], &info["endCursor"])
         };
-        cursor = if backward {
-            info["startCursor"].clone()
-        } else {
-            info["endCursor"].clone()
-        };
-        pages.push(list);
+        let more = more.as_bool().unwrap();
+        cursor = next.clone();
+        pages.push(page);
         if !more {
             return pages;
         }
     }
 }
 
-/// A page of activities with a common variable value can be read by
-/// walking the activities in time order and asking each for the variable
-/// (`walk_from` matches or more) instead of reading every match and
-/// sorting: both plans page through the same rows, with the same cursors
-/// and page info, forward and backward, in both time orders, with and
-/// without a project, for a key of every project and a scoped one. One
-/// server takes the walk for any match, the other never does.
+/// A page of a common variable value's activities, or of the activities
+/// or leads a common term matches, can be read by walking the list in time order and
+/// asking each row (`walk_from` matches or more) instead of reading every
+/// match and sorting: both plans page through the same rows, with the
+/// same cursors and page info, forward and backward, in both time orders,
+/// with and without a project, for a key of every project and a scoped
+/// one. One server takes the walk for any match, the other never does.
 #[tokio::test]
 async fn a_page_walked_in_time_order_holds_the_rows_of_the_sorted_matches() {
     let db = TestDb::new().await;
@@ -436,25 +438,40 @@ async fn a_page_walked_in_time_order_holds_the_rows_of_the_sorted_matches() {
     let every = key_for(&listed, None).await;
     let scoped = key_for(&listed, Some(&projects[0])).await;
     walked.state.keys.reload().await.unwrap();
-    let filters = [
+    let in_project = |i: usize| json!({ "eq": projects[i] });
+    let activities = [
         json!({ "variable": { "name": "Urgency", "eq": "None" } }),
         json!({ "variable": { "name": "Urgency", "in": ["Urgent", "Very Urgent"] } }),
-        json!({ "variable": { "name": "Urgency", "contains": "URG" }, "projectId": { "eq": projects[1] } }),
+        json!({ "variable": { "name": "Urgency", "contains": "URG" }, "projectId": in_project(1) }),
         json!({ "variable": { "name": "circle" }, "projectId": { "in": [projects[0], projects[1]] } }),
         json!({ "variable": { "name": "Urgency", "eq": "no such value" } }),
+        json!({ "search": "evening" }),
+        json!({ "search": "EVEN", "projectId": in_project(0) }),
+        json!({ "search": "no call says this" }),
     ];
-    let orders = [
-        json!(null),
-        json!([{ "field": "TIMESTAMP", "direction": "DESC" }]),
+    let leads = [
+        json!({ "search": "evening" }),
+        json!({ "search": "the" }),
+        json!({ "search": "EVEN", "projectId": in_project(1) }),
+        json!({ "search": "no call says this" }),
     ];
+    let cases = activities
+        .iter()
+        .map(|f| ("activities", f, "TIMESTAMP"))
+        .chain(leads.iter().map(|f| ("leads", f, "LAST_ACTIVITY_AT")));
     let mut rows_seen = 0;
-    for filter in &filters {
+    for (list, filter, time) in cases {
+        let orders = [
+            json!(null),
+            json!([{ "field": time, "direction": "DESC" }]),
+            json!([{ "field": time, "direction": "ASC" }]),
+        ];
         for order in &orders {
             for backward in [false, true] {
                 for key in [&every, &scoped] {
-                    let expected = all_pages(&listed, key, filter, order, backward).await;
-                    let got = all_pages(&walked, key, filter, order, backward).await;
-                    assert_eq!(got, expected, "{filter} {order} backward {backward}");
+                    let expected = all_pages(&listed, key, list, filter, order, backward).await;
+                    let got = all_pages(&walked, key, list, filter, order, backward).await;
+                    assert_eq!(got, expected, "{list} {filter} {order} backward {backward}");
                     rows_seen += expected
                         .iter()
                         .map(|p| p["edges"].as_array().unwrap().len())
@@ -463,7 +480,7 @@ async fn a_page_walked_in_time_order_holds_the_rows_of_the_sorted_matches() {
             }
         }
     }
-    assert!(rows_seen > 200, "only {rows_seen} rows compared");
+    assert!(rows_seen > 600, "only {rows_seen} rows compared");
     walked.stop().await;
     listed.stop().await;
 }

@@ -10,7 +10,7 @@ use crate::store::read::{ReadDb, Reader, Scoped};
 use async_graphql::context::SelectionField;
 use async_graphql::Context;
 use futures::future::BoxFuture;
-use sea_orm::sea_query::SelectStatement;
+use sea_orm::sea_query::{Alias, Expr, Query, SelectStatement};
 use sea_orm::{Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QuerySelect, Select};
 use std::sync::Arc;
 
@@ -97,6 +97,22 @@ pub fn node_fields<'a>(ctx: &'a Context<'a>) -> Vec<SelectionField<'a>> {
         }
     }
     nodes
+}
+
+/// Whether `rows` gives at least `n` rows, reading at most `n` of them: a
+/// count whose cost is bounded, to choose how a page is read (see
+/// `resources::activity`'s `walked`).
+pub async fn at_least(
+    db: &ReadDb,
+    mut rows: SelectStatement,
+    n: u64,
+) -> async_graphql::Result<bool> {
+    rows.limit(n);
+    let count = Query::select()
+        .expr(Expr::cust("COUNT(*)"))
+        .from_subquery(rows, Alias::new("found"))
+        .to_owned();
+    Ok(Total::number(db, count).get().await? as u64 >= n)
 }
 
 /// Whether the list field of `ctx` is asked for rows (`edges`, `nodes`

@@ -11,7 +11,7 @@
 
 use super::filter::{like, like_pattern, Against};
 use entity::{activity, analysis, conversation, lead, message};
-use sea_orm::sea_query::{Expr, Query, SelectStatement};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, IntoColumnRef, Query, SelectStatement};
 use sea_orm::{ColumnTrait, Condition, DbBackend, IntoSimpleExpr};
 
 /// How a term is looked up.
@@ -97,6 +97,73 @@ pub fn leads(text: &str, at: Against) -> Condition {
                 )))
         }
     }
+}
+
+/// How a page can find the rows a term matches by walking its list in
+/// order: `matching`, the distinct rows (their ids) with a matching
+/// document, for a bounded count of them, and `probe`, the question asked
+/// of each row as the walk passes it. The same documents as [`leads`] and
+/// [`activities`] look up, so both give the same rows.
+pub struct Walk {
+    pub matching: SelectStatement,
+    pub probe: Condition,
+    /// The documents' column that names the walked row.
+    column: &'static str,
+}
+
+impl Walk {
+    /// Count only the matches among `rows` (a statement over the walked
+    /// table, whose `id` names the row), asked of each match: listing
+    /// `rows` first instead (`IN`) cost 138 ms for a project's 54,000
+    /// activities at 100,000 leads, asking 23 ms.
+    pub fn among(&mut self, mut rows: SelectStatement, id: impl IntoColumnRef) {
+        let named = (Alias::new("search_documents"), Alias::new(self.column));
+        rows.and_where(Expr::col(id).equals(named));
+        self.matching.and_where(Expr::exists(rows));
+    }
+}
+
+/// The [`Walk`] of the rows whose documents of `kinds` (naming their row
+/// in `column`) `text` matches, where the text is looked up in SQLite's
+/// index (elsewhere None: on PostgreSQL, counting even a bounded number
+/// of matches reads every match of each trigram first).
+fn walk(
+    text: &str,
+    at: Against,
+    column: &'static str,
+    kinds: &[&str],
+    row: impl IntoColumnRef,
+) -> Option<Walk> {
+    let Lookup::Index(phrase) = lookup(text, at.backend) else {
+        return None;
+    };
+    let mut docs = documents(column, kinds, &phrase);
+    let matching = docs.clone().distinct().to_owned();
+    let probe = docs
+        .and_where(Expr::col((Alias::new("search_documents"), Alias::new(column))).equals(row))
+        .to_owned();
+    Some(Walk {
+        matching,
+        probe: Condition::all().add(Expr::exists(probe)),
+        column,
+    })
+}
+
+/// The [`Walk`] of the leads `text` matches (see [`leads`]).
+pub fn lead_walk(text: &str, at: Against) -> Option<Walk> {
+    walk(
+        text,
+        at,
+        "lead_id",
+        &["m", "a", "l"],
+        (lead::Entity, lead::Column::Id),
+    )
+}
+
+/// The [`Walk`] of the activities `text` matches (see [`activities`]).
+pub fn activity_walk(text: &str, at: Against) -> Option<Walk> {
+    let row = (activity::Entity, activity::Column::Id);
+    walk(text, at, "activity_id", &["m", "a"], row)
 }
 
 /// Activities whose analysis summary or transcript contains the text.

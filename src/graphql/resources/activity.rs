@@ -6,7 +6,7 @@ use super::conversation::Conversation;
 use super::lead::{lead_of, Lead};
 use super::{condition, look_up, reader};
 use crate::graphql::aggregate::activities_total;
-use crate::graphql::engine::connection::{connection, cost, one, paged, root, Total};
+use crate::graphql::engine::connection::{at_least, connection, cost, one, paged, root, Total};
 use crate::graphql::engine::filter::{like, like_pattern, string, Against, StringFilter};
 use crate::graphql::engine::join::Join;
 use crate::graphql::engine::order::order_input;
@@ -18,7 +18,7 @@ use crate::store::read::Reader;
 use async_graphql::{ComplexObject, Context, InputObject, Json, Object, Result, ID};
 use chrono::{DateTime, Utc};
 use entity::{activity, analysis, conversation, lead, variable};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ColumnTrait, Condition, DbBackend, IntoSimpleExpr, QueryFilter, QuerySelect, QueryTrait,
 };
@@ -246,56 +246,84 @@ fn variable_alone(
     (*f == alone).then_some((v, f.project_id.as_ref()))
 }
 
-/// The condition a root list's page reads with: `filter`'s, except that a
-/// `variable` condition (alone or beside a `projectId`) on a list in time
-/// order that at least [`Limits::walk_from`] variable rows meet (1,000
-/// unless a test says) is asked of each activity as the list's time index
-/// is walked ([`variable_probe`]), which stops when the page is full.
-/// [`variable_condition`] names every matching activity, and those are
-/// read by key and sorted before the first row is known: at 100,000 leads
-/// that took 83-107 ms for a project's newest 20 of 24,504 matches on
-/// SQLite. With fewer matches the walk could pass over many activities for
-/// each one it keeps (all of them, for a value no activity has), and the
-/// list is the cheaper read; counting at most that many entries of the
-/// variables index tells the two apart.
-async fn page_condition(
+/// The condition a page in time order reads with instead of `filter`'s,
+/// when the filter is a `variable` condition or a `search` (alone or
+/// beside a `projectId`) that at least [`Limits::walk_from`] activities
+/// meet (1,000 unless a test says): the list's time index is walked and
+/// each activity asked ([`variable_probe`], [`search::activity_walk`]),
+/// which stops when the page is full. The filter's own condition names
+/// every matching activity, and those are read by key and sorted before
+/// the first row is known: at 100,000 leads that took 83-107 ms for a
+/// project's newest 20 of 24,504 activities with a variable value, on
+/// SQLite. With fewer matches the walk could pass over many activities
+/// for each one it keeps (all of them, for a value no activity has), and
+/// the list is the cheaper read; a count of at most that many matches
+/// tells the two apart. None: read with the filter's condition.
+async fn walked(
     ctx: &Context<'_>,
     reader: &Reader,
     filter: Option<&ActivityFilter>,
     order: Option<&[ActivityOrderBy]>,
-) -> Result<Condition> {
-    let cond = condition(ctx, filter)?;
-    let Some((v, project)) = variable_alone(filter) else {
-        return Ok(cond);
-    };
+) -> Result<Option<Condition>> {
+    let Some(f) = filter else { return Ok(None) };
     let in_time = order
         .unwrap_or_default()
         .iter()
         .all(|o| o.field == ActivityOrderField::Timestamp);
     if !in_time || !paged(ctx) {
-        return Ok(cond);
+        return Ok(None);
     }
-    let walk_from = ctx.data_unchecked::<Limits>().walk_from;
     let at = Against::of(reader);
-    let matches = reader
-        .find::<variable::Entity>()
-        .filter(variable_rows(v, project, at))
-        .select_only()
-        .expr(Expr::val(1))
-        .limit(walk_from)
-        .into_query();
-    let count = Query::select()
-        .expr(Expr::cust("COUNT(*)"))
-        .from_subquery(matches, Alias::new("matches"))
-        .to_owned();
-    if (Total::number(reader.db(), count).get().await? as u64) < walk_from {
-        return Ok(cond);
-    }
-    let rest = ActivityFilter {
-        variable: None,
-        ..filter.cloned().unwrap_or_default()
+    let (matching, probe, rest) = if let Some((v, project)) = variable_alone(filter) {
+        let matching = reader
+            .find::<variable::Entity>()
+            .filter(variable_rows(v, project, at))
+            .select_only()
+            .expr(Expr::val(1))
+            .into_query();
+        let rest = ActivityFilter {
+            variable: None,
+            ..f.clone()
+        };
+        (matching, variable_probe(v, at), rest)
+    } else {
+        let alone = ActivityFilter {
+            search: f.search.clone(),
+            project_id: f.project_id.clone(),
+            ..Default::default()
+        };
+        let walk = f
+            .search
+            .as_deref()
+            .filter(|_| *f == alone)
+            .and_then(|text| search::activity_walk(text, at));
+        let Some(mut walk) = walk else {
+            return Ok(None);
+        };
+        if f.project_id.is_some() || reader.projects().is_some() {
+            let visible = ActivityFilter {
+                project_id: f.project_id.clone(),
+                ..Default::default()
+            };
+            let activities = reader
+                .find::<activity::Entity>()
+                .filter(condition(ctx, Some(&visible))?)
+                .select_only()
+                .expr(Expr::val(1))
+                .into_query();
+            walk.among(activities, (activity::Entity, activity::Column::Id));
+        }
+        let rest = ActivityFilter {
+            search: None,
+            ..f.clone()
+        };
+        (walk.matching, walk.probe, rest)
     };
-    Ok(condition(ctx, Some(&rest))?.add(variable_probe(v, at)))
+    let walk_from = ctx.data_unchecked::<Limits>().walk_from;
+    if !at_least(reader.db(), matching, walk_from).await? {
+        return Ok(None);
+    }
+    Ok(Some(condition(ctx, Some(&rest))?.add(probe)))
 }
 
 /// `EXISTS (SELECT 1 FROM variables WHERE activity_id = activities.id AND
@@ -447,19 +475,26 @@ impl ActivityQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<ActivityConnection> {
+        let cond = condition(ctx, filter.as_ref())?;
         let r = reader(ctx);
-        let cond = page_condition(ctx, r, filter.as_ref(), order_by.as_deref()).await?;
         let args = PageArgs {
             first,
             after,
             last,
             before,
         };
-        let select = r.find::<activity::Entity>().filter(cond);
-        let (page, total) = root(ctx, r, select, activity_key(order_by.as_deref()), args).await?;
+        let counted = r.find::<activity::Entity>().filter(cond);
+        let paged = match walked(ctx, r, filter.as_ref(), order_by.as_deref()).await? {
+            Some(cond) => r.find::<activity::Entity>().filter(cond),
+            None => counted.clone(),
+        };
+        let (page, _) = root(ctx, r, paged, activity_key(order_by.as_deref()), args).await?;
         let total = match variable_total(r, filter.as_ref()) {
             Some(total) => total,
-            None => activities_total(r, filter.as_ref())?.unwrap_or(total),
+            None => match activities_total(r, filter.as_ref())? {
+                Some(total) => total,
+                None => Total::rows(r.db(), counted),
+            },
         };
         Ok(ActivityConnection::from_page(page, total))
     }

@@ -13,15 +13,21 @@ use super::timeline::{timeline_of, TimelineEntryConnection, TimelineKind};
 use super::tool_call::{ToolCall, ToolCallConnection, ToolCallFilter, ToolCallOrderBy};
 use super::{condition, look_up, reader, shape};
 use crate::graphql::aggregate::leads_total;
-use crate::graphql::engine::connection::{connection, cost, nested, one, root};
+use crate::graphql::engine::connection::{
+    at_least, connection, cost, nested, one, paged, root, Total,
+};
+use crate::graphql::engine::filter::Against;
 use crate::graphql::engine::order::order_input;
 use crate::graphql::engine::page::{PageArgs, SortKey};
 use crate::graphql::engine::resource::{resource, Joined};
 use crate::graphql::engine::search;
+use crate::graphql::Limits;
+use crate::store::read::Reader;
 use async_graphql::{ComplexObject, Context, Object, Result, ID};
 use chrono::{DateTime, Utc};
 use entity::{activity, analysis, callback, conversation, disposition_event, lead, tool_call};
-use sea_orm::{ColumnTrait, Condition, QueryFilter};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, Condition, QueryFilter, QuerySelect, QueryTrait};
 use std::sync::Arc;
 
 /// A person the platform calls. Current fields (state, disposition,
@@ -81,6 +87,66 @@ pub struct Lead {
     /// characters or more).
     #[filter_only(with = search::leads, personal)]
     search: String,
+}
+
+/// The condition a page of leads in the default order reads a `search`
+/// with (alone or beside a `projectId`) when at least
+/// [`Limits::walk_from`] leads match it (1,000 unless a test says): the
+/// leads are walked newest first and each is asked for a matching
+/// document ([`search::lead_walk`]), which stops when the page is full,
+/// instead of reading every lead a matching document names and sorting
+/// them (at 100,000 leads, 88 ms for a term in 16,515 leads' calls and
+/// 209 ms for one in most of them, on SQLite). With fewer matches the
+/// walk could pass over many leads for each one it keeps, and the list
+/// is the cheaper read; the bounded count tells the two apart, reading
+/// at most what the list would. None: read with the filter's condition.
+async fn walked(
+    ctx: &Context<'_>,
+    reader: &Reader,
+    filter: Option<&LeadFilter>,
+    order: Option<&[LeadOrderBy]>,
+) -> Result<Option<Condition>> {
+    let Some(f) = filter else { return Ok(None) };
+    let Some(text) = f.search.as_deref() else {
+        return Ok(None);
+    };
+    let alone = LeadFilter {
+        search: f.search.clone(),
+        project_id: f.project_id.clone(),
+        ..Default::default()
+    };
+    let newest_first = order
+        .unwrap_or_default()
+        .iter()
+        .all(|o| o.field == LeadOrderField::LastActivityAt);
+    if *f != alone || !newest_first || !paged(ctx) {
+        return Ok(None);
+    }
+    let Some(mut walk) = search::lead_walk(text, Against::of(reader)) else {
+        return Ok(None);
+    };
+    if f.project_id.is_some() || reader.projects().is_some() {
+        let visible = LeadFilter {
+            project_id: f.project_id.clone(),
+            ..Default::default()
+        };
+        let leads = reader
+            .find::<lead::Entity>()
+            .filter(condition(ctx, Some(&visible))?)
+            .select_only()
+            .expr(Expr::val(1))
+            .into_query();
+        walk.among(leads, (lead::Entity, lead::Column::Id));
+    }
+    let walk_from = ctx.data_unchecked::<Limits>().walk_from;
+    if !at_least(reader.db(), walk.matching, walk_from).await? {
+        return Ok(None);
+    }
+    let rest = LeadFilter {
+        search: None,
+        ..f.clone()
+    };
+    Ok(Some(condition(ctx, Some(&rest))?.add(walk.probe)))
 }
 
 order_input!(
@@ -412,9 +478,16 @@ impl LeadQuery {
             last,
             before,
         };
-        let select = r.find::<lead::Entity>().filter(cond);
-        let (page, total) = root(ctx, r, select, lead_key(order_by.as_deref()), args).await?;
-        let total = leads_total(r, filter.as_ref())?.unwrap_or(total);
+        let counted = r.find::<lead::Entity>().filter(cond.clone());
+        let paged = match walked(ctx, r, filter.as_ref(), order_by.as_deref()).await? {
+            Some(cond) => r.find::<lead::Entity>().filter(cond),
+            None => counted.clone(),
+        };
+        let (page, _) = root(ctx, r, paged, lead_key(order_by.as_deref()), args).await?;
+        let total = match leads_total(r, filter.as_ref())? {
+            Some(total) => total,
+            None => Total::rows(r.db(), counted),
+        };
         Ok(LeadConnection::from_page(page, total))
     }
 }
