@@ -152,6 +152,12 @@ pub struct Config {
     /// setting: tests lower it to page through both plans on small data.
     #[arg(skip = crate::graphql::WALK_FROM)]
     pub walk_from: u64,
+
+    /// How many rows a page walks before it reads the list instead, where
+    /// no bounded count decides (see `Limits::walk_first`). Not a setting:
+    /// tests set it to page through both plans on small data.
+    #[arg(skip = crate::graphql::WALK_FIRST)]
+    pub walk_first: u64,
 }
 
 /// How promised callbacks are found and read (shared by `serve`, `import`
@@ -234,6 +240,7 @@ impl Config {
             max_complexity: self.max_complexity,
             timeout: std::time::Duration::from_secs_f64(self.query_timeout.max(0.001)),
             walk_from: self.walk_from,
+            walk_first: self.walk_first,
         }
     }
 
@@ -266,6 +273,7 @@ impl Config {
             clock: crate::clock::Clock::default(),
             bulk: false,
             walk_from: crate::graphql::WALK_FROM,
+            walk_first: crate::graphql::WALK_FIRST,
         }
     }
 }

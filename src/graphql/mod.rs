@@ -31,12 +31,20 @@ pub struct Limits {
     /// From how many rows meeting a condition a list in time order is
     /// read by walking its time index and asking each row, rather than by
     /// reading every row that meets it and sorting them (see
-    /// `resources::activity`'s `walked`).
+    /// `resources::activity`'s `reading`).
     pub walk_from: u64,
+    /// How many rows a page in order walks, asking each, before it reads
+    /// every row that meets its condition instead, where no bounded count
+    /// can tell which is cheaper (PostgreSQL's text search; see
+    /// `engine::page::Reading::First`). 0: never walk.
+    pub walk_first: u64,
 }
 
 /// The default of [`Limits::walk_from`].
 pub const WALK_FROM: u64 = 1_000;
+
+/// The default of [`Limits::walk_first`].
+pub const WALK_FIRST: u64 = 1_000;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -45,6 +53,7 @@ impl Default for Limits {
             max_complexity: 250_000,
             timeout: Duration::from_secs(10),
             walk_from: WALK_FROM,
+            walk_first: WALK_FIRST,
         }
     }
 }

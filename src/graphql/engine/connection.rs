@@ -3,7 +3,7 @@
 
 use super::join::Reads;
 use super::loader::{ChildCount, ChildPage, Children, Loaders};
-use super::page::{narrow, page, rows, Page, PageArgs, PageInfo, SortKey};
+use super::page::{narrow, page_by, rows, Page, PageArgs, PageInfo, Reading, SortKey};
 use super::resource::Resource;
 use crate::error::ApiError;
 use crate::store::read::{ReadDb, Reader, Scoped};
@@ -101,7 +101,7 @@ pub fn node_fields<'a>(ctx: &'a Context<'a>) -> Vec<SelectionField<'a>> {
 
 /// Whether `rows` gives at least `n` rows, reading at most `n` of them: a
 /// count whose cost is bounded, to choose how a page is read (see
-/// `resources::activity`'s `walked`).
+/// `resources::activity`'s `reading`).
 pub async fn at_least(
     db: &ReadDb,
     mut rows: SelectStatement,
@@ -123,8 +123,6 @@ pub fn paged(ctx: &Context<'_>) -> bool {
         .any(|f| matches!(f.name(), "edges" | "nodes" | "pageInfo"))
 }
 
-/// A root list: one page of `select` (filtered), reading the columns the
-/// nodes are asked for, plus a lazy count.
 /// A sort by personal data is refused to a reader that may not read it:
 /// the order (and the cursors, which hold the values) would tell it.
 fn sorts_allowed<E: EntityTrait>(reader: &Reader, key: &SortKey<E>) -> async_graphql::Result<()> {
@@ -140,10 +138,29 @@ fn sorts_allowed<E: EntityTrait>(reader: &Reader, key: &SortKey<E>) -> async_gra
     }
 }
 
+/// A root list: one page of `select` (filtered), reading the columns the
+/// nodes are asked for, plus a lazy count.
 pub async fn root<R: Resource>(
     ctx: &Context<'_>,
     reader: &Reader,
     select: Select<R::Entity>,
+    key: SortKey<R::Entity>,
+    args: PageArgs,
+) -> async_graphql::Result<(Page<R>, Total)>
+where
+    R::Entity: Send + Sync,
+    <R::Entity as EntityTrait>::Model: Send + Sync,
+{
+    root_by(ctx, reader, select, Reading::List, key, args).await
+}
+
+/// [`root`], with the page's rows found as `reading` says (the count is
+/// `select`'s).
+pub async fn root_by<R: Resource>(
+    ctx: &Context<'_>,
+    reader: &Reader,
+    select: Select<R::Entity>,
+    reading: Reading<R::Entity>,
     key: SortKey<R::Entity>,
     args: PageArgs,
 ) -> async_graphql::Result<(Page<R>, Total)>
@@ -156,7 +173,7 @@ where
     // A list asked only for its `totalCount` (a badge) reads no page.
     let page = if paged(ctx) {
         let reads = Reads::of::<R>(&node_fields(ctx));
-        page(reader.db(), select.clone(), &key, &window, &reads)
+        page_by(reader.db(), select.clone(), reading, &key, &window, &reads)
             .await
             .map_err(|e| ApiError::database(&e))?
     } else {

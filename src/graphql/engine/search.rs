@@ -166,6 +166,84 @@ pub fn activity_walk(text: &str, at: Against) -> Option<Walk> {
     walk(text, at, "activity_id", &["m", "a"], row)
 }
 
+/// `EXISTS (<rows> … OFFSET 0)`: a question asked of each row of a walk,
+/// which the `OFFSET 0` keeps from being turned into a join over every
+/// match.
+fn asked(mut rows: SelectStatement) -> Expr {
+    rows.offset(0);
+    Expr::exists(rows)
+}
+
+/// `col || ''` contains the text. No index matches that expression, so a
+/// walk's question reads a row's few messages by its key and compares
+/// them: the planner cannot choose the trigram index for every row asked.
+fn contains_unindexed(col: impl IntoSimpleExpr, text: &str, backend: DbBackend) -> Expr {
+    contains(
+        Expr::cust_with_expr("$1 || ''", col.into_simple_expr()),
+        text,
+        backend,
+    )
+}
+
+/// The question a page that walks the leads asks of each lead where the
+/// text is matched with ILIKE (PostgreSQL, see `page::Reading::First`):
+/// its summary, its analyses' summaries and its transcripts' messages,
+/// found by the lead's keys. None where [`lead_walk`] serves, or the text
+/// matches everything.
+pub fn lead_probe(text: &str, at: Against) -> Option<Condition> {
+    let backend = at.backend;
+    let Lookup::Like(text) = lookup(text, backend) else {
+        return None;
+    };
+    let this = (lead::Entity, lead::Column::Id);
+    let analyses = Query::select()
+        .expr(Expr::val(1))
+        .from(analysis::Entity)
+        .and_where(Expr::col((analysis::Entity, analysis::Column::LeadId)).equals(this))
+        .and_where(contains_unindexed(analysis::Column::Summary, text, backend))
+        .to_owned();
+    let calls = Query::select()
+        .column((activity::Entity, activity::Column::Id))
+        .from(activity::Entity)
+        .and_where(Expr::col((activity::Entity, activity::Column::LeadId)).equals(this))
+        .to_owned();
+    let messages = Query::select()
+        .expr(Expr::val(1))
+        .from(message::Entity)
+        .and_where(Expr::col((message::Entity, message::Column::ActivityId)).in_subquery(calls))
+        .and_where(contains_unindexed(message::Column::Content, text, backend))
+        .to_owned();
+    Some(
+        Condition::any()
+            .add(contains(lead::Column::Summary, text, backend))
+            .add(asked(analyses))
+            .add(asked(messages)),
+    )
+}
+
+/// The question a page that walks the activities asks of each activity
+/// where the text is matched with ILIKE (see [`lead_probe`]).
+pub fn activity_probe(text: &str, at: Against) -> Option<Condition> {
+    let backend = at.backend;
+    let Lookup::Like(text) = lookup(text, backend) else {
+        return None;
+    };
+    let this = (activity::Entity, activity::Column::Id);
+    let analyses = Query::select()
+        .expr(Expr::val(1))
+        .from(analysis::Entity)
+        .and_where(Expr::col((analysis::Entity, analysis::Column::ActivityId)).equals(this))
+        .and_where(contains_unindexed(analysis::Column::Summary, text, backend))
+        .to_owned();
+    let messages = Query::select()
+        .expr(Expr::val(1))
+        .from(message::Entity)
+        .and_where(Expr::col((message::Entity, message::Column::ActivityId)).equals(this))
+        .and_where(contains_unindexed(message::Column::Content, text, backend))
+        .to_owned();
+    Some(Condition::any().add(asked(analyses)).add(asked(messages)))
+}
+
 /// Activities whose analysis summary or transcript contains the text.
 pub fn activities(text: &str, at: Against) -> Condition {
     let backend = at.backend;

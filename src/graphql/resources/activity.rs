@@ -6,11 +6,11 @@ use super::conversation::Conversation;
 use super::lead::{lead_of, Lead};
 use super::{condition, look_up, reader};
 use crate::graphql::aggregate::activities_total;
-use crate::graphql::engine::connection::{at_least, connection, cost, one, paged, root, Total};
+use crate::graphql::engine::connection::{at_least, connection, cost, one, paged, root_by, Total};
 use crate::graphql::engine::filter::{like, like_pattern, string, Against, StringFilter};
 use crate::graphql::engine::join::Join;
 use crate::graphql::engine::order::order_input;
-use crate::graphql::engine::page::{PageArgs, SortKey};
+use crate::graphql::engine::page::{PageArgs, Reading, SortKey};
 use crate::graphql::engine::resource::{resource, Joined};
 use crate::graphql::engine::search;
 use crate::graphql::Limits;
@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use entity::{activity, analysis, conversation, lead, variable};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, Condition, DbBackend, IntoSimpleExpr, QueryFilter, QuerySelect, QueryTrait,
+    ColumnTrait, Condition, DbBackend, IntoSimpleExpr, QueryFilter, QuerySelect, QueryTrait, Select,
 };
 use std::sync::Arc;
 
@@ -246,34 +246,44 @@ fn variable_alone(
     (*f == alone).then_some((v, f.project_id.as_ref()))
 }
 
-/// The condition a page in time order reads with instead of `filter`'s,
-/// when the filter is a `variable` condition or a `search` (alone or
-/// beside a `projectId`) that at least [`Limits::walk_from`] activities
-/// meet (1,000 unless a test says): the list's time index is walked and
-/// each activity asked ([`variable_probe`], [`search::activity_walk`]),
-/// which stops when the page is full. The filter's own condition names
-/// every matching activity, and those are read by key and sorted before
-/// the first row is known: at 100,000 leads that took 83-107 ms for a
-/// project's newest 20 of 24,504 activities with a variable value, on
-/// SQLite. With fewer matches the walk could pass over many activities
-/// for each one it keeps (all of them, for a value no activity has), and
-/// the list is the cheaper read; a count of at most that many matches
-/// tells the two apart. None: read with the filter's condition.
-async fn walked(
+/// How a page in time order finds the activities of a `variable`
+/// condition or a `search` (alone or beside a `projectId`): by walking the
+/// list's time index and asking each activity, which stops when the page
+/// is full, where that is cheaper than reading every matching activity by
+/// key and sorting them (at 100,000 leads, 79-85 ms for a project's
+/// newest 20 of 24,504 activities with a variable value, on SQLite).
+/// - A variable ([`variable_probe`]), and a search on SQLite
+///   ([`search::activity_walk`]): when at least [`Limits::walk_from`]
+///   activities match (1,000 unless a test says). With fewer, the walk
+///   could pass over many activities for each one it keeps (all of them,
+///   for a value no activity has); the bounded count of the matches tells
+///   the two apart.
+/// - A search on PostgreSQL ([`search::activity_probe`]): no bounded
+///   count is cheap there, so the page walks at most
+///   [`Limits::walk_first`] activities, and reads the list when those hold
+///   no more than a page (see [`Reading::First`]).
+async fn reading(
     ctx: &Context<'_>,
     reader: &Reader,
     filter: Option<&ActivityFilter>,
     order: Option<&[ActivityOrderBy]>,
-) -> Result<Option<Condition>> {
-    let Some(f) = filter else { return Ok(None) };
+) -> Result<Reading<activity::Entity>> {
+    let Some(f) = filter else {
+        return Ok(Reading::List);
+    };
     let in_time = order
         .unwrap_or_default()
         .iter()
         .all(|o| o.field == ActivityOrderField::Timestamp);
     if !in_time || !paged(ctx) {
-        return Ok(None);
+        return Ok(Reading::List);
     }
     let at = Against::of(reader);
+    let limits = ctx.data_unchecked::<Limits>();
+    let base = |rest: ActivityFilter| -> Result<Select<activity::Entity>> {
+        let cond = condition(ctx, Some(&rest))?;
+        Ok(reader.find::<activity::Entity>().filter(cond))
+    };
     let (matching, probe, rest) = if let Some((v, project)) = variable_alone(filter) {
         let matching = reader
             .find::<variable::Entity>()
@@ -292,13 +302,20 @@ async fn walked(
             project_id: f.project_id.clone(),
             ..Default::default()
         };
-        let walk = f
-            .search
-            .as_deref()
-            .filter(|_| *f == alone)
-            .and_then(|text| search::activity_walk(text, at));
-        let Some(mut walk) = walk else {
-            return Ok(None);
+        let Some(text) = f.search.as_deref().filter(|_| *f == alone) else {
+            return Ok(Reading::List);
+        };
+        let rest = ActivityFilter {
+            search: None,
+            ..f.clone()
+        };
+        if let Some(probe) = search::activity_probe(text, at) {
+            let rows = limits.walk_first;
+            let base = base(rest)?;
+            return Ok(Reading::First { base, probe, rows });
+        }
+        let Some(mut walk) = search::activity_walk(text, at) else {
+            return Ok(Reading::List);
         };
         if f.project_id.is_some() || reader.projects().is_some() {
             let visible = ActivityFilter {
@@ -313,17 +330,12 @@ async fn walked(
                 .into_query();
             walk.among(activities, (activity::Entity, activity::Column::Id));
         }
-        let rest = ActivityFilter {
-            search: None,
-            ..f.clone()
-        };
         (walk.matching, walk.probe, rest)
     };
-    let walk_from = ctx.data_unchecked::<Limits>().walk_from;
-    if !at_least(reader.db(), matching, walk_from).await? {
-        return Ok(None);
+    if !at_least(reader.db(), matching, limits.walk_from).await? {
+        return Ok(Reading::List);
     }
-    Ok(Some(condition(ctx, Some(&rest))?.add(probe)))
+    Ok(Reading::Instead(base(rest)?.filter(probe)))
 }
 
 /// `EXISTS (SELECT 1 FROM variables WHERE activity_id = activities.id AND
@@ -483,18 +495,13 @@ impl ActivityQuery {
             last,
             before,
         };
-        let counted = r.find::<activity::Entity>().filter(cond);
-        let paged = match walked(ctx, r, filter.as_ref(), order_by.as_deref()).await? {
-            Some(cond) => r.find::<activity::Entity>().filter(cond),
-            None => counted.clone(),
-        };
-        let (page, _) = root(ctx, r, paged, activity_key(order_by.as_deref()), args).await?;
+        let select = r.find::<activity::Entity>().filter(cond);
+        let reading = reading(ctx, r, filter.as_ref(), order_by.as_deref()).await?;
+        let key = activity_key(order_by.as_deref());
+        let (page, total) = root_by(ctx, r, select, reading, key, args).await?;
         let total = match variable_total(r, filter.as_ref()) {
             Some(total) => total,
-            None => match activities_total(r, filter.as_ref())? {
-                Some(total) => total,
-                None => Total::rows(r.db(), counted),
-            },
+            None => activities_total(r, filter.as_ref())?.unwrap_or(total),
         };
         Ok(ActivityConnection::from_page(page, total))
     }

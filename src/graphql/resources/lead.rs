@@ -13,12 +13,10 @@ use super::timeline::{timeline_of, TimelineEntryConnection, TimelineKind};
 use super::tool_call::{ToolCall, ToolCallConnection, ToolCallFilter, ToolCallOrderBy};
 use super::{condition, look_up, reader, shape};
 use crate::graphql::aggregate::leads_total;
-use crate::graphql::engine::connection::{
-    at_least, connection, cost, nested, one, paged, root, Total,
-};
+use crate::graphql::engine::connection::{at_least, connection, cost, nested, one, paged, root_by};
 use crate::graphql::engine::filter::Against;
 use crate::graphql::engine::order::order_input;
-use crate::graphql::engine::page::{PageArgs, SortKey};
+use crate::graphql::engine::page::{PageArgs, Reading, SortKey};
 use crate::graphql::engine::resource::{resource, Joined};
 use crate::graphql::engine::search;
 use crate::graphql::Limits;
@@ -89,26 +87,32 @@ pub struct Lead {
     search: String,
 }
 
-/// The condition a page of leads in the default order reads a `search`
-/// with (alone or beside a `projectId`) when at least
-/// [`Limits::walk_from`] leads match it (1,000 unless a test says): the
-/// leads are walked newest first and each is asked for a matching
-/// document ([`search::lead_walk`]), which stops when the page is full,
-/// instead of reading every lead a matching document names and sorting
-/// them (at 100,000 leads on SQLite, 72-76 ms for the newest 50 of the
-/// 16,515 leads whose calls mention "evening", 193-202 ms for "799"). With fewer matches the
-/// walk could pass over many leads for each one it keeps, and the list
-/// is the cheaper read; the bounded count tells the two apart, reading
-/// at most what the list would. None: read with the filter's condition.
-async fn walked(
+/// How a page of leads in the default order (newest activity first)
+/// finds the leads a `search` matches (alone or beside a `projectId`):
+/// by walking the leads in order and asking each for a matching document,
+/// which stops when the page is full, where that is cheaper than reading
+/// every lead a matching document names and sorting them (at 100,000
+/// leads on SQLite, 72-76 ms for the newest 50 of the 16,515 leads whose
+/// calls mention "evening", 193-202 ms for "799").
+/// - SQLite ([`search::lead_walk`]): when at least [`Limits::walk_from`]
+///   leads match (1,000 unless a test says). With fewer, the walk could
+///   pass over many leads for each one it keeps; the bounded count reads
+///   at most what the list would.
+/// - PostgreSQL ([`search::lead_probe`]): its trigram indexes give no
+///   bounded count (the bitmap of every match comes first), so the page
+///   walks at most [`Limits::walk_first`] leads, and reads the list when
+///   those hold no more than a page (see [`Reading::First`]).
+async fn reading(
     ctx: &Context<'_>,
     reader: &Reader,
     filter: Option<&LeadFilter>,
     order: Option<&[LeadOrderBy]>,
-) -> Result<Option<Condition>> {
-    let Some(f) = filter else { return Ok(None) };
+) -> Result<Reading<lead::Entity>> {
+    let Some(f) = filter else {
+        return Ok(Reading::List);
+    };
     let Some(text) = f.search.as_deref() else {
-        return Ok(None);
+        return Ok(Reading::List);
     };
     let alone = LeadFilter {
         search: f.search.clone(),
@@ -120,10 +124,23 @@ async fn walked(
         .iter()
         .all(|o| o.field == LeadOrderField::LastActivityAt);
     if *f != alone || !newest_first || !paged(ctx) {
-        return Ok(None);
+        return Ok(Reading::List);
     }
-    let Some(mut walk) = search::lead_walk(text, Against::of(reader)) else {
-        return Ok(None);
+    let at = Against::of(reader);
+    let limits = ctx.data_unchecked::<Limits>();
+    let rest = LeadFilter {
+        search: None,
+        ..f.clone()
+    };
+    let base = reader
+        .find::<lead::Entity>()
+        .filter(condition(ctx, Some(&rest))?);
+    if let Some(probe) = search::lead_probe(text, at) {
+        let rows = limits.walk_first;
+        return Ok(Reading::First { base, probe, rows });
+    }
+    let Some(mut walk) = search::lead_walk(text, at) else {
+        return Ok(Reading::List);
     };
     if f.project_id.is_some() || reader.projects().is_some() {
         let visible = LeadFilter {
@@ -138,15 +155,10 @@ async fn walked(
             .into_query();
         walk.among(leads, (lead::Entity, lead::Column::Id));
     }
-    let walk_from = ctx.data_unchecked::<Limits>().walk_from;
-    if !at_least(reader.db(), walk.matching, walk_from).await? {
-        return Ok(None);
+    if !at_least(reader.db(), walk.matching, limits.walk_from).await? {
+        return Ok(Reading::List);
     }
-    let rest = LeadFilter {
-        search: None,
-        ..f.clone()
-    };
-    Ok(Some(condition(ctx, Some(&rest))?.add(walk.probe)))
+    Ok(Reading::Instead(base.filter(walk.probe)))
 }
 
 order_input!(
@@ -478,16 +490,11 @@ impl LeadQuery {
             last,
             before,
         };
-        let counted = r.find::<lead::Entity>().filter(cond.clone());
-        let paged = match walked(ctx, r, filter.as_ref(), order_by.as_deref()).await? {
-            Some(cond) => r.find::<lead::Entity>().filter(cond),
-            None => counted.clone(),
-        };
-        let (page, _) = root(ctx, r, paged, lead_key(order_by.as_deref()), args).await?;
-        let total = match leads_total(r, filter.as_ref())? {
-            Some(total) => total,
-            None => Total::rows(r.db(), counted),
-        };
+        let select = r.find::<lead::Entity>().filter(cond);
+        let reading = reading(ctx, r, filter.as_ref(), order_by.as_deref()).await?;
+        let key = lead_key(order_by.as_deref());
+        let (page, total) = root_by(ctx, r, select, reading, key, args).await?;
+        let total = leads_total(r, filter.as_ref())?.unwrap_or(total);
         Ok(LeadConnection::from_page(page, total))
     }
 }

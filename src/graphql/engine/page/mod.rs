@@ -15,7 +15,7 @@ use sea_orm::sea_query::{
     Alias, Asterisk, Expr, ExprTrait, Func, Order, Query, SelectStatement, WindowStatement,
 };
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, IdenStatic,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityName, EntityTrait, IdenStatic,
     QueryFilter, QueryResult, QuerySelect, QueryTrait, Select,
 };
 use serde_json::Value;
@@ -236,6 +236,75 @@ where
         found.extend(db.query_all_raw(backend.build(&stmt)).await?);
     }
     window.finish(key, found, reads)
+}
+
+/// How a root list's page finds its rows when its filter's condition
+/// alone (the list) is not the cheapest way.
+pub enum Reading<E: EntityTrait> {
+    /// By the list's condition.
+    List,
+    /// By this select instead: the same rows, found another way.
+    Instead(Select<E>),
+    /// By walking at most `rows` rows of `base` in the page's order from
+    /// its cursor, asking `probe` of each (`base` and `probe` together
+    /// are the list's rows); when those hold no more than a page, by the
+    /// list. The rows that meet `probe` among the first `rows` in order
+    /// are the list's first rows, so a walk that finds more than a page
+    /// found the page.
+    First {
+        base: Select<E>,
+        probe: Condition,
+        rows: u64,
+    },
+}
+
+/// One page of `list` read as `reading` says (see [`page`]).
+pub async fn page_by<R, C>(
+    db: &C,
+    list: Select<R::Entity>,
+    reading: Reading<R::Entity>,
+    key: &SortKey<R::Entity>,
+    window: &Window,
+    reads: &Reads,
+) -> Result<Page<R>, DbErr>
+where
+    R: Resource,
+    C: ConnectionTrait,
+{
+    let (base, probe, rows) = match reading {
+        Reading::List => return page(db, list, key, window, reads).await,
+        Reading::Instead(select) => return page(db, select, key, window, reads).await,
+        Reading::First { base, probe, rows } => (base, probe, rows),
+    };
+    if window.limit == 0 || rows <= window.limit {
+        return page(db, list, key, window, reads).await;
+    }
+    // The first `rows` rows in the page's order, as a table of the same
+    // name, so every column the page's statement names is theirs.
+    let backend = db.get_database_backend();
+    let first = key
+        .order(
+            base.clone().filter(window.bounds(key)),
+            window.from_end,
+            backend,
+        )
+        .limit(rows)
+        .into_query();
+    let mut walked = base.filter(probe);
+    let table = Alias::new(R::Entity::default().table_name());
+    QueryTrait::query(&mut walked)
+        .from_clear()
+        .from_subquery(first, table);
+    let found = page(db, walked, key, window, reads).await?;
+    let more = if window.from_end {
+        found.info.has_previous_page
+    } else {
+        found.info.has_next_page
+    };
+    if more {
+        return Ok(found);
+    }
+    page(db, list, key, window, reads).await
 }
 
 /// The same page for each of many parents at once (one statement): rows of
