@@ -11,7 +11,9 @@
 
 use super::filter::{like, like_pattern, Against};
 use entity::{activity, analysis, conversation, lead, message};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, IntoColumnRef, Query, SelectStatement};
+use sea_orm::sea_query::{
+    Alias, Expr, ExprTrait, IntoColumnRef, IntoTableRef, Query, SelectStatement,
+};
 use sea_orm::{ColumnTrait, Condition, DbBackend, IntoSimpleExpr};
 
 /// How a term is looked up.
@@ -166,23 +168,27 @@ pub fn activity_walk(text: &str, at: Against) -> Option<Walk> {
     walk(text, at, "activity_id", &["m", "a"], row)
 }
 
-/// `EXISTS (<rows> … OFFSET 0)`: a question asked of each row of a walk,
-/// which the `OFFSET 0` keeps from being turned into a join over every
-/// match.
-fn asked(mut rows: SelectStatement) -> Expr {
-    rows.offset(0);
+/// `EXISTS (SELECT 1 FROM table WHERE owned AND col || '' contains text
+/// OFFSET 0)`: a question a walk asks of each row. The `OFFSET 0` keeps
+/// it from being turned into a join over every match; no index matches
+/// `col || ''`, so the planner reads the row's own few rows of `table` by
+/// `owned` (its keys) rather than a trigram index for every row asked.
+fn asked(
+    table: impl IntoTableRef,
+    owned: Expr,
+    col: impl IntoSimpleExpr,
+    text: &str,
+    backend: DbBackend,
+) -> Expr {
+    let unindexed = Expr::cust_with_expr("$1 || ''", col.into_simple_expr());
+    let rows = Query::select()
+        .expr(Expr::val(1))
+        .from(table)
+        .and_where(owned)
+        .and_where(contains(unindexed, text, backend))
+        .offset(0)
+        .to_owned();
     Expr::exists(rows)
-}
-
-/// `col || ''` contains the text. No index matches that expression, so a
-/// walk's question reads a row's few messages by its key and compares
-/// them: the planner cannot choose the trigram index for every row asked.
-fn contains_unindexed(col: impl IntoSimpleExpr, text: &str, backend: DbBackend) -> Expr {
-    contains(
-        Expr::cust_with_expr("$1 || ''", col.into_simple_expr()),
-        text,
-        backend,
-    )
 }
 
 /// The question a page that walks the leads asks of each lead where the
@@ -196,28 +202,30 @@ pub fn lead_probe(text: &str, at: Against) -> Option<Condition> {
         return None;
     };
     let this = (lead::Entity, lead::Column::Id);
-    let analyses = Query::select()
-        .expr(Expr::val(1))
-        .from(analysis::Entity)
-        .and_where(Expr::col((analysis::Entity, analysis::Column::LeadId)).equals(this))
-        .and_where(contains_unindexed(analysis::Column::Summary, text, backend))
-        .to_owned();
     let calls = Query::select()
         .column((activity::Entity, activity::Column::Id))
         .from(activity::Entity)
         .and_where(Expr::col((activity::Entity, activity::Column::LeadId)).equals(this))
         .to_owned();
-    let messages = Query::select()
-        .expr(Expr::val(1))
-        .from(message::Entity)
-        .and_where(Expr::col((message::Entity, message::Column::ActivityId)).in_subquery(calls))
-        .and_where(contains_unindexed(message::Column::Content, text, backend))
-        .to_owned();
+    let of_analyses = Expr::col((analysis::Entity, analysis::Column::LeadId)).equals(this);
+    let of_calls = Expr::col((message::Entity, message::Column::ActivityId)).in_subquery(calls);
     Some(
         Condition::any()
             .add(contains(lead::Column::Summary, text, backend))
-            .add(asked(analyses))
-            .add(asked(messages)),
+            .add(asked(
+                analysis::Entity,
+                of_analyses,
+                analysis::Column::Summary,
+                text,
+                backend,
+            ))
+            .add(asked(
+                message::Entity,
+                of_calls,
+                message::Column::Content,
+                text,
+                backend,
+            )),
     )
 }
 
@@ -229,19 +237,25 @@ pub fn activity_probe(text: &str, at: Against) -> Option<Condition> {
         return None;
     };
     let this = (activity::Entity, activity::Column::Id);
-    let analyses = Query::select()
-        .expr(Expr::val(1))
-        .from(analysis::Entity)
-        .and_where(Expr::col((analysis::Entity, analysis::Column::ActivityId)).equals(this))
-        .and_where(contains_unindexed(analysis::Column::Summary, text, backend))
-        .to_owned();
-    let messages = Query::select()
-        .expr(Expr::val(1))
-        .from(message::Entity)
-        .and_where(Expr::col((message::Entity, message::Column::ActivityId)).equals(this))
-        .and_where(contains_unindexed(message::Column::Content, text, backend))
-        .to_owned();
-    Some(Condition::any().add(asked(analyses)).add(asked(messages)))
+    let of_analysis = Expr::col((analysis::Entity, analysis::Column::ActivityId)).equals(this);
+    let of_call = Expr::col((message::Entity, message::Column::ActivityId)).equals(this);
+    Some(
+        Condition::any()
+            .add(asked(
+                analysis::Entity,
+                of_analysis,
+                analysis::Column::Summary,
+                text,
+                backend,
+            ))
+            .add(asked(
+                message::Entity,
+                of_call,
+                message::Column::Content,
+                text,
+                backend,
+            )),
+    )
 }
 
 /// Activities whose analysis summary or transcript contains the text.
