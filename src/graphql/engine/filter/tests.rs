@@ -13,10 +13,15 @@ fn s(eq: &str) -> StringFilter {
     }
 }
 
+/// The SQL of `f`'s condition on `backend`, for a reader of every field.
+fn rendered<E: EntityTrait + Default>(f: &impl Filter, backend: DbBackend) -> String {
+    render::<E>(condition(f, backend, Role::Full).unwrap(), backend)
+}
+
 #[test]
 fn no_filter_is_no_condition() {
-    let c = condition(&LeadFilter::default(), DbBackend::Sqlite, Role::Full).unwrap();
-    assert_eq!(render::<lead::Entity>(c, DbBackend::Sqlite), "TRUE");
+    let sql = rendered::<lead::Entity>(&LeadFilter::default(), DbBackend::Sqlite);
+    assert_eq!(sql, "TRUE");
 }
 
 #[test]
@@ -29,10 +34,7 @@ fn fields_and_and_all_hold() {
         }]),
         ..Default::default()
     };
-    let sql = render::<lead::Entity>(
-        condition(&f, DbBackend::Sqlite, Role::Full).unwrap(),
-        DbBackend::Sqlite,
-    );
+    let sql = rendered::<lead::Entity>(&f, DbBackend::Sqlite);
     assert_eq!(
         sql,
         r#""leads"."project_id" = 'P' AND "leads"."state" = 'done'"#
@@ -58,10 +60,7 @@ fn or_needs_one_and_not_negates() {
         })),
         ..Default::default()
     };
-    let sql = render::<lead::Entity>(
-        condition(&f, DbBackend::Sqlite, Role::Full).unwrap(),
-        DbBackend::Sqlite,
-    );
+    let sql = rendered::<lead::Entity>(&f, DbBackend::Sqlite);
     assert_eq!(
         sql,
         r#"("leads"."name" = 'a' OR "leads"."name" = 'b') AND (NOT "leads"."state" = 'x')"#
@@ -74,10 +73,7 @@ fn empty_or_adds_nothing() {
         or: Some(vec![]),
         ..Default::default()
     };
-    let sql = render::<lead::Entity>(
-        condition(&f, DbBackend::Sqlite, Role::Full).unwrap(),
-        DbBackend::Sqlite,
-    );
+    let sql = rendered::<lead::Entity>(&f, DbBackend::Sqlite);
     assert_eq!(sql, "TRUE");
 }
 
@@ -139,18 +135,12 @@ fn dispositions_compare_ignoring_case() {
         disposition_type: Some(s("Positive")),
         ..Default::default()
     };
-    let sql = render::<lead::Entity>(
-        condition(&f, DbBackend::Sqlite, Role::Full).unwrap(),
-        DbBackend::Sqlite,
-    );
+    let sql = rendered::<lead::Entity>(&f, DbBackend::Sqlite);
     assert_eq!(
         sql,
         r#"leadql_lower("leads"."disposition_type") = 'positive'"#
     );
-    let sql = render::<lead::Entity>(
-        condition(&f, DbBackend::Postgres, Role::Full).unwrap(),
-        DbBackend::Postgres,
-    );
+    let sql = rendered::<lead::Entity>(&f, DbBackend::Postgres);
     assert_eq!(sql, r#"LOWER("leads"."disposition_type") = 'positive'"#);
 }
 
@@ -211,10 +201,7 @@ fn variables_filter_through_the_variables_table() {
         }),
         ..Default::default()
     };
-    let sql = render::<activity::Entity>(
-        condition(&f, DbBackend::Sqlite, Role::Full).unwrap(),
-        DbBackend::Sqlite,
-    );
+    let sql = rendered::<activity::Entity>(&f, DbBackend::Sqlite);
     assert_eq!(
         sql,
         r#""activities"."id" IN (SELECT "activity_id" FROM "variables" WHERE "variables"."name" = 'Urgency' AND "value_text" = 'Very Urgent')"#
@@ -239,10 +226,7 @@ fn a_project_beside_a_variable_is_also_asked_of_the_variables() {
         }]),
         ..Default::default()
     };
-    let sql = render::<activity::Entity>(
-        condition(&f, DbBackend::Sqlite, Role::Full).unwrap(),
-        DbBackend::Sqlite,
-    );
+    let sql = rendered::<activity::Entity>(&f, DbBackend::Sqlite);
     // Only at the project's own level: the `or` branch has no project.
     assert_eq!(
         sql,
