@@ -468,12 +468,14 @@ async fn a_page_walked_in_time_order_holds_the_rows_of_the_sorted_matches() {
         json!({ "search": "evening" }),
         json!({ "search": "EVEN", "projectId": in_project(0) }),
         json!({ "search": "no call says this" }),
+        json!({ "search": "an" }),
     ];
     let leads = [
         json!({ "search": "evening" }),
         json!({ "search": "the" }),
         json!({ "search": "EVEN", "projectId": in_project(1) }),
         json!({ "search": "no call says this" }),
+        json!({ "search": "an" }),
     ];
     let cases = activities
         .iter()

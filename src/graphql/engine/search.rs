@@ -9,7 +9,7 @@
 //!
 //! Trigram indexes need three characters; shorter terms scan.
 
-use super::filter::{like, like_pattern, Against};
+use super::filter::{asked_of_each, like, like_pattern, Against};
 use entity::{activity, analysis, conversation, lead, message};
 use sea_orm::sea_query::{
     Alias, Expr, ExprTrait, IntoColumnRef, IntoTableRef, Query, SelectStatement,
@@ -168,9 +168,8 @@ pub fn activity_walk(text: &str, at: Against) -> Option<Walk> {
     walk(text, at, "activity_id", &["m", "a"], row)
 }
 
-/// `EXISTS (SELECT 1 FROM table WHERE owned AND col || '' contains text
-/// OFFSET 0)`: a question a walk asks of each row. The `OFFSET 0` keeps
-/// it from being turned into a join over every match; no index matches
+/// `EXISTS (SELECT 1 FROM table WHERE owned AND col || '' contains text)`,
+/// asked of each row of a walk ([`asked_of_each`]). No index matches
 /// `col || ''`, so the planner reads the row's own few rows of `table` by
 /// `owned` (its keys) rather than a trigram index for every row asked.
 fn asked(
@@ -186,19 +185,21 @@ fn asked(
         .from(table)
         .and_where(owned)
         .and_where(contains(unindexed, text, backend))
-        .offset(0)
         .to_owned();
-    Expr::exists(rows)
+    asked_of_each(rows, backend)
 }
 
 /// The question a page that walks the leads asks of each lead where the
 /// text is matched with ILIKE (PostgreSQL, see `page::Reading::First`):
 /// its summary, its analyses' summaries and its transcripts' messages,
-/// found by the lead's keys. None where [`lead_walk`] serves, or the text
-/// matches everything.
+/// found by the lead's keys. None on SQLite (where [`lead_walk`] serves
+/// texts of three characters or more), or where the text matches
+/// everything.
 pub fn lead_probe(text: &str, at: Against) -> Option<Condition> {
+    // `col || ''` is written for PostgreSQL only (see `asked`); SQLite's
+    // short texts, which its index cannot look up, read the list.
     let backend = at.backend;
-    let Lookup::Like(text) = lookup(text, backend) else {
+    let (DbBackend::Postgres, Lookup::Like(text)) = (backend, lookup(text, backend)) else {
         return None;
     };
     let this = (lead::Entity, lead::Column::Id);
@@ -232,8 +233,10 @@ pub fn lead_probe(text: &str, at: Against) -> Option<Condition> {
 /// The question a page that walks the activities asks of each activity
 /// where the text is matched with ILIKE (see [`lead_probe`]).
 pub fn activity_probe(text: &str, at: Against) -> Option<Condition> {
+    // `col || ''` is written for PostgreSQL only (see `asked`); SQLite's
+    // short texts, which its index cannot look up, read the list.
     let backend = at.backend;
-    let Lookup::Like(text) = lookup(text, backend) else {
+    let (DbBackend::Postgres, Lookup::Like(text)) = (backend, lookup(text, backend)) else {
         return None;
     };
     let this = (activity::Entity, activity::Column::Id);

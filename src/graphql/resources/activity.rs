@@ -7,7 +7,9 @@ use super::lead::{lead_of, Lead};
 use super::{condition, look_up, reader};
 use crate::graphql::aggregate::activities_total;
 use crate::graphql::engine::connection::{at_least, connection, cost, one, paged, root_by, Total};
-use crate::graphql::engine::filter::{like, like_pattern, string, Against, StringFilter};
+use crate::graphql::engine::filter::{
+    asked_of_each, like, like_pattern, string, Against, StringFilter,
+};
 use crate::graphql::engine::join::Join;
 use crate::graphql::engine::order::order_input;
 use crate::graphql::engine::page::{PageArgs, Reading, SortKey};
@@ -20,7 +22,7 @@ use chrono::{DateTime, Utc};
 use entity::{activity, analysis, conversation, lead, variable};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, Condition, DbBackend, IntoSimpleExpr, QueryFilter, QuerySelect, QueryTrait, Select,
+    ColumnTrait, Condition, IntoSimpleExpr, QueryFilter, QuerySelect, QueryTrait, Select,
 };
 use std::sync::Arc;
 
@@ -339,16 +341,10 @@ async fn reading(
 }
 
 /// `EXISTS (SELECT 1 FROM variables WHERE activity_id = activities.id AND
-/// name = … AND …)`: `f` asked of one activity, by the variables' key.
-///
-/// On PostgreSQL the subquery ends in `OFFSET 0`, which keeps the planner
-/// from turning it into a join: as a join, the plan it keeps for the
-/// server's prepared statement read every activity with the value, of
-/// every project, and sorted them (1.1 s at 100,000 leads for a value
-/// 97,069 activities have), where asking each activity of the walk stops
-/// after a page.
+/// name = … AND …)`: `f` asked of one activity, by the variables' key, as
+/// a walk asks each row ([`asked_of_each`]).
 fn variable_probe(f: &VariableFilter, at: Against) -> Condition {
-    let mut sub = Query::select()
+    let sub = Query::select()
         .expr(Expr::val(1))
         .from(variable::Entity)
         .and_where(
@@ -357,10 +353,7 @@ fn variable_probe(f: &VariableFilter, at: Against) -> Condition {
         )
         .cond_where(variable_rows(f, None, at))
         .to_owned();
-    if at.backend == DbBackend::Postgres {
-        sub.offset(0);
-    }
-    Condition::all().add(Expr::exists(sub))
+    Condition::all().add(asked_of_each(sub, at.backend))
 }
 
 /// An activity's lead, analysis and conversation come with it when asked

@@ -15,7 +15,7 @@ use crate::error::bad_input;
 use crate::store::case;
 use async_graphql::InputObject;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SelectStatement};
 #[cfg(test)]
 use sea_orm::EntityTrait;
 use sea_orm::{Condition, DbBackend, IntoSimpleExpr};
@@ -296,6 +296,20 @@ pub(crate) fn like(col: Expr, pattern: String, backend: DbBackend) -> Expr {
         }
         _ => folded(col, backend).like(LikeExpr::new(case::fold(&pattern)).escape('\\')),
     }
+}
+
+/// `EXISTS (rows)`: a question a walk asks of each row it passes (see
+/// `page::Reading`). On PostgreSQL the subquery ends in `OFFSET 0`, which
+/// keeps the planner from turning it into a join: as a join, the plan it
+/// kept for the server's prepared statement read every match, of every
+/// project, and sorted them (1.1 s at 100,000 leads for a variable value
+/// 97,069 activities have), where asking each row the walk passes stops
+/// after a page.
+pub(crate) fn asked_of_each(mut rows: SelectStatement, backend: DbBackend) -> Expr {
+    if backend == DbBackend::Postgres {
+        rows.offset(0);
+    }
+    Expr::exists(rows)
 }
 
 /// A text column; `fold_case` compares `eq`/`ne`/`in`/`notIn` ignoring case
