@@ -13,6 +13,7 @@
 //! default postgres://postgres@127.0.0.1:5432/postgres; "off" to skip),
 //! LEADQL_BENCH_TRACES (`off`, `on`: OpenTelemetry traces exported to a
 //! receiver in the benchmark, or `both`: each HTTP run with and without).
+//! LEADQL_BENCH_BIN runs another build's `leadql` instead of this one's.
 //! Senders send a delivery refused with 503 and `Retry-After` again after
 //! it (overload: `LEADQL_BENCH_SENDERS=256`); p50/p99 are those of the
 //! accepted tries.
@@ -143,7 +144,7 @@ fn refused(refusals: &mut [f64]) -> String {
 
 fn import_run(name: &str, database_url: &str, file: &std::path::Path, payloads: usize) -> Row {
     let started = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_leadql"))
+    let output = Command::new(support::leadql_binary())
         .arg("import")
         .arg(file)
         .env("DATABASE_URL", database_url)

@@ -48,7 +48,8 @@
 //! its data, instead: e.g. http://127.0.0.1:8080), LEADQL_BENCH_TRACES
 //! (`off`, `on`: OpenTelemetry traces exported to a receiver in the
 //! benchmark, or `both`: each database measured without and with, by two
-//! servers on the same data, the rounds alternating between them).
+//! servers on the same data, the rounds alternating between them),
+//! LEADQL_BENCH_BIN (another build's `leadql` instead of this one's).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -450,7 +451,7 @@ async fn run(
 
 fn import(database_url: &str, file: &std::path::Path) -> f64 {
     let started = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_leadql"))
+    let output = Command::new(support::leadql_binary())
         .arg("import")
         .arg(file)
         .env("DATABASE_URL", database_url)
@@ -492,7 +493,7 @@ async fn main() {
     let variants = trace_variants().await;
     for &leads in &sizes {
         let file = dir.path().join(format!("leads{leads}.ndjson"));
-        let output = Command::new(env!("CARGO_BIN_EXE_leadql"))
+        let output = Command::new(support::leadql_binary())
             .args([
                 "generate",
                 "--leads",

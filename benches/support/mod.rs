@@ -14,6 +14,15 @@ pub fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The leadql binary the benchmarks run: this build's, or the one
+/// `LEADQL_BENCH_BIN` names (to compare another build against this one
+/// with the same load generator, run by run).
+pub fn leadql_binary() -> std::path::PathBuf {
+    std::env::var_os("LEADQL_BENCH_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_leadql").into())
+}
+
 pub struct Server {
     pub child: Child,
     pub base: String,
@@ -31,7 +40,7 @@ impl Server {
             .local_addr()
             .unwrap()
             .port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_leadql"))
+        let mut child = Command::new(leadql_binary())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .env("DATABASE_URL", database_url)
             .env("LEADQL_LOG", "warn")
