@@ -20,6 +20,7 @@ pub mod message;
 pub mod rejected_delivery;
 pub mod tool_call;
 pub mod variable;
+pub mod variable_rollup;
 
 pub mod prelude {
     pub use super::activity::Entity as Activity;
@@ -38,4 +39,5 @@ pub mod prelude {
     pub use super::rejected_delivery::Entity as RejectedDelivery;
     pub use super::tool_call::Entity as ToolCall;
     pub use super::variable::Entity as Variable;
+    pub use super::variable_rollup::Entity as VariableRollup;
 }

@@ -22,6 +22,7 @@ mod m20261211_000016_activity_rollup_names;
 mod m20261211_000017_covering_call_filters;
 mod m20261212_000018_lead_name_trigrams;
 mod m20261212_000019_variables_by_project;
+mod m20261213_000020_variable_rollups;
 
 pub struct Migrator;
 
@@ -60,6 +61,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261211_000017_covering_call_filters::Migration),
             Box::new(m20261212_000018_lead_name_trigrams::Migration),
             Box::new(m20261212_000019_variables_by_project::Migration),
+            Box::new(m20261213_000020_variable_rollups::Migration),
         ]
     }
 }

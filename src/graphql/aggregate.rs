@@ -529,7 +529,7 @@ pub fn lead_rollup_rows(
 
 /// `CAST(COALESCE(SUM(column), 0) AS BIGINT)`: a rollup's sum as a number
 /// on both databases (PostgreSQL sums BIGINTs as NUMERIC).
-fn sum_of(column: &str) -> Expr {
+pub(crate) fn sum_of(column: &str) -> Expr {
     Expr::cust(format!("CAST(COALESCE(SUM({column}), 0) AS BIGINT)"))
 }
 

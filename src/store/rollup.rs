@@ -1,21 +1,22 @@
 //! The rollups: current activities counted per project, period (each UTC
 //! hour, and each UTC day), analysis disposition and disposition type,
 //! with what `callStats` adds up of them ([`Measures`]:
-//! `activity_rollups`), and leads counted per project and current
-//! disposition (`lead_rollups`).
+//! `activity_rollups`), leads counted per project and current
+//! disposition (`lead_rollups`), and activities counted per extracted
+//! variable value and project (`variable_rollups`).
 //!
 //! Ingest keeps them in the batch's transaction: each activity a batch
 //! stores adds its measures to its keys and, when it replaces an older
 //! version, takes the old version's measures from the old version's
-//! keys; each lead it writes moves from its stored projection's key (if
-//! it existed) to its new one. So duplicates and stale versions change
+//! keys (and its variables, from theirs); each lead it writes moves from
+//! its stored projection's key (if it existed) to its new one. So duplicates and stale versions change
 //! nothing, a newer version moves its counts, and the order of delivery
 //! does not matter. `reproject`, and the
 //! first start after a migration that adds one, count them afresh instead
 //! ([`rebuild`]).
 
 use super::projection::LeadFacts;
-use entity::{activity, activity_rollup, lead, lead_rollup};
+use entity::{activity, activity_rollup, lead, lead_rollup, variable, variable_rollup};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, IntoActiveModel,
@@ -237,6 +238,43 @@ impl Rollup for LeadKey {
     }
 }
 
+/// What an activity is counted under for each variable it extracted: the
+/// variable's name and value and the activity's project, as its row in
+/// `variables` holds them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct VariableKey {
+    pub name: String,
+    pub value_text: Option<String>,
+    pub project_id: Option<String>,
+}
+
+impl VariableKey {
+    pub fn of(row: &variable::Model) -> VariableKey {
+        VariableKey {
+            name: row.name.clone(),
+            value_text: row.value_text.clone(),
+            project_id: row.project_id.clone(),
+        }
+    }
+}
+
+impl Rollup for VariableKey {
+    type Entity = variable_rollup::Entity;
+    type Counts = i64;
+    const KEY: variable_rollup::Column = variable_rollup::Column::Key;
+    const COUNTS: &'static [variable_rollup::Column] = &[variable_rollup::Column::Activities];
+
+    fn row(self, key: String, activities: i64) -> variable_rollup::Model {
+        variable_rollup::Model {
+            key,
+            name: self.name,
+            value_text: self.value_text,
+            project_id: self.project_id,
+            activities,
+        }
+    }
+}
+
 /// Changes to a rollup's counts that a batch makes.
 #[derive(Debug)]
 pub struct Deltas<K: Rollup>(HashMap<K, K::Counts>);
@@ -295,7 +333,7 @@ struct Counted {
 /// Count every current activity and lead again into empty rollups; the
 /// number of rows written.
 pub async fn rebuild<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
-    Ok(rebuild_activities(db).await? + rebuild_leads(db).await?)
+    Ok(rebuild_activities(db).await? + rebuild_leads(db).await? + rebuild_variables(db).await?)
 }
 
 async fn rebuild_activities<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
@@ -382,6 +420,40 @@ async fn rebuild_leads<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
     insert_counts(db, counts.collect()).await
 }
 
+#[derive(FromQueryResult)]
+struct VariablesCounted {
+    name: String,
+    value_text: Option<String>,
+    project_id: Option<String>,
+    activities: i64,
+}
+
+async fn rebuild_variables<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
+    use variable::Column as V;
+    variable_rollup::Entity::delete_many().exec(db).await?;
+    let counted: Vec<VariablesCounted> = variable::Entity::find()
+        .select_only()
+        .column(V::Name)
+        .column(V::ValueText)
+        .column(V::ProjectId)
+        .column_as(Expr::cust("COUNT(*)"), "activities")
+        .group_by(V::Name)
+        .group_by(V::ValueText)
+        .group_by(V::ProjectId)
+        .into_model()
+        .all(db)
+        .await?;
+    let counts = counted.into_iter().map(|c| {
+        let key = VariableKey {
+            name: c.name,
+            value_text: c.value_text,
+            project_id: c.project_id,
+        };
+        (key, c.activities)
+    });
+    insert_counts(db, counts.collect()).await
+}
+
 /// Write counted rows into an empty rollup, 500 per statement; how many.
 async fn insert_counts<K: Rollup, C: ConnectionTrait>(
     db: &C,
@@ -407,9 +479,10 @@ where
 /// Build the rollups if one is empty while what it counts exists: the
 /// first start after the migration that added it, or after an upgrade
 /// that added a span. (Every current activity is counted in a row of
-/// every span, and every lead in some row, so an empty rollup, or no row
-/// of the longest span, beside stored rows was never built.) One transaction; on PostgreSQL instances starting together
-/// take turns, and the later ones find it built.
+/// every span, and every lead and every variable row in some row, so an
+/// empty rollup, or no row of the longest span, beside stored rows was
+/// never built.) One transaction; on PostgreSQL instances starting
+/// together take turns, and the later ones find it built.
 pub async fn build_if_missing(db: &sea_orm::DatabaseConnection) -> Result<(), DbErr> {
     use sea_orm::TransactionTrait;
     let txn = db.begin().await?;
@@ -443,8 +516,19 @@ pub async fn build_if_missing(db: &sea_orm::DatabaseConnection) -> Result<(), Db
         .column(lead_rollup::Column::Key)
         .limit(1)
         .into_query();
+    let variables = variable::Entity::find()
+        .select_only()
+        .column(variable::Column::ActivityId)
+        .limit(1)
+        .into_query();
+    let variables_counted = variable_rollup::Entity::find()
+        .select_only()
+        .column(variable_rollup::Column::Key)
+        .limit(1)
+        .into_query();
     let missing = (exists(activities).await? && !exists(counted).await?)
-        || (exists(leads).await? && !exists(leads_counted).await?);
+        || (exists(leads).await? && !exists(leads_counted).await?)
+        || (exists(variables).await? && !exists(variables_counted).await?);
     if missing {
         let rows = rebuild(&txn).await?;
         tracing::info!(rows, "rollups built from the stored activities and leads");

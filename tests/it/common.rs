@@ -288,6 +288,10 @@ pub async fn snapshot(db: &DatabaseConnection) -> BTreeMap<&'static str, Vec<Str
             rows::<activity_rollup::Entity>(db).await,
         ),
         ("lead_rollups", rows::<lead_rollup::Entity>(db).await),
+        (
+            "variable_rollups",
+            rows::<variable_rollup::Entity>(db).await,
+        ),
     ])
 }
 

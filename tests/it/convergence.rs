@@ -28,6 +28,13 @@ fn payload_set(seed: u64, leads: usize) -> Vec<String> {
                 if analysis.is_object() {
                     analysis["disposition"] = "Older Outcome".into();
                 }
+                // And other variables: the newer version moves its counts
+                // in the variable rollup.
+                let variables = &mut older["activity"]["result"]["variables"]["variables"];
+                if let Some(variables) = variables.as_object_mut() {
+                    variables.insert("Urgency".into(), "Older Urgency".into());
+                    variables.remove("circle");
+                }
                 let older = older.to_string();
                 if seen.insert(older.clone()) {
                     out.push(older);
@@ -106,6 +113,7 @@ async fn converge(seed: u64, leads: usize, plan: Vec<usize>) {
     // The rollups kept batch by batch equal counting afresh.
     assert!(!state["activity_rollups"].is_empty());
     assert!(!state["lead_rollups"].is_empty());
+    assert!(!state["variable_rollups"].is_empty());
     leadql::store::rollup::rebuild(messy.db()).await.unwrap();
     assert_same_state(&state, &snapshot(messy.db()).await);
     reference.stop().await;

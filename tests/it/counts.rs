@@ -211,12 +211,13 @@ fn total_counts_equal_the_nodes_of_every_page_for_any_filter() {
     runtime.block_on(server.stop());
 }
 
-/// Which path counts: a variables row of no activity is counted by a
-/// filter that is one variable condition, alone or with its project (the
-/// variables table answers it, for the keys that see the row's lead), and
-/// by no other filter.
+/// Which path counts a filter that is one variable condition, alone or
+/// with its project: for a key of every project, the variable rollup (a
+/// count added to its row is counted, a variables row of no activity is
+/// not); for a scoped key, the variables table (that row is counted, for
+/// the keys that see its lead); for any other filter, the activities.
 #[tokio::test]
-async fn a_variable_filter_alone_is_counted_in_the_variables_table() {
+async fn a_variable_filter_alone_is_counted_in_the_rollup_or_the_variables_table() {
     use sea_orm::ConnectionTrait;
     let db = TestDb::new().await;
     let server = loaded_server(&db, 42).await;
@@ -252,18 +253,23 @@ async fn a_variable_filter_alone_is_counted_in_the_variables_table() {
         ))
         .await
         .unwrap();
-    for (key, sees_lead, was) in [
-        (&every, true, before[0]),
-        (&inside, true, before[1]),
-        (&outside, false, before[2]),
+    server
+        .db()
+        .execute_unprepared(&format!(
+            "UPDATE variable_rollups SET activities = activities + 2 \
+             WHERE name = 'Urgency' AND value_text = 'None' AND project_id = '{}'",
+            projects[0]
+        ))
+        .await
+        .unwrap();
+    for (key, more, was) in [
+        (&every, 2, before[0]),
+        (&inside, 1, before[1]),
+        (&outside, 0, before[2]),
     ] {
         let (total, ids) = count_and_nodes(&server, key, &alone).await;
         assert_eq!(ids.len() as i64, was, "the nodes are the activities'");
-        assert_eq!(
-            total,
-            was + i64::from(sees_lead),
-            "counted in the variables table"
-        );
+        assert_eq!(total, was + more, "counted in the rollup or the variables");
         let (total, ids) = count_and_nodes(&server, key, &wrapped).await;
         assert_eq!(
             (total, ids.len() as i64),
@@ -277,8 +283,14 @@ async fn a_variable_filter_alone_is_counted_in_the_variables_table() {
     let (total, ids) = count_and_nodes(&server, &every, &in_project(&projects[0])).await;
     assert_eq!(
         total,
+        ids.len() as i64 + 2,
+        "the rollup's row of its project counted"
+    );
+    let (total, ids) = count_and_nodes(&server, &inside, &in_project(&projects[0])).await;
+    assert_eq!(
+        total,
         ids.len() as i64 + 1,
-        "the row of its project counted"
+        "the variables row of its project counted"
     );
     let (total, ids) = count_and_nodes(&server, &every, &in_project(&projects[1])).await;
     assert_eq!(total, ids.len() as i64, "no row of the other project");

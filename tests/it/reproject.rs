@@ -266,6 +266,17 @@ async fn migrating_builds_a_missing_rollup_from_the_activities() {
         .unwrap();
     leadql::store::migrate(server.db()).await.unwrap();
     assert_same_state(&before, &snapshot(server.db()).await);
+    // So is the variable rollup, missing alone (the first start after the
+    // migration that added it).
+    assert!(!before["variable_rollups"].is_empty());
+    server
+        .db()
+        .execute_unprepared("DELETE FROM variable_rollups")
+        .await
+        .unwrap();
+    assert_ne!(snapshot(server.db()).await, before);
+    leadql::store::migrate(server.db()).await.unwrap();
+    assert_same_state(&before, &snapshot(server.db()).await);
     // Built once: a rollup that exists is left alone.
     server
         .db()

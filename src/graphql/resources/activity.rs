@@ -5,7 +5,7 @@ use super::analysis::Analysis;
 use super::conversation::Conversation;
 use super::lead::{lead_of, Lead};
 use super::{condition, look_up, reader};
-use crate::graphql::aggregate::activities_total;
+use crate::graphql::aggregate::{activities_total, sum_of};
 use crate::graphql::engine::connection::{at_least, connection, cost, one, paged, root_by, Total};
 use crate::graphql::engine::filter::{
     asked_of_each, like, like_pattern, string, Against, StringFilter,
@@ -19,7 +19,7 @@ use crate::graphql::Limits;
 use crate::store::read::Reader;
 use async_graphql::{ComplexObject, Context, InputObject, Json, Object, Result, ID};
 use chrono::{DateTime, Utc};
-use entity::{activity, analysis, conversation, lead, variable};
+use entity::{activity, analysis, conversation, lead, variable, variable_rollup};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ColumnTrait, Condition, IntoSimpleExpr, QueryFilter, QuerySelect, QueryTrait, Select,
@@ -216,16 +216,30 @@ fn variable_rows(f: &VariableFilter, project: Option<&StringFilter>, at: Against
 }
 
 /// The count of a root list whose filter is one `variable` condition,
-/// alone or with a `projectId` condition, from the variables table alone:
-/// it holds one row per activity and name, written and replaced with its
-/// activity and carrying the activity's lead (by which a scoped reader
-/// sees both) and project, so its matching rows are the matching
-/// activities, and the count reads one index instead of probing an
-/// activity per match. None for any other filter (the activities are
-/// counted).
+/// alone or with a `projectId` condition, without reading the activities.
+///
+/// For a reader of every project, from the variable rollup: its rows are
+/// named and keyed as the variables are (name, value and the activity's
+/// project), so the same condition, folded by the same code, selects the
+/// rows counting exactly the variables it selects, and their sum is read
+/// from a row per project and value instead of an index entry per
+/// activity. A scoped reader sees activities by their lead's project,
+/// which a rollup row does not hold: for it, the variables table alone,
+/// which holds one row per activity and name, written and replaced with
+/// its activity and carrying its lead and project, so its matching rows
+/// are the matching activities. None for any other filter (the
+/// activities are counted).
 fn variable_total(reader: &Reader, filter: Option<&ActivityFilter>) -> Option<Total> {
     let (v, project) = variable_alone(filter)?;
     let rows = variable_rows(v, project, Against::of(reader));
+    if reader.projects().is_none() {
+        let mut counted = Query::select();
+        counted
+            .from_as(variable_rollup::Entity, variable::Entity)
+            .cond_where(rows)
+            .expr(sum_of("\"variables\".\"activities\""));
+        return Some(Total::number(reader.db(), counted));
+    }
     Some(Total::rows(
         reader.db(),
         reader.find::<variable::Entity>().filter(rows),

@@ -11,7 +11,7 @@ mod read;
 mod write;
 
 use super::projection::{project_lead, LeadFacts};
-use super::rollup::{Deltas, Key, LeadKey, Measures};
+use super::rollup::{Deltas, Key, LeadKey, Measures, VariableKey};
 use crate::ingest::payload::callback::{Promise, Rules};
 use crate::ingest::payload::{ActivityRows, Delivery, Kind, Projection};
 use entity::{activity, disposition_event, lead, lead_update};
@@ -123,13 +123,15 @@ pub async fn apply_batch<C: ConnectionTrait>(
         (
             rollup_deltas(replaced, &applied),
             lead_deltas(&before.leads, &after.leads, existed),
+            variable_deltas(&stored.variables, &applied),
         )
     });
     write_leads(&mut script, after, &before.callbacks);
-    if let Some((activities, leads)) = counts {
+    if let Some((activities, leads, variables)) = counts {
         // Replay (reproject) counts everything at its end instead.
         write_counts(&mut script, activities);
         write_counts(&mut script, leads);
+        write_counts(&mut script, variables);
     }
     let (events, activities) = if live {
         write_feeds(&mut script, &applied, received_at);
@@ -207,6 +209,22 @@ fn rollup_deltas(
         );
         for key in Key::of(&facts) {
             deltas.add(key, measures, 1);
+        }
+    }
+    deltas
+}
+
+/// What the batch changes in the variable rollup: each winning version
+/// counts under each variable it extracted, and the versions it replaces
+/// (`replaced`: their variables) no longer count.
+fn variable_deltas(replaced: &[VariableKey], applied: &Applied) -> Deltas<VariableKey> {
+    let mut deltas = Deltas::default();
+    for key in replaced {
+        deltas.add(key.clone(), 1, -1);
+    }
+    for w in &applied.activities {
+        for row in &w.rows.variables {
+            deltas.add(VariableKey::of(row), 1, 1);
         }
     }
     deltas

@@ -5,11 +5,12 @@
 use crate::ingest::payload::Delivery;
 use crate::ingest::payload::Kind;
 use crate::store::projection::LeadFacts;
-use entity::activity;
+use crate::store::rollup::VariableKey;
+use entity::{activity, variable};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, UnionType};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,
-    Statement,
+    QuerySelect, Statement,
 };
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -29,6 +30,14 @@ pub(super) struct Version {
     n: Option<i64>,
 }
 
+/// A variable of a replaced activity, as the variable rollup counts it.
+#[derive(FromQueryResult)]
+struct ReplacedVariable {
+    name: String,
+    value_text: Option<String>,
+    project_id: Option<String>,
+}
+
 /// What is stored already of a batch's bodies, activities and updates.
 pub(super) struct Stored {
     /// Bodies logged before this batch.
@@ -46,6 +55,9 @@ pub(super) struct Stored {
     /// only, read by [`Stored::read_measures`] once the batch is decided).
     pub(super) turn_counts: HashMap<String, i64>,
     pub(super) tool_calls: HashMap<String, i64>,
+    /// The variables the replaced activities extracted: what their
+    /// replacements take from the variable rollup (live batches only).
+    pub(super) variables: Vec<VariableKey>,
 }
 
 impl Stored {
@@ -62,6 +74,7 @@ impl Stored {
             leads: HashSet::new(),
             turn_counts: HashMap::new(),
             tool_calls: HashMap::new(),
+            variables: Vec::new(),
         };
         for v in stored_state(txn, deliveries, live).await? {
             match v.kind.as_str() {
@@ -87,8 +100,9 @@ impl Stored {
 
     /// Read what the rollups count of the stored versions of `replaced`
     /// activities: their conversations' turn counts ("c") and their tool
-    /// calls ("t"), in one query, and none when nothing is replaced (most
-    /// batches: new activities and stale repeats replace nothing).
+    /// calls ("t"), in one query, and their variables in another; none
+    /// when nothing is replaced (most batches: new activities and stale
+    /// repeats replace nothing).
     pub(super) async fn read_measures<C: ConnectionTrait>(
         &mut self,
         txn: &C,
@@ -133,6 +147,21 @@ impl Stored {
                 }
             }
         }
+        use variable::Column as V;
+        self.variables = variable::Entity::find()
+            .select_only()
+            .columns([V::Name, V::ValueText, V::ProjectId])
+            .filter(V::ActivityId.is_in(replaced.iter().copied()))
+            .into_model::<ReplacedVariable>()
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|v| VariableKey {
+                name: v.name,
+                value_text: v.value_text,
+                project_id: v.project_id,
+            })
+            .collect();
         Ok(())
     }
 }
