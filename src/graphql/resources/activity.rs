@@ -357,16 +357,32 @@ async fn reading(
 /// `EXISTS (SELECT 1 FROM variables WHERE activity_id = activities.id AND
 /// name = … AND …)`: `f` asked of one activity, by the variables' key, as
 /// a walk asks each row ([`asked_of_each`]).
+///
+/// On PostgreSQL the activity's variables are read first on their own
+/// (`FROM (SELECT … WHERE activity_id = activities.id OFFSET 0) AS
+/// variables`), and `f` asked of those: the plan PostgreSQL keeps for the
+/// server's prepared statement estimates a name and value of unknown
+/// parameters at one row, and then looked each activity up in the index by
+/// name and value, reading every entry of the value to find the activity's
+/// (32 ms for a page of 20 at 10,000 leads, against 1 ms by the key).
 fn variable_probe(f: &VariableFilter, at: Against) -> Condition {
-    let sub = Query::select()
-        .expr(Expr::val(1))
-        .from(variable::Entity)
-        .and_where(
-            Expr::col((variable::Entity, variable::Column::ActivityId))
-                .equals((activity::Entity, activity::Column::Id)),
-        )
-        .cond_where(variable_rows(f, None, at))
-        .to_owned();
+    use variable::Column as V;
+    let of_activity = Expr::col((variable::Entity, V::ActivityId))
+        .equals((activity::Entity, activity::Column::Id));
+    let mut sub = Query::select();
+    sub.expr(Expr::val(1));
+    if at.backend == sea_orm::DbBackend::Postgres {
+        let own = Query::select()
+            .columns([V::Name, V::ValueText])
+            .from(variable::Entity)
+            .and_where(of_activity)
+            .offset(0)
+            .to_owned();
+        sub.from_subquery(own, variable::Entity);
+    } else {
+        sub.from(variable::Entity).and_where(of_activity);
+    }
+    sub.cond_where(variable_rows(f, None, at));
     Condition::all().add(asked_of_each(sub, at.backend))
 }
 
