@@ -397,18 +397,12 @@ struct LeadsCounted {
 async fn rebuild_leads<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
     use lead::Column as L;
     lead_rollup::Entity::delete_many().exec(db).await?;
-    let counted: Vec<LeadsCounted> = lead::Entity::find()
-        .select_only()
-        .column(L::ProjectId)
-        .column(L::Disposition)
-        .column(L::DispositionType)
-        .column_as(Expr::cust("COUNT(*)"), "leads")
-        .group_by(L::ProjectId)
-        .group_by(L::Disposition)
-        .group_by(L::DispositionType)
-        .into_model()
-        .all(db)
-        .await?;
+    let counted: Vec<LeadsCounted> = counted_by::<lead::Entity, _, _>(
+        db,
+        [L::ProjectId, L::Disposition, L::DispositionType],
+        "leads",
+    )
+    .await?;
     let counts = counted.into_iter().map(|c| {
         let key = LeadKey {
             project_id: c.project_id,
@@ -431,18 +425,12 @@ struct VariablesCounted {
 async fn rebuild_variables<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
     use variable::Column as V;
     variable_rollup::Entity::delete_many().exec(db).await?;
-    let counted: Vec<VariablesCounted> = variable::Entity::find()
-        .select_only()
-        .column(V::Name)
-        .column(V::ValueText)
-        .column(V::ProjectId)
-        .column_as(Expr::cust("COUNT(*)"), "activities")
-        .group_by(V::Name)
-        .group_by(V::ValueText)
-        .group_by(V::ProjectId)
-        .into_model()
-        .all(db)
-        .await?;
+    let counted: Vec<VariablesCounted> = counted_by::<variable::Entity, _, _>(
+        db,
+        [V::Name, V::ValueText, V::ProjectId],
+        "activities",
+    )
+    .await?;
     let counts = counted.into_iter().map(|c| {
         let key = VariableKey {
             name: c.name,
@@ -452,6 +440,22 @@ async fn rebuild_variables<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
         (key, c.activities)
     });
     insert_counts(db, counts.collect()).await
+}
+
+/// The rows of `E` counted per value of `columns` (`COUNT(*)` named
+/// `count`), read as `M`.
+async fn counted_by<E: EntityTrait, M: FromQueryResult, C: ConnectionTrait>(
+    db: &C,
+    columns: [E::Column; 3],
+    count: &str,
+) -> Result<Vec<M>, DbErr> {
+    let mut select = E::find()
+        .select_only()
+        .column_as(Expr::cust("COUNT(*)"), count);
+    for column in columns {
+        select = select.column(column).group_by(column);
+    }
+    select.into_model().all(db).await
 }
 
 /// Write counted rows into an empty rollup, 500 per statement; how many.
