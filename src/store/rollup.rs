@@ -240,8 +240,8 @@ impl Rollup for LeadKey {
 
 /// What an activity is counted under for each variable it extracted: the
 /// variable's name and value and the activity's project, as its row in
-/// `variables` holds them.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+/// `variables` holds them (and read from there by these names).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, FromQueryResult)]
 pub struct VariableKey {
     pub name: String,
     pub value_text: Option<String>,

@@ -30,14 +30,6 @@ pub(super) struct Version {
     n: Option<i64>,
 }
 
-/// A variable of a replaced activity, as the variable rollup counts it.
-#[derive(FromQueryResult)]
-struct ReplacedVariable {
-    name: String,
-    value_text: Option<String>,
-    project_id: Option<String>,
-}
-
 /// What is stored already of a batch's bodies, activities and updates.
 pub(super) struct Stored {
     /// Bodies logged before this batch.
@@ -152,16 +144,9 @@ impl Stored {
             .select_only()
             .columns([V::Name, V::ValueText, V::ProjectId])
             .filter(V::ActivityId.is_in(replaced.iter().copied()))
-            .into_model::<ReplacedVariable>()
+            .into_model::<VariableKey>()
             .all(txn)
-            .await?
-            .into_iter()
-            .map(|v| VariableKey {
-                name: v.name,
-                value_text: v.value_text,
-                project_id: v.project_id,
-            })
-            .collect();
+            .await?;
         Ok(())
     }
 }
