@@ -119,7 +119,7 @@ async fn key_for(server: &TestServer, project: Option<&str>) -> String {
 }
 
 /// Every (name, value) of the stored variables, and the projects.
-async fn variables_and_projects(
+pub(crate) async fn variables_and_projects(
     server: &TestServer,
 ) -> (Vec<(String, Option<String>)>, Vec<String>) {
     use sea_orm::EntityTrait;
