@@ -189,6 +189,17 @@ fn asked(
     asked_of_each(rows, backend)
 }
 
+/// The text a probe asks each row for, matched with ILIKE: on PostgreSQL
+/// only, as `col || ''` is written for it (see [`asked`]); SQLite's short
+/// texts, which its index cannot look up, read the list. None also where
+/// the text matches everything.
+fn probed(text: &str, backend: DbBackend) -> Option<&str> {
+    match (backend, lookup(text, backend)) {
+        (DbBackend::Postgres, Lookup::Like(text)) => Some(text),
+        _ => None,
+    }
+}
+
 /// The question a page that walks the leads asks of each lead where the
 /// text is matched with ILIKE (PostgreSQL, see `page::Reading::First`):
 /// its summary, its analyses' summaries and its transcripts' messages,
@@ -196,12 +207,8 @@ fn asked(
 /// texts of three characters or more), or where the text matches
 /// everything.
 pub fn lead_probe(text: &str, at: Against) -> Option<Condition> {
-    // `col || ''` is written for PostgreSQL only (see `asked`); SQLite's
-    // short texts, which its index cannot look up, read the list.
     let backend = at.backend;
-    let (DbBackend::Postgres, Lookup::Like(text)) = (backend, lookup(text, backend)) else {
-        return None;
-    };
+    let text = probed(text, backend)?;
     let this = (lead::Entity, lead::Column::Id);
     let calls = Query::select()
         .column((activity::Entity, activity::Column::Id))
@@ -233,12 +240,8 @@ pub fn lead_probe(text: &str, at: Against) -> Option<Condition> {
 /// The question a page that walks the activities asks of each activity
 /// where the text is matched with ILIKE (see [`lead_probe`]).
 pub fn activity_probe(text: &str, at: Against) -> Option<Condition> {
-    // `col || ''` is written for PostgreSQL only (see `asked`); SQLite's
-    // short texts, which its index cannot look up, read the list.
     let backend = at.backend;
-    let (DbBackend::Postgres, Lookup::Like(text)) = (backend, lookup(text, backend)) else {
-        return None;
-    };
+    let text = probed(text, backend)?;
     let this = (activity::Entity, activity::Column::Id);
     let of_analysis = Expr::col((analysis::Entity, analysis::Column::ActivityId)).equals(this);
     let of_call = Expr::col((message::Entity, message::Column::ActivityId)).equals(this);
