@@ -9,9 +9,9 @@
 //! stores adds its measures to its keys and, when it replaces an older
 //! version, takes the old version's measures from the old version's
 //! keys (and its variables, from theirs); each lead it writes moves from
-//! its stored projection's key (if it existed) to its new one. So duplicates and stale versions change
-//! nothing, a newer version moves its counts, and the order of delivery
-//! does not matter. `reproject`, and the
+//! its stored projection's key (if it existed) to its new one. So
+//! duplicates and stale versions change nothing, a newer version moves its
+//! counts, and the order of delivery does not matter. `reproject`, and the
 //! first start after a migration that adds one, count them afresh instead
 //! ([`rebuild`]).
 
