@@ -8,6 +8,7 @@
 //! disposition as this batch saw it.
 
 mod read;
+mod script;
 mod write;
 
 use super::projection::{project_lead, LeadFacts};
@@ -16,11 +17,12 @@ use crate::ingest::payload::callback::{Promise, Rules};
 use crate::ingest::payload::{ActivityRows, Delivery, Kind, Projection};
 use entity::{activity, disposition_event, lead, lead_update};
 use read::{lead_facts, lock_leads, Stored};
+use script::Script;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use write::{
     log_deliveries, project_leads, write_activities, write_counts, write_feeds, write_leads,
-    write_updates, Script,
+    write_updates,
 };
 
 /// What happened to one delivery.
