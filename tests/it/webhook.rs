@@ -799,6 +799,7 @@ async fn tricky_text_round_trips_exactly() {
         "\\'",
         "''; DROP TABLE leads; --",
         "$$ $tag$ E'\\n'",
+        "$rows$ $rows1$ #rows#",
         "tab\tnew\nline\r",
         "emoji 🎉 and हिन्दी",
         "\u{7f}\u{1}",

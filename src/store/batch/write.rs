@@ -2,7 +2,7 @@
 //! activities and their parts, updates, leads, and the feeds' logs).
 
 use super::read::Stored;
-use super::script::Script;
+use super::script::{Conflict, Script};
 use super::{Applied, Decided, Status};
 use crate::ingest::payload::callback::Rules;
 use crate::ingest::payload::Delivery;
@@ -13,11 +13,8 @@ use entity::{
     activity, activity_event, analysis, callback, conversation, delivery, disposition_event, lead,
     lead_update, message, tool_call, variable,
 };
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{
-    ColumnTrait, DbBackend, EntityTrait, IdenStatic, IntoActiveModel, Iterable, NotSet,
-    QueryFilter, QueryTrait, Set,
-};
+
+use sea_orm::{DbBackend, EntityTrait, IntoActiveModel, NotSet, Set};
 use std::collections::HashMap;
 
 /// Add the batch's changes to a rollup's counts (rows that reach zero are
@@ -31,28 +28,14 @@ where
     <K::Entity as EntityTrait>::ActiveModel: Send,
 {
     let (rows, fell) = deltas.rows();
-    let mut upsert = OnConflict::column(K::KEY);
-    for column in K::COUNTS {
-        let stored = Expr::col((K::Entity::default(), *column));
-        upsert.value(
-            *column,
-            stored.add(Expr::cust(format!("excluded.{}", column.as_str()))),
-        );
-    }
     script.insert::<K::Entity, _>(
         rows.into_iter()
             .map(IntoActiveModel::into_active_model)
             .collect(),
-        Some(upsert),
+        Conflict::Add(K::KEY, K::COUNTS),
     );
-    if let (false, Some(first)) = (fell.is_empty(), K::COUNTS.first()) {
-        script.push(
-            K::Entity::delete_many()
-                .filter(K::KEY.is_in(fell))
-                .filter(first.eq(0))
-                .into_query(),
-        );
-    }
+    let fell: Vec<&str> = fell.iter().map(AsRef::as_ref).collect();
+    script.delete_in::<K::Entity>(K::KEY, &fell, K::COUNTS.first().copied());
 }
 
 /// The raw log: every non-duplicate body with its outcome, and the repeat
@@ -88,46 +71,29 @@ pub(super) fn log_deliveries(
             .into_active_model()
         });
     }
-    script.insert::<delivery::Entity, _>(
-        log_rows,
-        Some(
-            OnConflict::column(delivery::Column::BodyHash)
-                .do_nothing()
-                .to_owned(),
-        ),
-    );
-    for (hash, count) in repeats {
-        if stored.logged.contains(hash) {
-            script.push(
-                delivery::Entity::update_many()
-                    .col_expr(
-                        delivery::Column::DuplicateCount,
-                        Expr::col(delivery::Column::DuplicateCount).add(count),
-                    )
-                    .filter(delivery::Column::BodyHash.eq(hash))
-                    .into_query(),
-            );
-        }
-    }
+    script.insert::<delivery::Entity, _>(log_rows, Conflict::Ignore(delivery::Column::BodyHash));
+    let repeats: Vec<(&str, i32)> = repeats
+        .into_iter()
+        .filter(|(hash, _)| stored.logged.contains(*hash))
+        .collect();
+    script.add_repeats(&repeats);
 }
 
 /// Each winning activity with its parts; the parts of the older versions
 /// it `replaced` are deleted first.
 pub(super) fn write_activities(script: &mut Script, applied: &Applied, replaced: &[&str]) {
-    if !replaced.is_empty() {
-        script.delete_parts::<message::Entity>(message::Column::ActivityId, replaced);
-        script.delete_parts::<tool_call::Entity>(tool_call::Column::ActivityId, replaced);
-        script.delete_parts::<variable::Entity>(variable::Column::ActivityId, replaced);
-        script.delete_parts::<analysis::Entity>(analysis::Column::ActivityId, replaced);
-        script.delete_parts::<conversation::Entity>(conversation::Column::ActivityId, replaced);
-    }
+    script.delete_in::<message::Entity>(message::Column::ActivityId, replaced, None);
+    script.delete_in::<tool_call::Entity>(tool_call::Column::ActivityId, replaced, None);
+    script.delete_in::<variable::Entity>(variable::Column::ActivityId, replaced, None);
+    script.delete_in::<analysis::Entity>(analysis::Column::ActivityId, replaced, None);
+    script.delete_in::<conversation::Entity>(conversation::Column::ActivityId, replaced, None);
     let winners = &applied.activities;
     script.insert::<activity::Entity, _>(
         winners
             .iter()
             .map(|w| w.activity.clone().into_active_model())
             .collect(),
-        Some(upsert::<activity::Entity>(activity::Column::Id)),
+        Conflict::Replace(activity::Column::Id),
     );
     script.insert::<conversation::Entity, _>(
         winners
@@ -135,7 +101,7 @@ pub(super) fn write_activities(script: &mut Script, applied: &Applied, replaced:
             .filter_map(|w| w.rows.conversation.clone())
             .map(IntoActiveModel::into_active_model)
             .collect(),
-        None,
+        Conflict::None,
     );
     script.insert::<message::Entity, _>(
         winners
@@ -143,7 +109,7 @@ pub(super) fn write_activities(script: &mut Script, applied: &Applied, replaced:
             .flat_map(|w| w.rows.messages.iter().cloned())
             .map(IntoActiveModel::into_active_model)
             .collect(),
-        None,
+        Conflict::None,
     );
     script.insert::<tool_call::Entity, _>(
         winners
@@ -151,7 +117,7 @@ pub(super) fn write_activities(script: &mut Script, applied: &Applied, replaced:
             .flat_map(|w| w.rows.tool_calls.iter().cloned())
             .map(IntoActiveModel::into_active_model)
             .collect(),
-        None,
+        Conflict::None,
     );
     script.insert::<analysis::Entity, _>(
         winners
@@ -159,7 +125,7 @@ pub(super) fn write_activities(script: &mut Script, applied: &Applied, replaced:
             .filter_map(|w| w.rows.analysis.clone())
             .map(IntoActiveModel::into_active_model)
             .collect(),
-        None,
+        Conflict::None,
     );
     script.insert::<variable::Entity, _>(
         winners
@@ -167,7 +133,7 @@ pub(super) fn write_activities(script: &mut Script, applied: &Applied, replaced:
             .flat_map(|w| w.rows.variables.iter().cloned())
             .map(IntoActiveModel::into_active_model)
             .collect(),
-        None,
+        Conflict::None,
     );
 }
 
@@ -179,7 +145,7 @@ pub(super) fn write_updates(script: &mut Script, applied: &Applied) {
             .iter()
             .map(|u| (*u).clone().into_active_model())
             .collect(),
-        Some(upsert::<lead_update::Entity>(lead_update::Column::Id)),
+        Conflict::Replace(lead_update::Column::Id),
     );
 }
 
@@ -229,7 +195,7 @@ pub(super) fn write_leads(
             .into_iter()
             .map(IntoActiveModel::into_active_model)
             .collect(),
-        Some(upsert::<lead::Entity>(lead::Column::Id)),
+        Conflict::Replace(lead::Column::Id),
     );
     let after = after.callbacks;
     let gone: Vec<&str> = before
@@ -237,13 +203,7 @@ pub(super) fn write_leads(
         .filter(|id| !after.contains_key(*id))
         .map(String::as_str)
         .collect();
-    if !gone.is_empty() {
-        script.push(
-            callback::Entity::delete_many()
-                .filter(callback::Column::Id.is_in(gone))
-                .into_query(),
-        );
-    }
+    script.delete_in::<callback::Entity>(callback::Column::Id, &gone, None);
     let mut changed: Vec<callback::Model> = after
         .into_values()
         .filter(|row| before.get(&row.id) != Some(row))
@@ -254,7 +214,7 @@ pub(super) fn write_leads(
             .into_iter()
             .map(IntoActiveModel::into_active_model)
             .collect(),
-        Some(upsert::<callback::Entity>(callback::Column::Id)),
+        Conflict::Replace(callback::Column::Id),
     );
 }
 
@@ -270,10 +230,7 @@ pub(super) fn write_leads(
 /// nothing but the commit comes after it.
 pub(super) fn write_feeds(script: &mut Script, applied: &Applied, received_at: i64) {
     // An event is caused by a stored activity: no activities, no events.
-    if applied.activities.is_empty() {
-        return;
-    }
-    let postgres = script.backend == DbBackend::Postgres;
+    let postgres = script.backend == DbBackend::Postgres && !applied.activities.is_empty();
     if postgres {
         script.push_sql("SELECT pg_advisory_xact_lock(1818584177, 1)");
     }
@@ -290,7 +247,7 @@ pub(super) fn write_feeds(script: &mut Script, applied: &Applied, received_at: i
                 recorded_at: Set(received_at),
             })
             .collect(),
-        None,
+        Conflict::None,
     );
     script.insert::<disposition_event::Entity, _>(
         applied
@@ -301,7 +258,7 @@ pub(super) fn write_feeds(script: &mut Script, applied: &Applied, received_at: i
                 ..e.clone().into_active_model()
             })
             .collect(),
-        None,
+        Conflict::None,
     );
     if postgres {
         script.push_sql(&format!(
@@ -315,12 +272,4 @@ pub(super) fn write_feeds(script: &mut Script, applied: &Applied, received_at: i
             ));
         }
     }
-}
-
-/// `ON CONFLICT (key) DO UPDATE SET` every other column.
-pub(super) fn upsert<E: EntityTrait>(key: E::Column) -> OnConflict {
-    let others: Vec<E::Column> = E::Column::iter()
-        .filter(|c| c.as_str() != key.as_str())
-        .collect();
-    OnConflict::column(key).update_columns(others).to_owned()
 }
