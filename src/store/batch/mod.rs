@@ -73,7 +73,8 @@ pub enum Mode {
 /// a network hop for PostgreSQL), so it reads in two queries (three when
 /// it replaces stored activities, whose measures the rollup takes back)
 /// and writes every row, the feeds' logs included, in one script of
-/// multi-row statements built by sea-query.
+/// multi-row statements (see `script`: on SQLite a fixed text with the
+/// rows bound as JSON, on PostgreSQL VALUES in the text).
 #[tracing::instrument(skip_all, fields(deliveries = deliveries.len()))]
 pub async fn apply_batch<C: ConnectionTrait>(
     txn: &C,
