@@ -549,6 +549,22 @@ impl WsClient {
         out
     }
 
+    /// Every result until at least `n` have come (waiting up to 30 s for
+    /// each), then until `quiet` passes without one: a subscriber catching
+    /// up on a loaded machine may pause longer than `quiet` between
+    /// results, and one that sends too many still shows them.
+    pub async fn drain_at_least(&mut self, n: usize, quiet: std::time::Duration) -> Vec<Value> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            match self.next_data(std::time::Duration::from_secs(30)).await {
+                Some(data) => out.push(data),
+                None => break,
+            }
+        }
+        out.extend(self.drain(quiet).await);
+        out
+    }
+
     /// Whatever comes next (for error and close checks).
     pub async fn next_message(&mut self, timeout: std::time::Duration) -> Option<Value> {
         self.receive(timeout).await
