@@ -13,7 +13,6 @@ use entity::{
     activity, activity_event, analysis, callback, conversation, delivery, disposition_event, lead,
     lead_update, message, tool_call, variable,
 };
-
 use sea_orm::{DbBackend, EntityTrait, IntoActiveModel, NotSet, Set};
 use std::collections::HashMap;
 
@@ -229,9 +228,11 @@ pub(super) fn write_leads(
 /// every entry below N. The lock is taken last in the batch's script, and
 /// nothing but the commit comes after it.
 pub(super) fn write_feeds(script: &mut Script, applied: &Applied, received_at: i64) {
-    // An event is caused by a stored activity: no activities, no events.
-    let postgres = script.backend == DbBackend::Postgres && !applied.activities.is_empty();
-    if postgres {
+    // An event is caused by a stored activity: no activities, no events,
+    // and on PostgreSQL no lock and no NOTIFY. (The inserts below are
+    // written either way: on SQLite the script's text stays the same.)
+    let announce = script.backend == DbBackend::Postgres && !applied.activities.is_empty();
+    if announce {
         script.push_sql("SELECT pg_advisory_xact_lock(1818584177, 1)");
     }
     // Within a commit, in the order the activities happened.
@@ -260,7 +261,7 @@ pub(super) fn write_feeds(script: &mut Script, applied: &Applied, received_at: i
             .collect(),
         Conflict::None,
     );
-    if postgres {
+    if announce {
         script.push_sql(&format!(
             "SELECT pg_notify('{}', '')",
             crate::feed::ACTIVITIES_CHANNEL
