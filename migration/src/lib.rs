@@ -23,6 +23,7 @@ mod m20261211_000017_covering_call_filters;
 mod m20261212_000018_lead_name_trigrams;
 mod m20261212_000019_variables_by_project;
 mod m20261213_000020_variable_rollups;
+mod m20261214_000021_ordered_rollup_keys;
 
 pub struct Migrator;
 
@@ -62,6 +63,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261212_000018_lead_name_trigrams::Migration),
             Box::new(m20261212_000019_variables_by_project::Migration),
             Box::new(m20261213_000020_variable_rollups::Migration),
+            Box::new(m20261214_000021_ordered_rollup_keys::Migration),
         ]
     }
 }

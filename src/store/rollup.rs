@@ -42,24 +42,48 @@ pub const LONG: i64 = 32 * DAY;
 pub const SPANS: [i64; 3] = [HOUR, DAY, LONG];
 
 /// What a rollup's row counts: the parts of its key, which name its row
-/// by their digest (the parts may be null, and long: PostgreSQL bounds
-/// an index entry).
+/// by [`Rollup::key`]: a short, ordered start ([`Rollup::order`]) and
+/// their digest (the parts may be null, and long: PostgreSQL bounds an
+/// index entry).
 pub trait Rollup: Eq + Hash + Serialize {
     type Entity: EntityTrait;
     /// What a row counts.
     type Counts: Counts;
-    /// The row's primary key column (the digest).
+    /// The row's primary key column ([`Rollup::key`]).
     const KEY: <Self::Entity as EntityTrait>::Column;
     /// Its count columns, each added to on conflict; the first is
     /// [`Counts::items`] (a row counting none is deleted).
     const COUNTS: &'static [<Self::Entity as EntityTrait>::Column];
-    /// The row for these parts, named `key`, counting `counts`.
+    /// The row for these parts, named `key` ([`Rollup::key`]), counting
+    /// `counts`.
     fn row(self, key: String, counts: Self::Counts) -> <Self::Entity as EntityTrait>::Model;
 
-    fn digest(&self) -> String {
+    /// The start of the row's key, written to `key`: what puts the rows
+    /// one batch changes next to each other in the table. A digest alone
+    /// scattered them, a page each, and each changed page is written
+    /// again at every commit (on SQLite the rollups' pages were 3.7 of
+    /// the 28 pages a delivery wrote). It only orders; the digest names.
+    fn order(&self, key: &mut String);
+
+    /// The row's key: [`Rollup::order`], then the first 128 bits of the
+    /// digest of all the parts (so two keys are equal exactly when their
+    /// parts are).
+    fn key(&self) -> String {
         let text = serde_json::to_string(self).unwrap_or_default();
-        hex::encode(Sha256::digest(text.as_bytes()))
+        let mut key = String::with_capacity(96);
+        self.order(&mut key);
+        key.push_str(&hex::encode(&Sha256::digest(text.as_bytes())[..16]));
+        key
     }
+}
+
+/// The first `max` bytes of `text` at most, cut at a character.
+fn head(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// The counts of a rollup's row, added and taken away together.
@@ -170,6 +194,16 @@ impl Key {
 }
 
 impl Rollup for Key {
+    /// Span, then the period's start: ingest runs forward in time, so a
+    /// batch's activities fall in a few current periods, whose rows are
+    /// then side by side. The start is shifted by 2^63 to sort as it
+    /// counts when it is negative.
+    fn order(&self, key: &mut String) {
+        use std::fmt::Write;
+        let start = (self.start as u64) ^ (1 << 63);
+        let _ = write!(key, "{:x}.{start:016x}.", self.span);
+    }
+
     type Entity = activity_rollup::Entity;
     type Counts = Measures;
     const KEY: activity_rollup::Column = activity_rollup::Column::Key;
@@ -222,6 +256,9 @@ impl LeadKey {
 }
 
 impl Rollup for LeadKey {
+    /// Nothing: a project has a row per disposition, a few in all.
+    fn order(&self, _: &mut String) {}
+
     type Entity = lead_rollup::Entity;
     type Counts = i64;
     const KEY: lead_rollup::Column = lead_rollup::Column::Key;
@@ -259,6 +296,16 @@ impl VariableKey {
 }
 
 impl Rollup for VariableKey {
+    /// The name and value, each cut at 48 bytes: most variables have a
+    /// few values, and the many-valued ones (dates, times) mostly grow
+    /// with time, so a batch's values sit together.
+    fn order(&self, key: &mut String) {
+        key.push_str(head(&self.name, 48));
+        key.push('|');
+        key.push_str(head(self.value_text.as_deref().unwrap_or(""), 48));
+        key.push('|');
+    }
+
     type Entity = variable_rollup::Entity;
     type Counts = i64;
     const KEY: variable_rollup::Column = variable_rollup::Column::Key;
@@ -300,17 +347,17 @@ impl<K: Rollup> Deltas<K> {
             .0
             .into_iter()
             .filter(|(_, n)| *n != K::Counts::default())
-            .map(|(key, n)| (key.digest(), key, n))
+            .map(|(key, n)| (key.key(), key, n))
             .collect();
         changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let fell = changes
             .iter()
             .filter(|(_, _, n)| n.items() < 0)
-            .map(|(digest, _, _)| digest.clone())
+            .map(|(name, _, _)| name.clone())
             .collect();
         let rows = changes
             .into_iter()
-            .map(|(digest, key, n)| key.row(digest, n))
+            .map(|(name, key, n)| key.row(name, n))
             .collect();
         (rows, fell)
     }
@@ -468,8 +515,8 @@ where
 {
     let written = counts.len() as u64;
     let mut rows = counts.into_iter().map(|(key, n)| {
-        let digest = key.digest();
-        key.row(digest, n).into_active_model()
+        let name = key.key();
+        key.row(name, n).into_active_model()
     });
     loop {
         let chunk: Vec<_> = rows.by_ref().take(500).collect();
@@ -538,4 +585,74 @@ pub async fn build_if_missing(db: &sea_orm::DatabaseConnection) -> Result<(), Db
         tracing::info!(rows, "rollups built from the stored activities and leads");
     }
     txn.commit().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn activity(span: i64, start: i64, disposition: &str) -> Key {
+        Key {
+            project_id: Some("p1".into()),
+            span,
+            start,
+            disposition: Some(disposition.into()),
+            disposition_type: None,
+        }
+    }
+
+    fn variable(name: &str, value: &str) -> VariableKey {
+        VariableKey {
+            name: name.into(),
+            value_text: Some(value.into()),
+            project_id: Some("p1".into()),
+        }
+    }
+
+    #[test]
+    fn keys_name_their_parts_exactly() {
+        let a = activity(HOUR, 7 * HOUR, "Interested");
+        assert_eq!(a.key(), a.clone().key());
+        assert_ne!(a.key(), activity(HOUR, 7 * HOUR, "Busy").key());
+        assert_ne!(a.key(), activity(DAY, 7 * HOUR, "Interested").key());
+        let mut other_project = a.clone();
+        other_project.project_id = None;
+        assert_ne!(a.key(), other_project.key());
+        // Values alike in the ordered start (cut at 48 bytes) differ in
+        // the digest.
+        let long = "x".repeat(60);
+        let a = variable("note", &format!("{long}a"));
+        let b = variable("note", &format!("{long}b"));
+        assert_eq!(a.key()[..54], b.key()[..54]);
+        assert_ne!(a.key(), b.key());
+        let mut none = variable("note", "");
+        none.value_text = None;
+        assert_ne!(none.key(), variable("note", "").key());
+    }
+
+    #[test]
+    fn a_spans_keys_follow_its_periods() {
+        let starts = [-2 * DAY, -DAY, 0, DAY, 2 * DAY, 400 * DAY, 40_000 * DAY];
+        let keys: Vec<String> = starts
+            .iter()
+            .map(|&start| activity(DAY, start, "Interested").key())
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        // A batch's rows of one period share the key's start.
+        let (a, b) = (activity(DAY, DAY, "A").key(), activity(DAY, DAY, "B").key());
+        assert_eq!(a[..25], b[..25]);
+        assert!(a.starts_with("5265c00.8000000005265c00."), "{a}");
+    }
+
+    #[test]
+    fn long_names_and_values_are_cut_at_a_character() {
+        let name = "é".repeat(30); // 60 bytes
+        let key = variable(&name, "ü").key();
+        assert!(key.starts_with(&format!("{}|ü|", "é".repeat(24))), "{key}");
+        assert_eq!(key.len(), 48 + 1 + 2 + 1 + 32);
+        assert_eq!(head("aé", 2), "a");
+        assert_eq!(head("abc", 48), "abc");
+    }
 }

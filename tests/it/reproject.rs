@@ -288,6 +288,46 @@ async fn migrating_builds_a_missing_rollup_from_the_activities() {
     server.stop().await;
 }
 
+/// A database whose rollups hold the keys of before their ordered start
+/// (a digest alone) has them counted again under the new keys when it
+/// migrates, and ingest then adds to those rows instead of beside them.
+#[tokio::test]
+async fn migrating_rekeys_the_rollups() {
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    for body in leadql::generate::generate(12, 7) {
+        assert_eq!(server.deliver(body).await.0, 200);
+    }
+    let before = snapshot(server.db()).await;
+    // Keys of another form, and the migration not yet run.
+    for table in ["activity_rollups", "lead_rollups", "variable_rollups"] {
+        assert!(!before[table].is_empty(), "{table}");
+        let sql = format!("UPDATE {table} SET key = 'older' || key");
+        server.db().execute_unprepared(&sql).await.unwrap();
+    }
+    server
+        .db()
+        .execute_unprepared(
+            "DELETE FROM seaql_migrations WHERE version = 'm20261214_000021_ordered_rollup_keys'",
+        )
+        .await
+        .unwrap();
+    assert_ne!(snapshot(server.db()).await, before);
+    leadql::store::migrate(server.db()).await.unwrap();
+    assert_same_state(&before, &snapshot(server.db()).await);
+    // The rows ingest changes next are the rebuilt ones: what it leaves
+    // equals counting everything afresh.
+    for body in leadql::generate::generate(12, 8) {
+        assert_eq!(server.deliver(body).await.0, 200);
+    }
+    let ingested = snapshot(server.db()).await;
+    leadql::store::reproject(server.db(), &Default::default(), |_| {})
+        .await
+        .unwrap();
+    assert_same_state(&ingested, &snapshot(server.db()).await);
+    server.stop().await;
+}
+
 /// A database from before the 32-day periods (hour and day rows only)
 /// gets every span built again when leadql migrates, and answers an
 /// all-time count from them as the activities do.
