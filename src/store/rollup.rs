@@ -20,7 +20,7 @@ use entity::{activity, activity_rollup, lead, lead_rollup, variable, variable_ro
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, IntoActiveModel,
-    QueryFilter, QuerySelect, QueryTrait, Statement,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -378,7 +378,9 @@ struct Counted {
 }
 
 /// Count every current activity and lead again into empty rollups; the
-/// number of rows written.
+/// number of rows written. The rows are written in the order counts read
+/// them (project and period; variable name, value and project), so on
+/// PostgreSQL a count's rows share heap pages.
 pub async fn rebuild<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
     Ok(rebuild_activities(db).await? + rebuild_leads(db).await? + rebuild_variables(db).await?)
 }
@@ -404,7 +406,8 @@ async fn rebuild_activities<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
                      (SELECT c.turn_count FROM conversations c WHERE c.activity_id = a.id) AS turn_count, \
                      (SELECT COUNT(*) FROM tool_calls t WHERE t.activity_id = a.id) AS tool_calls \
                    FROM activities a) AS measured \
-             GROUP BY project_id, start, analysis_disposition, analysis_disposition_type"
+             GROUP BY project_id, start, analysis_disposition, analysis_disposition_type \
+             ORDER BY project_id, start"
         );
         let counted =
             Counted::find_by_statement(Statement::from_string(db.get_database_backend(), sql))
@@ -490,7 +493,7 @@ async fn rebuild_variables<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
 }
 
 /// The rows of `E` counted per value of `columns` (`COUNT(*)` named
-/// `count`), read as `M`.
+/// `count`), read as `M`, in the order of `columns`.
 async fn counted_by<E: EntityTrait, M: FromQueryResult, C: ConnectionTrait>(
     db: &C,
     columns: [E::Column; 3],
@@ -501,6 +504,9 @@ async fn counted_by<E: EntityTrait, M: FromQueryResult, C: ConnectionTrait>(
         .column_as(Expr::cust("COUNT(*)"), count);
     for column in columns {
         select = select.column(column).group_by(column);
+    }
+    for column in columns {
+        select = select.order_by_asc(column);
     }
     select.into_model().all(db).await
 }
