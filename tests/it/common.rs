@@ -309,6 +309,16 @@ pub async fn count(db: &DatabaseConnection, table: &str) -> i64 {
 }
 
 /// Assert two snapshots are equal, table by table, with a readable diff.
+/// `reproject` (every projection and rollup computed afresh from the log)
+/// leaves `db` as it is: what ingest left is what the log implies.
+pub async fn assert_reproject_keeps(db: &DatabaseConnection) {
+    let before = snapshot(db).await;
+    leadql::store::reproject(db, &Default::default(), |_| {})
+        .await
+        .unwrap();
+    assert_same_state(&before, &snapshot(db).await);
+}
+
 pub fn assert_same_state(left: &BTreeMap<&str, Vec<String>>, right: &BTreeMap<&str, Vec<String>>) {
     for (table, rows) in left {
         let other = &right[table];

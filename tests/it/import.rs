@@ -6,13 +6,7 @@ use std::process::Command;
 #[tokio::test]
 async fn import_and_http_give_identical_tables() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("payloads.ndjson");
-    let status = Command::new(env!("CARGO_BIN_EXE_leadql"))
-        .args(["generate", "--leads", "60", "--seed", "5", "--output"])
-        .arg(&file)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let file = generated(&dir, 60, 5);
     let mut text = std::fs::read_to_string(&file).unwrap();
     // A malformed line and one without identity: rejected either way.
     text.push_str("{\"activityId\": \"broken\n{\"leadId\": \"x\", \"timestamp\": 1}\n");
@@ -69,6 +63,25 @@ async fn import_and_http_give_identical_tables() {
     assert_same_state(&snapshot(&small).await, &snapshot(server.db()).await);
     small.close().await.unwrap();
     server.stop().await;
+}
+
+/// `leadql generate --leads <leads> --seed <seed>` written into `dir`.
+fn generated(dir: &tempfile::TempDir, leads: u32, seed: u32) -> std::path::PathBuf {
+    let file = dir.path().join("payloads.ndjson");
+    let status = Command::new(env!("CARGO_BIN_EXE_leadql"))
+        .args([
+            "generate",
+            "--leads",
+            &leads.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
+        .arg("--output")
+        .arg(&file)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    file
 }
 
 /// `leadql import <options> <file>` into `database_url`; its summary line.
@@ -156,13 +169,7 @@ async fn ingest_analyzes_the_tables_when_autovacuum_is_off() {
 async fn import_leaves_the_rollups_in_count_order() {
     use sea_orm::ConnectionTrait;
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("payloads.ndjson");
-    let status = Command::new(env!("CARGO_BIN_EXE_leadql"))
-        .args(["generate", "--leads", "40", "--seed", "9", "--output"])
-        .arg(&file)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let file = generated(&dir, 40, 9);
     let db = TestDb::new().await;
     import(&[], &file, &db.url);
     let conn = leadql::store::connect(&db.url).await.unwrap();
@@ -185,10 +192,6 @@ async fn import_leaves_the_rollups_in_count_order() {
         assert!(row.try_get::<i64>("", "n").unwrap() > 0, "{table} has rows");
     }
     // Rewritten, and still what counting afresh gives.
-    let before = snapshot(&conn).await;
-    leadql::store::reproject(&conn, &Default::default(), |_| {})
-        .await
-        .unwrap();
-    assert_same_state(&before, &snapshot(&conn).await);
+    assert_reproject_keeps(&conn).await;
     conn.close().await.unwrap();
 }
