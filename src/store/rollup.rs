@@ -194,16 +194,6 @@ impl Key {
 }
 
 impl Rollup for Key {
-    /// Span, then the period's start: ingest runs forward in time, so a
-    /// batch's activities fall in a few current periods, whose rows are
-    /// then side by side. The start is shifted by 2^63 to sort as it
-    /// counts when it is negative.
-    fn order(&self, key: &mut String) {
-        use std::fmt::Write;
-        let start = (self.start as u64) ^ (1 << 63);
-        let _ = write!(key, "{:x}.{start:016x}.", self.span);
-    }
-
     type Entity = activity_rollup::Entity;
     type Counts = Measures;
     const KEY: activity_rollup::Column = activity_rollup::Column::Key;
@@ -235,6 +225,16 @@ impl Rollup for Key {
             tool_calls: m.tool_calls,
         }
     }
+
+    /// Span, then the period's start: ingest runs forward in time, so a
+    /// batch's activities fall in a few current periods, whose rows are
+    /// then side by side. The start is shifted by 2^63 to sort as it
+    /// counts when it is negative.
+    fn order(&self, key: &mut String) {
+        use std::fmt::Write;
+        let start = (self.start as u64) ^ (1 << 63);
+        let _ = write!(key, "{:x}.{start:016x}.", self.span);
+    }
 }
 
 /// What a lead is counted under: its project and current disposition.
@@ -256,9 +256,6 @@ impl LeadKey {
 }
 
 impl Rollup for LeadKey {
-    /// Nothing: a project has a row per disposition, a few in all.
-    fn order(&self, _: &mut String) {}
-
     type Entity = lead_rollup::Entity;
     type Counts = i64;
     const KEY: lead_rollup::Column = lead_rollup::Column::Key;
@@ -273,6 +270,9 @@ impl Rollup for LeadKey {
             leads,
         }
     }
+
+    /// Nothing: a project has a row per disposition, a few in all.
+    fn order(&self, _: &mut String) {}
 }
 
 /// What an activity is counted under for each variable it extracted: the
@@ -296,16 +296,6 @@ impl VariableKey {
 }
 
 impl Rollup for VariableKey {
-    /// The name and value, each cut at 48 bytes: most variables have a
-    /// few values, and the many-valued ones (dates, times) mostly grow
-    /// with time, so a batch's values sit together.
-    fn order(&self, key: &mut String) {
-        key.push_str(head(&self.name, 48));
-        key.push('|');
-        key.push_str(head(self.value_text.as_deref().unwrap_or(""), 48));
-        key.push('|');
-    }
-
     type Entity = variable_rollup::Entity;
     type Counts = i64;
     const KEY: variable_rollup::Column = variable_rollup::Column::Key;
@@ -319,6 +309,16 @@ impl Rollup for VariableKey {
             project_id: self.project_id,
             activities,
         }
+    }
+
+    /// The name and value, each cut at 48 bytes: most variables have a
+    /// few values, and the many-valued ones (dates, times) mostly grow
+    /// with time, so a batch's values sit together.
+    fn order(&self, key: &mut String) {
+        key.push_str(head(&self.name, 48));
+        key.push('|');
+        key.push_str(head(self.value_text.as_deref().unwrap_or(""), 48));
+        key.push('|');
     }
 }
 
