@@ -503,10 +503,7 @@ async fn counted_by<E: EntityTrait, M: FromQueryResult, C: ConnectionTrait>(
         .select_only()
         .column_as(Expr::cust("COUNT(*)"), count);
     for column in columns {
-        select = select.column(column).group_by(column);
-    }
-    for column in columns {
-        select = select.order_by_asc(column);
+        select = select.column(column).group_by(column).order_by_asc(column);
     }
     select.into_model().all(db).await
 }

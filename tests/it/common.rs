@@ -308,7 +308,6 @@ pub async fn count(db: &DatabaseConnection, table: &str) -> i64 {
     row.try_get::<i64>("", "n").expect("n")
 }
 
-/// Assert two snapshots are equal, table by table, with a readable diff.
 /// `reproject` (every projection and rollup computed afresh from the log)
 /// leaves `db` as it is: what ingest left is what the log implies.
 pub async fn assert_reproject_keeps(db: &DatabaseConnection) {
@@ -319,6 +318,7 @@ pub async fn assert_reproject_keeps(db: &DatabaseConnection) {
     assert_same_state(&before, &snapshot(db).await);
 }
 
+/// Assert two snapshots are equal, table by table, with a readable diff.
 pub fn assert_same_state(left: &BTreeMap<&str, Vec<String>>, right: &BTreeMap<&str, Vec<String>>) {
     for (table, rows) in left {
         let other = &right[table];
