@@ -50,44 +50,13 @@ pub fn record_pool_metrics(db: &DatabaseConnection, metrics: &crate::telemetry::
     });
 }
 
-/// The rollups' indexes that counts read them by, on PostgreSQL.
-pub const CLUSTERED_ROLLUPS: [(&str, &str); 2] = [
-    ("activity_rollups", "activity_rollups_project_period"),
-    ("variable_rollups", "variable_rollups_name_value"),
-];
-
-/// Rewrite PostgreSQL's rollups in the order of the indexes counts read
-/// them by (`CLUSTER`). A bulk load updates each rollup row many times,
-/// and each version that did not fit its page moved elsewhere, so the
-/// rows one count reads ended up a heap page each: at a million leads a
-/// project's 7-day `dispositionCounts` read about 300 pages for 150 rows,
-/// most of them outside PostgreSQL's buffers. In order they share a few
-/// pages. The rewrite locks the table (2.7 s at a million leads): it waits
-/// at most 5 s for the lock, and skipping it loses nothing but the order.
-async fn cluster_rollups(db: &DatabaseConnection) {
-    use sea_orm::TransactionTrait;
-    for (table, index) in CLUSTERED_ROLLUPS {
-        let clustered = async {
-            let txn = db.begin().await?;
-            txn.execute_unprepared("SET LOCAL lock_timeout = '5s'")
-                .await?;
-            txn.execute_unprepared(&format!("CLUSTER {table} USING {index}"))
-                .await?;
-            txn.commit().await
-        };
-        if let Err(error) = clustered.await {
-            tracing::warn!(table, %error, "rollup left in its order: CLUSTER failed");
-        }
-    }
-}
-
 /// Refresh the query planner's statistics after a bulk load: `ANALYZE` on
 /// SQLite; `VACUUM ANALYZE` on PostgreSQL, which also sets the visibility
 /// map so aggregates can use index-only scans straight away instead of
 /// waiting for autovacuum.
 ///
 /// On PostgreSQL the rollups are first rewritten in the order their counts
-/// read them ([`cluster_rollups`]).
+/// read them ([`rollup::cluster`]).
 ///
 /// SQLite keeps only the per-index figures (`sqlite_stat1`): with the
 /// value samples of `sqlite_stat4`, which this build of SQLite collects,
@@ -97,7 +66,7 @@ async fn cluster_rollups(db: &DatabaseConnection) {
 pub async fn refresh_statistics(db: &DatabaseConnection) -> Result<(), DbErr> {
     match db.get_database_backend() {
         sea_orm::DbBackend::Postgres => {
-            cluster_rollups(db).await;
+            rollup::cluster(db).await;
             db.execute_unprepared("VACUUM ANALYZE").await?;
         }
         _ => {

@@ -530,6 +530,37 @@ where
     }
 }
 
+/// The rollups' indexes that counts read them by, on PostgreSQL.
+pub const CLUSTERED: [(&str, &str); 2] = [
+    ("activity_rollups", "activity_rollups_project_period"),
+    ("variable_rollups", "variable_rollups_name_value"),
+];
+
+/// Rewrite PostgreSQL's rollups in the order of the indexes counts read
+/// them by (`CLUSTER`), as [`rebuild`] writes them. A bulk load updates
+/// each rollup row many times, and each version that did not fit its page
+/// moved elsewhere, so the rows one count reads ended up a heap page each: at a million leads a
+/// project's 7-day `dispositionCounts` read about 300 pages for 150 rows,
+/// most of them outside PostgreSQL's buffers. In order they share a few
+/// pages. The rewrite locks the table (2.7 s at a million leads): it waits
+/// at most 5 s for the lock, and skipping it loses nothing but the order.
+pub async fn cluster(db: &sea_orm::DatabaseConnection) {
+    use sea_orm::TransactionTrait;
+    for (table, index) in CLUSTERED {
+        let clustered = async {
+            let txn = db.begin().await?;
+            txn.execute_unprepared("SET LOCAL lock_timeout = '5s'")
+                .await?;
+            txn.execute_unprepared(&format!("CLUSTER {table} USING {index}"))
+                .await?;
+            txn.commit().await
+        };
+        if let Err(error) = clustered.await {
+            tracing::warn!(table, %error, "rollup left in its order: CLUSTER failed");
+        }
+    }
+}
+
 /// Build the rollups if one is empty while what it counts exists: the
 /// first start after the migration that added it, or after an upgrade
 /// that added a span. (Every current activity is counted in a row of

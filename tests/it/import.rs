@@ -173,7 +173,7 @@ async fn import_leaves_the_rollups_in_count_order() {
     let db = TestDb::new().await;
     import(&[], &file, &db.url);
     let conn = leadql::store::connect(&db.url).await.unwrap();
-    for (table, index) in leadql::store::CLUSTERED_ROLLUPS {
+    for (table, index) in leadql::store::rollup::CLUSTERED {
         let row = conn
             .query_one_raw(sea_orm::Statement::from_string(
                 sea_orm::DbBackend::Postgres,
