@@ -36,6 +36,8 @@ use tokio::net::TcpListener;
 #[derive(Clone)]
 pub struct AppState {
     pub db: DatabaseConnection,
+    /// Where GraphQL reads the rollups (see [`store::connect_rollups`]).
+    pub rollups: DatabaseConnection,
     pub ingestor: Ingestor,
     /// Room for webhook deliveries being stored (`LEADQL_INGEST_QUEUE`).
     pub ingest_room: Arc<tokio::sync::Semaphore>,
@@ -121,8 +123,11 @@ impl AppState {
         );
         let limits = config.limits();
         let spares = store::read::Spares::for_pool(&db);
+        let mut rollups = store::connect_rollups(&db, &config.database_url).await?;
+        rollups.set_metric_callback(metrics.statement_callback());
         Ok(AppState {
             db,
+            rollups,
             ingestor,
             ingest_room: Arc::new(tokio::sync::Semaphore::new(config.ingest_queue.max(1))),
             schema: graphql::schema(limits, Some(feed.clone())),

@@ -402,7 +402,7 @@ pub async fn disposition_counts_rolled_up(
         DbBackend::Sqlite => one_json_row(reader, q).await?,
         _ => {
             let rows = reader
-                .db()
+                .rollups()
                 .query_all(&q)
                 .await
                 .map_err(|e| ApiError::database(&e))?;
@@ -546,7 +546,7 @@ pub fn leads_total(reader: &Reader, filter: Option<&LeadFilter>) -> Result<Optio
         return Ok(None);
     };
     rows.expr(sum_of(LEADS_COUNTED));
-    Ok(Some(Total::number(reader.db(), rows)))
+    Ok(Some(Total::number(reader.rollups(), rows)))
 }
 
 /// The `totalCount` of a root list of activities from the activity
@@ -583,7 +583,7 @@ pub fn activities_total(reader: &Reader, filter: Option<&ActivityFilter>) -> Res
     let mut sum = Query::select();
     sum.expr(sum_of("n"))
         .from_subquery(parts, Alias::new("parts"));
-    Ok(Some(Total::number(reader.db(), sum)))
+    Ok(Some(Total::number(reader.rollups(), sum)))
 }
 
 /// [`lead_funnel`] from the lead rollup's rows from [`lead_rollup_rows`]:
@@ -604,7 +604,7 @@ pub async fn lead_funnel_rolled_up(
         .order_by((lead::Entity, C::Disposition), sea_orm::Order::Asc)
         .order_by((lead::Entity, C::DispositionType), sea_orm::Order::Asc);
     let found = reader
-        .db()
+        .rollups()
         .query_all(&rows)
         .await
         .map_err(|e| ApiError::database(&e))?;
@@ -744,7 +744,7 @@ async fn call_sums_rolled_up(
     }
     sums.from_subquery(periods, Alias::new("periods"));
     let row = reader
-        .db()
+        .rollups()
         .query_one(&sums)
         .await
         .map_err(|e| ApiError::database(&e))?;

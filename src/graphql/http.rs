@@ -207,6 +207,7 @@ async fn execute(
         state.spares.clone(),
         access.projects.clone(),
     )
+    .with_rollups(state.rollups.clone())
     .with_role(access.role)
     .with_clock(&state.config.clock, true);
     let prepared = super::prepare(&request);

@@ -19,7 +19,8 @@ pub mod rollup;
 
 pub use batch::{apply_batch, BatchResult, Mode, Status};
 pub use connect::{
-    connect, connect_with, connect_writer, default_pool_size, DEFAULT_SQLITE_CACHE_MIB,
+    connect, connect_rollups, connect_with, connect_writer, default_pool_size,
+    DEFAULT_SQLITE_CACHE_MIB, ROLLUP_APPLICATION,
 };
 pub use reproject::{reproject, ReprojectSummary};
 pub use retention::{prune, spawn_retention, PruneSummary, Retention};

@@ -22,6 +22,9 @@ pub use super::held::{ReadDb, Spares};
 #[derive(Clone)]
 pub struct Reader {
     db: ReadDb,
+    /// Where the rollups are read (see [`super::connect_rollups`]); None:
+    /// through `db`.
+    rollups: Option<ReadDb>,
     projects: Option<Arc<Vec<String>>>,
     role: Role,
     clock: Clock,
@@ -109,6 +112,7 @@ impl Reader {
     pub fn scoped(db: DatabaseConnection, projects: Option<Arc<Vec<String>>>) -> Self {
         Reader {
             db: ReadDb::pooled(db),
+            rollups: None,
             projects,
             role: Role::Full,
             clock: Clock::System,
@@ -125,11 +129,19 @@ impl Reader {
     ) -> Self {
         Reader {
             db: ReadDb::held(db, spares),
+            rollups: None,
             projects,
             role: Role::Full,
             clock: Clock::System,
             moment: None,
         }
+    }
+
+    /// This reader, reading the rollups through `db` (from
+    /// [`super::connect_rollups`]).
+    pub fn with_rollups(mut self, db: DatabaseConnection) -> Self {
+        self.rollups = Some(ReadDb::pooled(db));
+        self
     }
 
     /// This reader, for a key of `role`: personal fields, and filters and
@@ -164,6 +176,12 @@ impl Reader {
 
     pub fn db(&self) -> &ReadDb {
         &self.db
+    }
+
+    /// Where statements that read only the rollups (and a window's ragged
+    /// ends) run: connections that plan them once for any values.
+    pub fn rollups(&self) -> &ReadDb {
+        self.rollups.as_ref().unwrap_or(&self.db)
     }
 
     /// The projects this reader is limited to, if any.

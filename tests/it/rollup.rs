@@ -626,3 +626,63 @@ async fn the_rollup_answers_only_what_it_can_answer_exactly() {
     );
     server.stop().await;
 }
+
+/// On PostgreSQL the server reads the rollups through connections of
+/// their own that plan each statement once for any values (see
+/// `store::connect_rollups`: at a million leads PostgreSQL otherwise
+/// planned every count again), while its other connections keep
+/// PostgreSQL's own choice.
+#[tokio::test]
+#[cfg_attr(
+    not(leadql_test_postgres),
+    ignore = "PostgreSQL only (SQLite plans every statement once anyway)"
+)]
+async fn rollups_are_read_through_generically_planned_connections() {
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    assert_eq!(server.deliver(SEED_CONNECTED).await.0, 200);
+    let counted = server
+        .query("{ dispositionCounts { disposition count } }", json!({}))
+        .await;
+    assert_eq!(
+        counted["dispositionCounts"][0]["count"],
+        json!(1),
+        "{counted}"
+    );
+    let setting = |conn: sea_orm::DatabaseConnection| async move {
+        conn.query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT current_setting('plan_cache_mode') AS mode",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<String>("", "mode")
+        .unwrap()
+    };
+    let conn = leadql::store::connect(&db.url).await.unwrap();
+    let rollups = leadql::store::connect_rollups(&conn, &db.url)
+        .await
+        .unwrap();
+    assert_eq!(setting(rollups).await, "force_generic_plan");
+    assert_eq!(setting(conn.clone()).await, "auto");
+    // The server's count ran on such a connection: it is the last
+    // statement of a backend under the rollups' application name.
+    let last = conn
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT query FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = $1",
+            [leadql::store::ROLLUP_APPLICATION.into()],
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", "query").unwrap())
+        .collect::<Vec<_>>();
+    assert!(
+        last.iter().any(|q| q.contains("activity_rollups")),
+        "rollup connections' last statements: {last:?}"
+    );
+    server.stop().await;
+}

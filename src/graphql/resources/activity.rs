@@ -238,7 +238,7 @@ fn variable_total(reader: &Reader, filter: Option<&ActivityFilter>) -> Option<To
             .from_as(variable_rollup::Entity, variable::Entity)
             .cond_where(rows)
             .expr(sum_of("\"variables\".\"activities\""));
-        return Some(Total::number(reader.db(), counted));
+        return Some(Total::number(reader.rollups(), counted));
     }
     Some(Total::rows(
         reader.db(),
