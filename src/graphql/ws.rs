@@ -151,6 +151,7 @@ fn connection_init(
                 .await
                 .map_err(|refusal| async_graphql::Error::new(refusal.message()))?;
             let reader = Reader::scoped(state.db.clone(), access.projects.clone())
+                .with_rollups(state.rollups.clone())
                 .with_role(access.role)
                 .with_clock(&state.config.clock, false);
             if let Ok(mut slot) = granted.lock() {

@@ -641,6 +641,39 @@ async fn rollups_are_read_through_generically_planned_connections() {
     let db = TestDb::new().await;
     let server = TestServer::start(&db).await;
     assert_eq!(server.deliver(SEED_CONNECTED).await.0, 200);
+    let conn = leadql::store::connect(&db.url).await.unwrap();
+    // The last statement of each backend under the rollups' application
+    // name: the server's rollup reads ran on such a connection.
+    let rollup_statements = || async {
+        conn.query_all_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT query FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = $1",
+            [leadql::store::ROLLUP_APPLICATION.into()],
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", "query").unwrap())
+        .collect::<Vec<_>>()
+    };
+    // Over WebSocket: a root list's totalCount from the lead rollup.
+    let base = server.url("");
+    let mut ws = WsClient::connect(&base, "graphql-transport-ws").await;
+    ws.subscribe("1", "{ leads { totalCount } }", json!({}))
+        .await;
+    let total = ws
+        .next_data(std::time::Duration::from_secs(5))
+        .await
+        .expect("an answer");
+    assert_eq!(total["leads"]["totalCount"], json!(1), "{total}");
+    let last = rollup_statements().await;
+    assert!(
+        last.iter().any(|q| q.contains("lead_rollups")),
+        "rollup connections' last statements: {last:?}"
+    );
+    ws.close().await;
+    // Over HTTP: dispositionCounts from the activity rollup.
     let counted = server
         .query("{ dispositionCounts { disposition count } }", json!({}))
         .await;
@@ -648,6 +681,11 @@ async fn rollups_are_read_through_generically_planned_connections() {
         counted["dispositionCounts"][0]["count"],
         json!(1),
         "{counted}"
+    );
+    let last = rollup_statements().await;
+    assert!(
+        last.iter().any(|q| q.contains("activity_rollups")),
+        "rollup connections' last statements: {last:?}"
     );
     let setting = |conn: sea_orm::DatabaseConnection| async move {
         conn.query_one_raw(sea_orm::Statement::from_string(
@@ -660,29 +698,10 @@ async fn rollups_are_read_through_generically_planned_connections() {
         .try_get::<String>("", "mode")
         .unwrap()
     };
-    let conn = leadql::store::connect(&db.url).await.unwrap();
     let rollups = leadql::store::connect_rollups(&conn, &db.url)
         .await
         .unwrap();
     assert_eq!(setting(rollups).await, "force_generic_plan");
     assert_eq!(setting(conn.clone()).await, "auto");
-    // The server's count ran on such a connection: it is the last
-    // statement of a backend under the rollups' application name.
-    let last = conn
-        .query_all_raw(sea_orm::Statement::from_sql_and_values(
-            sea_orm::DbBackend::Postgres,
-            "SELECT query FROM pg_stat_activity \
-             WHERE datname = current_database() AND application_name = $1",
-            [leadql::store::ROLLUP_APPLICATION.into()],
-        ))
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.try_get::<String>("", "query").unwrap())
-        .collect::<Vec<_>>();
-    assert!(
-        last.iter().any(|q| q.contains("activity_rollups")),
-        "rollup connections' last statements: {last:?}"
-    );
     server.stop().await;
 }
