@@ -35,7 +35,8 @@ pub struct Config {
     pub ingest_batch: Option<usize>,
 
     /// Concurrent writer tasks, each for its own share of the leads
-    /// (default: 1 on SQLite, 2 on PostgreSQL).
+    /// (default: 1 on SQLite, 2 on PostgreSQL). SQLite has one writer, so
+    /// it always uses 1 (and warns when this says more).
     #[arg(long, env = "LEADQL_INGEST_WORKERS")]
     pub ingest_workers: Option<usize>,
 

@@ -89,7 +89,9 @@ impl AppState {
             pipeline.max_batch = batch.max(1);
         }
         if let Some(workers) = config.ingest_workers {
-            pipeline.workers = workers.max(1);
+            if let Some(warning) = pipeline.set_workers(db.get_database_backend(), workers) {
+                tracing::warn!("{warning}");
+            }
         }
         let feed = feed::Feed::start(
             db.clone(),
