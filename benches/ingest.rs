@@ -5,7 +5,10 @@
 //!     cargo bench --bench ingest
 //!
 //! Each run is repeated LEADQL_BENCH_RUNS times (default 3) on a fresh
-//! database, and the run with the median throughput is printed.
+//! database, and the run with the median throughput is printed, with the
+//! CPU the server spent per payload, on PostgreSQL the CPU its backends for
+//! the run's database spent (a server on this machine), and the share of
+//! the machine's CPU left idle.
 //!
 //! Environment: LEADQL_BENCH_PAYLOADS (default 30000), LEADQL_BENCH_SENDERS
 //! (default 32), LEADQL_BENCH_IMPORT (payloads for the import run, default
@@ -46,6 +49,8 @@ async fn http_run(
 ) -> Row {
     let server = Server::start_with(database_url, env).await;
     let cpu_before = server.cpu_seconds();
+    let backends_before = support::database_backends_cpu(database_url);
+    let machine_before = support::machine_ticks();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(senders)
         .build()
@@ -113,6 +118,23 @@ async fn http_run(
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     let rss = server.peak_rss_mib();
     let cpu_ms = (server.cpu_seconds() - cpu_before) * 1000.0 / payloads.len() as f64;
+    // PostgreSQL's share: its backends' CPU over the run (a backend opened
+    // during the run counts from its start), read before the server stops
+    // and closes them. SQLite runs inside the server, counted above.
+    let database = support::database_backends_cpu(database_url)
+        .into_iter()
+        .map(|(pid, cpu)| cpu - backends_before.get(&pid).copied().unwrap_or(0.0))
+        .sum::<f64>();
+    let database = if database > 0.0 {
+        format!(
+            ", PostgreSQL CPU {:.3} ms/payload",
+            database * 1000.0 / payloads.len() as f64
+        )
+    } else {
+        String::new()
+    };
+    let machine_after = support::machine_ticks();
+    let idle = 1.0 - (machine_after.0 - machine_before.0) / (machine_after.1 - machine_before.1);
     drop(server);
     Row {
         name: name.to_string(),
@@ -122,7 +144,8 @@ async fn http_run(
         p99_ms: pct(0.99),
         rss_mib: rss,
         note: format!(
-            "{acknowledged} acknowledged, {senders} senders, server CPU {cpu_ms:.3} ms/payload{}",
+            "{acknowledged} acknowledged, {senders} senders, server CPU {cpu_ms:.3} ms/payload{database}, machine idle {:.0}%{}",
+            idle * 100.0,
             refused(&mut refusals)
         ),
     }

@@ -64,19 +64,7 @@ impl Server {
     /// CPU time the server process has used so far (user + system), in
     /// seconds.
     pub fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // After the command name in parentheses: fields 3.. ; utime and
-        // stime are fields 14 and 15, in clock ticks (100 per second).
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
-        match (ticks(11), ticks(12)) {
-            (Some(user), Some(system)) => (user + system) / 100.0,
-            _ => f64::NAN,
-        }
+        process_cpu_seconds(self.child.id())
     }
 
     /// Resident memory of the server process now, in MiB.
@@ -190,4 +178,64 @@ pub async fn trace_variants() -> Vec<(&'static str, Vec<(String, String)>, Optio
         "both" => vec![("", Vec::new(), None), on().await],
         other => panic!("LEADQL_BENCH_TRACES={other}: expected off, on or both"),
     }
+}
+
+/// CPU time (user and system) process `pid` has used so far, in seconds;
+/// NaN when it cannot be read (the process is gone).
+pub fn process_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command name in parentheses: fields 3.. ; utime and
+    // stime are fields 14 and 15, in clock ticks (100 per second).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
+/// The machine's CPU time so far, busy and in all, in clock ticks summed
+/// over its cores (`/proc/stat`): the share idle between two readings.
+pub fn machine_ticks() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let values: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let all: f64 = values.iter().sum();
+    let idle = values.get(3).unwrap_or(&0.0) + values.get(4).unwrap_or(&0.0);
+    (all - idle, all)
+}
+
+/// CPU seconds used so far by each PostgreSQL backend connected to the
+/// database at `url` (other than the one asking), by process id: read from
+/// `/proc`, so only for a server on this machine; empty for SQLite or when
+/// `psql` cannot ask.
+pub fn database_backends_cpu(url: &str) -> std::collections::HashMap<u32, f64> {
+    if !url.starts_with("postgres") {
+        return Default::default();
+    }
+    let output = Command::new("psql")
+        .args([
+            url,
+            "-qAtc",
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        ])
+        .output();
+    let Ok(output) = output else {
+        return Default::default();
+    };
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|pid| pid.trim().parse().ok())
+        .map(|pid| (pid, process_cpu_seconds(pid)))
+        .filter(|(_, cpu)| cpu.is_finite())
+        .collect()
 }
