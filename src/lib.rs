@@ -36,6 +36,8 @@ use tokio::net::TcpListener;
 #[derive(Clone)]
 pub struct AppState {
     pub db: DatabaseConnection,
+    /// Where GraphQL requests read (see [`store::connect_reads`]).
+    pub reads: DatabaseConnection,
     /// Where GraphQL reads the rollups (see [`store::connect_rollups`]).
     pub rollups: DatabaseConnection,
     pub ingestor: Ingestor,
@@ -124,11 +126,20 @@ impl AppState {
             Arc::new(config.callbacks.rules()),
         );
         let limits = config.limits();
-        let spares = store::read::Spares::for_pool(&db);
-        let mut rollups = store::connect_rollups(&db, &config.database_url).await?;
+        let mut reads = store::connect_reads(
+            &db,
+            &config.database_url,
+            config.db_connections,
+            limits.timeout,
+        )
+        .await?;
+        reads.set_metric_callback(metrics.statement_callback());
+        let spares = store::read::Spares::for_pool(&reads);
+        let mut rollups = store::connect_rollups(&db, &config.database_url, limits.timeout).await?;
         rollups.set_metric_callback(metrics.statement_callback());
         Ok(AppState {
             db,
+            reads,
             rollups,
             ingestor,
             ingest_room: Arc::new(tokio::sync::Semaphore::new(config.ingest_queue.max(1))),
@@ -201,7 +212,13 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/metrics",
             get(move |State(state): State<AppState>| async move {
-                store::record_pool_metrics(&state.db, &state.metrics);
+                // GraphQL's reads have a pool of their own on PostgreSQL
+                // (on SQLite `reads` is `db`, counted once).
+                let pools: &[&sea_orm::DatabaseConnection] = match state.db.get_database_backend() {
+                    sea_orm::DbBackend::Postgres => &[&state.db, &state.reads],
+                    _ => &[&state.db],
+                };
+                store::record_pool_metrics(pools, &state.metrics);
                 telemetry::render(State(state.metrics)).await
             }),
         )

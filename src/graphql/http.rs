@@ -203,7 +203,7 @@ async fn execute(
         Err(refused) => return refused.graphql_response(),
     };
     let reader = Reader::for_request(
-        state.db.clone(),
+        state.reads.clone(),
         state.spares.clone(),
         access.projects.clone(),
     )

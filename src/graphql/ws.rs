@@ -150,7 +150,7 @@ fn connection_init(
                 .authorize(authorization.as_deref())
                 .await
                 .map_err(|refusal| async_graphql::Error::new(refusal.message()))?;
-            let reader = Reader::scoped(state.db.clone(), access.projects.clone())
+            let reader = Reader::scoped(state.reads.clone(), access.projects.clone())
                 .with_rollups(state.rollups.clone())
                 .with_role(access.role)
                 .with_clock(&state.config.clock, false);

@@ -82,6 +82,7 @@ pub async fn connect_writer(
 pub async fn connect_rollups(
     db: &DatabaseConnection,
     url: &str,
+    timeout: Duration,
 ) -> Result<DatabaseConnection, DbErr> {
     if db.get_database_backend() != sea_orm::DbBackend::Postgres {
         return Ok(db.clone());
@@ -90,9 +91,58 @@ pub async fn connect_rollups(
         url,
         ROLLUP_CONNECTIONS,
         DEFAULT_SQLITE_CACHE_MIB,
-        Plans::Generic,
+        Session {
+            plans: Plans::Generic,
+            application: Some(ROLLUP_APPLICATION),
+            statement_timeout: Some(read_statement_timeout(timeout)),
+        },
     )
     .await
+}
+
+/// The connections GraphQL requests read through: on PostgreSQL a pool of
+/// `pool_size` of their own, whose statements PostgreSQL stops once they
+/// have run a second longer than `timeout` (the query timeout); on SQLite
+/// `db` itself.
+///
+/// When a request runs past its timeout, leadql answers it with a timeout
+/// error and drops its statement; but PostgreSQL does not notice a closed
+/// connection until it has a row to send, so a count or a scan went on
+/// for minutes (a short search term at 100,000 leads: a dozen statements
+/// still running two minutes after their requests were answered, each a
+/// core's worth, as retried requests piled up). `statement_timeout` bounds
+/// them. Ingest, the feeds and upkeep (`ANALYZE`, `CLUSTER`, retention)
+/// keep `db`, with no limit.
+pub async fn connect_reads(
+    db: &DatabaseConnection,
+    url: &str,
+    pool_size: Option<u32>,
+    timeout: Duration,
+) -> Result<DatabaseConnection, DbErr> {
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(db.clone());
+    }
+    let pool_size = pool_size.unwrap_or_else(|| default_pool_size(url)).max(2);
+    open_planned(
+        url,
+        pool_size,
+        DEFAULT_SQLITE_CACHE_MIB,
+        Session {
+            plans: Plans::Chosen,
+            application: Some(READ_APPLICATION),
+            statement_timeout: Some(read_statement_timeout(timeout)),
+        },
+    )
+    .await
+}
+
+/// The `application_name` of [`connect_reads`]' connections.
+pub const READ_APPLICATION: &str = "leadql reads";
+
+/// How long PostgreSQL lets a read statement run: a second past the query
+/// timeout, so leadql's own timeout answers first, with its clear error.
+pub fn read_statement_timeout(query_timeout: Duration) -> Duration {
+    query_timeout + Duration::from_secs(1)
 }
 
 /// Connections in [`connect_rollups`]' pool (PostgreSQL): each of its
@@ -109,7 +159,22 @@ async fn open(
     pool_size: u32,
     sqlite_cache_mib: u32,
 ) -> Result<DatabaseConnection, DbErr> {
-    open_planned(url, pool_size, sqlite_cache_mib, Plans::Chosen).await
+    let session = Session {
+        plans: Plans::Chosen,
+        application: None,
+        statement_timeout: None,
+    };
+    open_planned(url, pool_size, sqlite_cache_mib, session).await
+}
+
+/// What a PostgreSQL pool's sessions are set up with.
+#[derive(Clone, Copy)]
+struct Session {
+    plans: Plans,
+    /// `application_name`, as `pg_stat_activity` shows the connections.
+    application: Option<&'static str>,
+    /// `statement_timeout`: PostgreSQL stops a statement that runs longer.
+    statement_timeout: Option<Duration>,
 }
 
 /// How PostgreSQL plans a pool's prepared statements.
@@ -121,12 +186,12 @@ enum Plans {
     Generic,
 }
 
-/// [`open`], with PostgreSQL planning prepared statements as `plans` says.
+/// [`open`], with PostgreSQL's sessions set up as `session` says.
 async fn open_planned(
     url: &str,
     pool_size: u32,
     sqlite_cache_mib: u32,
-    plans: Plans,
+    session: Session,
 ) -> Result<DatabaseConnection, DbErr> {
     if url.starts_with("sqlite:") {
         static SQLITE_SETUP: std::sync::Once = std::sync::Once::new();
@@ -187,11 +252,17 @@ async fn open_planned(
             } else {
                 o
             };
-            match plans {
+            let o = match session.plans {
                 Plans::Chosen => o,
-                Plans::Generic => o
-                    .options([("plan_cache_mode", "force_generic_plan")])
-                    .application_name(ROLLUP_APPLICATION),
+                Plans::Generic => o.options([("plan_cache_mode", "force_generic_plan")]),
+            };
+            let o = match session.statement_timeout {
+                Some(limit) => o.options([("statement_timeout", limit.as_millis().to_string())]),
+                None => o,
+            };
+            match session.application {
+                Some(name) => o.application_name(name),
+                None => o,
             }
         });
     }

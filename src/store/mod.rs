@@ -19,8 +19,8 @@ pub mod rollup;
 
 pub use batch::{apply_batch, BatchResult, Mode, Status};
 pub use connect::{
-    connect, connect_rollups, connect_with, connect_writer, default_pool_size,
-    DEFAULT_SQLITE_CACHE_MIB, ROLLUP_APPLICATION,
+    connect, connect_reads, connect_rollups, connect_with, connect_writer, default_pool_size,
+    read_statement_timeout, DEFAULT_SQLITE_CACHE_MIB, READ_APPLICATION, ROLLUP_APPLICATION,
 };
 pub use reproject::{reproject, ReprojectSummary};
 pub use retention::{prune, spawn_retention, PruneSummary, Retention};
@@ -30,19 +30,22 @@ use migration::MigratorTrait;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, DbErr, NotSet, Set};
 use std::time::Duration;
 
-/// Set `leadql_db_connections{state}`: the pool's idle and busy
-/// connections, read when the metrics are scraped.
-pub fn record_pool_metrics(db: &DatabaseConnection, metrics: &crate::telemetry::Metrics) {
-    let (size, idle) = match db.get_database_backend() {
-        sea_orm::DbBackend::Postgres => {
-            let pool = db.get_postgres_connection_pool();
-            (pool.size(), pool.num_idle())
-        }
-        _ => {
-            let pool = db.get_sqlite_connection_pool();
-            (pool.size(), pool.num_idle())
-        }
-    };
+/// Set `leadql_db_connections{state}`: the idle and busy connections of
+/// `pools`, added up, read when the metrics are scraped.
+pub fn record_pool_metrics(pools: &[&DatabaseConnection], metrics: &crate::telemetry::Metrics) {
+    let (size, idle) = pools
+        .iter()
+        .map(|db| match db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => {
+                let pool = db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => {
+                let pool = db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        })
+        .fold((0, 0), |(s, i), (size, idle)| (s + size, i + idle));
     let idle = idle as f64;
     metrics.record(|| {
         metrics::gauge!(crate::telemetry::DB_CONNECTIONS, "state" => "idle").set(idle);

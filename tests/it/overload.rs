@@ -143,3 +143,82 @@ async fn every_sqlite_connection_has_the_configured_page_cache() {
     assert_eq!(sizes, vec![-4096; 6]);
     s.stop().await;
 }
+
+/// On PostgreSQL a GraphQL request reads through connections of its own
+/// (`store::connect_reads`) that stop any statement a second past the
+/// query timeout. leadql answers a request that outlives its timeout at
+/// once, but PostgreSQL does not notice a dropped connection until it has
+/// a row to send, so without the limit a count or a scan went on for
+/// minutes after its answer. Ingest's connections have no such limit.
+#[tokio::test]
+#[cfg_attr(
+    not(leadql_test_postgres),
+    ignore = "PostgreSQL only (SQLite runs in the server's process)"
+)]
+async fn reads_stop_in_the_database_soon_after_the_query_timeout() {
+    use sea_orm::ConnectionTrait;
+    use std::time::{Duration, Instant};
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    assert_eq!(server.deliver(SEED_CONNECTED).await.0, 200);
+    let listed = server
+        .query(
+            "{ leads(first: 5) { nodes { id } } }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(listed["leads"]["nodes"].as_array().map(Vec::len), Some(1));
+
+    // The request's statements ran on the read connections.
+    let conn = leadql::store::connect(&db.url).await.unwrap();
+    let last = conn
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT query FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = $1",
+            [leadql::store::READ_APPLICATION.into()],
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", "query").unwrap())
+        .collect::<Vec<_>>();
+    assert!(
+        last.iter().any(|q| q.contains("\"leads\"")),
+        "read connections' last statements: {last:?}"
+    );
+
+    // Such a connection stops a statement a second past the timeout.
+    let reads = leadql::store::connect_reads(&conn, &db.url, Some(2), Duration::from_millis(500))
+        .await
+        .unwrap();
+    let setting = |c: sea_orm::DatabaseConnection| async move {
+        c.query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT current_setting('statement_timeout') AS limit",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<String>("", "limit")
+        .unwrap()
+    };
+    assert_eq!(setting(reads.clone()).await, "1500ms");
+    assert_eq!(
+        setting(conn.clone()).await,
+        "0",
+        "ingest's pool has no limit"
+    );
+    let started = Instant::now();
+    let slept = reads
+        .execute_unprepared("SELECT pg_sleep(10)")
+        .await
+        .expect_err("stopped by PostgreSQL");
+    assert!(slept.to_string().contains("statement timeout"), "{slept}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    server.stop().await;
+}

@@ -698,9 +698,10 @@ async fn rollups_are_read_through_generically_planned_connections() {
         .try_get::<String>("", "mode")
         .unwrap()
     };
-    let rollups = leadql::store::connect_rollups(&conn, &db.url)
-        .await
-        .unwrap();
+    let rollups =
+        leadql::store::connect_rollups(&conn, &db.url, std::time::Duration::from_secs(10))
+            .await
+            .unwrap();
     assert_eq!(setting(rollups).await, "force_generic_plan");
     assert_eq!(setting(conn.clone()).await, "auto");
     server.stop().await;
