@@ -308,6 +308,37 @@ pub async fn count(db: &DatabaseConnection, table: &str) -> i64 {
     row.try_get::<i64>("", "n").expect("n")
 }
 
+/// The last statement of each PostgreSQL backend of this database whose
+/// `application_name` is `application` (`pg_stat_activity`): what a pool
+/// of the server's that names its connections ran last.
+pub async fn last_statements(db: &DatabaseConnection, application: &str) -> Vec<String> {
+    db.query_all_raw(Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "SELECT query FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = $1",
+        [application.into()],
+    ))
+    .await
+    .expect("pg_stat_activity")
+    .iter()
+    .map(|row| row.try_get::<String>("", "query").expect("query"))
+    .collect()
+}
+
+/// PostgreSQL setting `name` as a session of `db` sees it.
+pub async fn postgres_setting(db: &DatabaseConnection, name: &str) -> String {
+    db.query_one_raw(Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "SELECT current_setting($1) AS value",
+        [name.into()],
+    ))
+    .await
+    .expect("current_setting")
+    .expect("a row")
+    .try_get::<String>("", "value")
+    .expect("value")
+}
+
 /// `reproject` (every projection and rollup computed afresh from the log)
 /// leaves `db` as it is: what ingest left is what the log implies.
 pub async fn assert_reproject_keeps(db: &DatabaseConnection) {

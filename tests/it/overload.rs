@@ -171,18 +171,7 @@ async fn reads_stop_in_the_database_soon_after_the_query_timeout() {
 
     // The request's statements ran on the read connections.
     let conn = leadql::store::connect(&db.url).await.unwrap();
-    let last = conn
-        .query_all_raw(sea_orm::Statement::from_sql_and_values(
-            sea_orm::DbBackend::Postgres,
-            "SELECT query FROM pg_stat_activity \
-             WHERE datname = current_database() AND application_name = $1",
-            [leadql::store::READ_APPLICATION.into()],
-        ))
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.try_get::<String>("", "query").unwrap())
-        .collect::<Vec<_>>();
+    let last = last_statements(&conn, leadql::store::READ_APPLICATION).await;
     assert!(
         last.iter().any(|q| q.contains("\"leads\"")),
         "read connections' last statements: {last:?}"
@@ -192,20 +181,12 @@ async fn reads_stop_in_the_database_soon_after_the_query_timeout() {
     let reads = leadql::store::connect_reads(&conn, &db.url, Some(2), Duration::from_millis(500))
         .await
         .unwrap();
-    let setting = |c: sea_orm::DatabaseConnection| async move {
-        c.query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            "SELECT current_setting('statement_timeout') AS limit",
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get::<String>("", "limit")
-        .unwrap()
-    };
-    assert_eq!(setting(reads.clone()).await, "1500ms");
     assert_eq!(
-        setting(conn.clone()).await,
+        postgres_setting(&reads, "statement_timeout").await,
+        "1500ms"
+    );
+    assert_eq!(
+        postgres_setting(&conn, "statement_timeout").await,
         "0",
         "ingest's pool has no limit"
     );

@@ -644,19 +644,7 @@ async fn rollups_are_read_through_generically_planned_connections() {
     let conn = leadql::store::connect(&db.url).await.unwrap();
     // The last statement of each backend under the rollups' application
     // name: the server's rollup reads ran on such a connection.
-    let rollup_statements = || async {
-        conn.query_all_raw(sea_orm::Statement::from_sql_and_values(
-            sea_orm::DbBackend::Postgres,
-            "SELECT query FROM pg_stat_activity \
-             WHERE datname = current_database() AND application_name = $1",
-            [leadql::store::ROLLUP_APPLICATION.into()],
-        ))
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.try_get::<String>("", "query").unwrap())
-        .collect::<Vec<_>>()
-    };
+    let rollup_statements = || last_statements(&conn, leadql::store::ROLLUP_APPLICATION);
     // Over WebSocket: a root list's totalCount from the lead rollup.
     let base = server.url("");
     let mut ws = WsClient::connect(&base, "graphql-transport-ws").await;
@@ -687,22 +675,14 @@ async fn rollups_are_read_through_generically_planned_connections() {
         last.iter().any(|q| q.contains("activity_rollups")),
         "rollup connections' last statements: {last:?}"
     );
-    let setting = |conn: sea_orm::DatabaseConnection| async move {
-        conn.query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            "SELECT current_setting('plan_cache_mode') AS mode",
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get::<String>("", "mode")
-        .unwrap()
-    };
     let rollups =
         leadql::store::connect_rollups(&conn, &db.url, std::time::Duration::from_secs(10))
             .await
             .unwrap();
-    assert_eq!(setting(rollups).await, "force_generic_plan");
-    assert_eq!(setting(conn.clone()).await, "auto");
+    assert_eq!(
+        postgres_setting(&rollups, "plan_cache_mode").await,
+        "force_generic_plan"
+    );
+    assert_eq!(postgres_setting(&conn, "plan_cache_mode").await, "auto");
     server.stop().await;
 }
