@@ -84,20 +84,12 @@ pub async fn connect_rollups(
     url: &str,
     timeout: Duration,
 ) -> Result<DatabaseConnection, DbErr> {
-    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
-        return Ok(db.clone());
-    }
-    open_planned(
-        url,
-        ROLLUP_CONNECTIONS,
-        DEFAULT_SQLITE_CACHE_MIB,
-        Session {
-            plans: Plans::Generic,
-            application: Some(ROLLUP_APPLICATION),
-            statement_timeout: Some(read_statement_timeout(timeout)),
-        },
-    )
-    .await
+    let session = Session {
+        plans: Plans::Generic,
+        application: Some(ROLLUP_APPLICATION),
+        statement_timeout: Some(read_statement_timeout(timeout)),
+    };
+    postgres_pool_beside(db, url, ROLLUP_CONNECTIONS, session).await
 }
 
 /// The connections GraphQL requests read through: on PostgreSQL a pool of
@@ -119,21 +111,28 @@ pub async fn connect_reads(
     pool_size: Option<u32>,
     timeout: Duration,
 ) -> Result<DatabaseConnection, DbErr> {
+    let pool_size = pool_size.unwrap_or_else(|| default_pool_size(url)).max(2);
+    let session = Session {
+        plans: Plans::Chosen,
+        application: Some(READ_APPLICATION),
+        statement_timeout: Some(read_statement_timeout(timeout)),
+    };
+    postgres_pool_beside(db, url, pool_size, session).await
+}
+
+/// On PostgreSQL a pool of `pool_size` connections of its own, set up as
+/// `session` says; on SQLite, `db` itself (each caller says why).
+async fn postgres_pool_beside(
+    db: &DatabaseConnection,
+    url: &str,
+    pool_size: u32,
+    session: Session,
+) -> Result<DatabaseConnection, DbErr> {
     if db.get_database_backend() != sea_orm::DbBackend::Postgres {
         return Ok(db.clone());
     }
-    let pool_size = pool_size.unwrap_or_else(|| default_pool_size(url)).max(2);
-    open_planned(
-        url,
-        pool_size,
-        DEFAULT_SQLITE_CACHE_MIB,
-        Session {
-            plans: Plans::Chosen,
-            application: Some(READ_APPLICATION),
-            statement_timeout: Some(read_statement_timeout(timeout)),
-        },
-    )
-    .await
+    // The page-cache size is SQLite's: unused here.
+    open_planned(url, pool_size, DEFAULT_SQLITE_CACHE_MIB, session).await
 }
 
 /// The `application_name` of [`connect_reads`]' connections.
