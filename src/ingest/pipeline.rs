@@ -76,8 +76,8 @@ impl PipelineConfig {
     /// SQLite exactly one: SQLite has a single writer, so another writer
     /// connection only waits for its lock. Measured at 32 senders on one
     /// machine (`LEADQL_INGEST_WORKERS=4`, `cargo bench --bench ingest`),
-    /// four writers stored 649–708 deliveries/s where one stored
-    /// 1,481–1,507/s, with p99 at 250–330 ms instead of 55 ms. Returns what
+    /// four writers stored 564–708 deliveries/s where one stored
+    /// 1,428–1,634/s, with p99 at 250–340 ms instead of 49–57 ms. Returns what
     /// to warn about when the setting is not applied as given.
     pub fn set_workers(&mut self, backend: DbBackend, workers: usize) -> Option<String> {
         if backend == DbBackend::Sqlite && workers > 1 {
